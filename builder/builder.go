@@ -1,0 +1,129 @@
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+// DefaultEpoch is the timestamp of every file in an image when
+// SOURCE_DATE_EPOCH is not set (2026-01-01T00:00:00Z).
+const DefaultEpoch = 1767225600
+
+// Builder builds images. All fields are required but Log and Progress.
+type Builder struct {
+	Runner   run.Runner
+	Log      *slog.Logger
+	Progress io.Writer // step lines and timings for the terminal; nil for none
+	CacheDir string    // root trees and the .deb cache, kept across builds
+	BinDir   string    // holds the hostd and hostctl binaries to install
+	Epoch    int64     // SOURCE_DATE_EPOCH for every timestamp
+}
+
+// Build makes out/<...>/disk.raw, disk.qcow2, the payload parts and
+// manifest.json from def. outDir is replaced.
+func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir string) (*Manifest, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("building an image needs root (mmdebstrap, chroot and file ownership in the tree)")
+	}
+	for _, bin := range []string{"hostd", "hostctl"} {
+		if _, err := os.Stat(filepath.Join(b.BinDir, bin)); err != nil {
+			return nil, fmt.Errorf("building %s: the %s binary to install: %w (build it first, e.g. make bin)", def.Name, bin, err)
+		}
+	}
+	start := time.Now()
+	ids := IDs{Name: def.Name, Version: def.Version}
+	work := filepath.Join(outDir, ".work")
+	if err := os.RemoveAll(outDir); err != nil {
+		return nil, fmt.Errorf("clearing %s: %w", outDir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(outDir, PayloadDir), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	s := &buildState{b: b, def: def, ids: ids, out: outDir, work: work, tree: filepath.Join(work, "tree")}
+	s.parts, s.diskSize = Layout(def, ids)
+	b.progress("building %s %s into %s", def.Name, def.Version, outDir)
+	phases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"root tree", s.rootTree},
+		{"customize", s.customize},
+		{"kernel modules", s.pruneModules},
+		{"factory /etc", s.factoryEtc},
+		{"bootloaders", s.bootloaders},
+		{"usr image + verity", s.usrImage},
+		{"root image", s.rootImage},
+		{"esp", s.esp},
+		{"disk.raw", s.disk},
+		{"disk.qcow2", s.qcow2},
+		{"manifest", s.manifest},
+	}
+	for i, p := range phases {
+		t := time.Now()
+		b.progress("[%d/%d] %s", i+1, len(phases), p.name)
+		if err := p.fn(ctx); err != nil {
+			return nil, fmt.Errorf("building %s %s: %s: %w", def.Name, def.Version, p.name, err)
+		}
+		b.progress("      %s done in %.1fs", p.name, time.Since(t).Seconds())
+	}
+	if err := os.RemoveAll(work); err != nil {
+		return nil, fmt.Errorf("removing work directory: %w", err)
+	}
+	b.progress("built %s %s in %.1fs: %s", def.Name, def.Version, time.Since(start).Seconds(), filepath.Join(outDir, DiskQcow2))
+	return s.m, nil
+}
+
+func (b *Builder) progress(format string, args ...any) {
+	if b.Progress != nil {
+		fmt.Fprintf(b.Progress, format+"\n", args...)
+	}
+}
+
+// buildState carries one build's paths and results between phases.
+type buildState struct {
+	b        *Builder
+	def      *images.Definition
+	ids      IDs
+	out      string // output directory
+	work     string // scratch, removed after a good build
+	tree     string // the image's root tree being customized
+	kver     string // kernel version in the tree
+	coreImg  []byte // GRUB i386-pc core image
+	rootHash string
+	parts    []Partition
+	diskSize int64
+	m        *Manifest
+}
+
+func (s *buildState) path(rel string) string { return filepath.Join(s.out, rel) }
+
+func (s *buildState) part(label string) Partition {
+	for _, p := range s.parts {
+		if p.Label == label {
+			return p
+		}
+	}
+	panic("no partition " + label)
+}
+
+// rootTree copies the cached mmdebstrap tree into the work directory.
+func (s *buildState) rootTree(ctx context.Context) error {
+	cached, err := s.b.rootfs(ctx, newRootfsInputs(s.def, s.b.Epoch))
+	if err != nil {
+		return err
+	}
+	_, err = s.b.Runner.Run(ctx, run.Cmd{Name: "cp", Args: []string{"-a", "--reflink=auto", cached, s.tree}})
+	return err
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-os/bulkhead/builder"
+	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+func newBuildCmd(d Deps) *cobra.Command {
+	var out, cache, bin, version string
+	cmd := &cobra.Command{
+		Use:   "build [DEFINITION.yaml]",
+		Short: "Build a bootable disk image (qcow2 and raw) from an image definition",
+		Long: "Build a bootable disk image from an image definition (the embedded default\n" +
+			"when none is given): out/<name>/disk.qcow2, disk.raw, payload/ and manifest.json.\n" +
+			"Needs root. SOURCE_DATE_EPOCH, when set, is every timestamp in the image.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var def *images.Definition
+			var err error
+			if len(args) == 1 {
+				def, err = images.Load(args[0])
+			} else {
+				def, err = images.Default()
+			}
+			if err != nil {
+				return err
+			}
+			if version != "" {
+				def.Version = version
+				if err := def.Validate(); err != nil {
+					return fmt.Errorf("--version %s: %w", version, err)
+				}
+			}
+			if out == "" {
+				out = filepath.Join("out", def.Name)
+			}
+			if bin == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				bin = filepath.Dir(exe)
+			}
+			epoch := int64(builder.DefaultEpoch)
+			if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+				if epoch, err = strconv.ParseInt(v, 10, 64); err != nil {
+					return fmt.Errorf("SOURCE_DATE_EPOCH=%q: %w", v, err)
+				}
+			}
+			b := &builder.Builder{
+				Runner: run.Exec{Log: d.Log}, Log: d.Log, Progress: cmd.OutOrStdout(),
+				CacheDir: cache, BinDir: bin, Epoch: epoch,
+			}
+			_, err = b.Build(cmd.Context(), def, out)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&out, "out", "o", "", "output directory (default out/<name>)")
+	cmd.Flags().StringVar(&cache, "cache", "/var/cache/bulkhead", "cache for root trees and .deb files")
+	cmd.Flags().StringVar(&bin, "bin", "", "directory with the hostd and hostctl binaries (default: next to builder)")
+	cmd.Flags().StringVar(&version, "version", "", "override the definition's version (test images)")
+	return cmd
+}

@@ -1,0 +1,71 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/repo"
+	"github.com/bulkhead-os/bulkhead/updater/updatertest"
+)
+
+func runBuilder(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := NewRootCmd(Deps{Log: slog.New(slog.DiscardHandler), Stdout: &out, Stderr: &out})
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestKeygenPublish(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := runBuilder(t, "keygen", "--dir", dir, "release"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, "release.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("got %v, %v, want release.key with mode 0600", st, err)
+	}
+	if _, err := runBuilder(t, "keygen", "--dir", dir, "release"); err == nil || !strings.Contains(err.Error(), "not overwriting") {
+		t.Errorf("second keygen: got %v, want a refusal to overwrite", err)
+	}
+	b := updatertest.MakeBuild(t, dir, "1.1.0", 8)
+	repoDir := filepath.Join(dir, "repo")
+	out, err := runBuilder(t, "publish", "--repo", repoDir, "--key", filepath.Join(dir, "release.key"), "--min-from", "1.0.0", "--rollout", "24h", b.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "published default 1.1.0 to " + repoDir + " (channel stable)\n"; out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+	c := &repo.Client{Base: repoDir}
+	ch, err := c.Channel(context.Background(), "stable")
+	if err != nil || ch.Version != "1.1.0" || ch.Rollout == nil || ch.Rollout.Duration.String() != "24h0m0s" {
+		t.Fatalf("got channel %+v, %v", ch, err)
+	}
+	sm, err := c.Manifest(context.Background(), "1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := payload.LoadPublicKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := payload.Verify(sm.Body, sm.Sig, keys); err != nil {
+		t.Errorf("published manifest does not verify with the keygen public key: %v", err)
+	}
+}
+
+func TestPublishNeedsKey(t *testing.T) {
+	t.Setenv(SigningKeyEnv, "")
+	_, err := runBuilder(t, "publish", "--repo", t.TempDir(), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "signing key") {
+		t.Errorf("got %v, want a missing-key error", err)
+	}
+}

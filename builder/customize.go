@@ -1,0 +1,341 @@
+package builder
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+// customize turns the Debian tree into a Bulkhead tree: kernel out of /boot,
+// our binaries, the overlay and the definition's files, identity, fstab,
+// units, and no per-instance secrets.
+func (s *buildState) customize(ctx context.Context) error {
+	kernels, _ := filepath.Glob(filepath.Join(s.tree, "boot", "vmlinuz-*"))
+	if len(kernels) != 1 {
+		return fmt.Errorf("%w: found %d kernels, want exactly one", errNoKernel, len(kernels))
+	}
+	s.kver = strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
+	if err := copyFile(kernels[0], s.path(KernelImage), 0o644); err != nil {
+		return err
+	}
+	if err := copyFile(filepath.Join(s.tree, "boot", "initrd.img-"+s.kver), s.path(InitrdImage), 0o644); err != nil {
+		return fmt.Errorf("the kernel package built no initrd: %w", err)
+	}
+	boot, _ := os.ReadDir(filepath.Join(s.tree, "boot"))
+	for _, e := range boot {
+		if err := os.RemoveAll(filepath.Join(s.tree, "boot", e.Name())); err != nil {
+			return err
+		}
+	}
+	for _, bin := range []string{"hostd", "hostctl"} {
+		if err := copyFile(filepath.Join(s.b.BinDir, bin), filepath.Join(s.tree, "usr/bin", bin), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := writeOverlay(images.Overlay(), s.tree); err != nil {
+		return err
+	}
+	for _, f := range s.def.Files {
+		data, err := s.def.ReadSource(f)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(s.tree, f.Path), data, f.ModeOrDefault()); err != nil {
+			return err
+		}
+	}
+	for i := range s.def.Keys {
+		p := s.def.KeyPath(i)
+		if _, err := os.Stat(p); err != nil && s.def.Dir == "" {
+			// The embedded default names the key `make image` generates;
+			// built without it, the image trusts no update.
+			s.b.progress("      warning: no update signing key %s (run `builder keygen`): this image will refuse every update", p)
+			continue
+		}
+		if err := copyFile(p, filepath.Join(s.tree, "usr/lib/bulkhead/keys", filepath.Base(p)), 0o644); err != nil {
+			return fmt.Errorf("keys[%d]: %w", i, err)
+		}
+	}
+	esp, root := s.part(LabelESP), s.part(LabelRoot)
+	generated := map[string]string{
+		"usr/lib/os-release": OSRelease(s.def),
+		"etc/fstab": "# Bulkhead: / and /usr are mounted by the initrd from the kernel command line.\n" +
+			"PARTUUID=" + root.UUID + " / ext4 rw,x-systemd.growfs 0 1\n" +
+			// No nofail here: the bless step needs the ESP mounted.
+			"PARTUUID=" + esp.UUID + " /efi vfat umask=0077,shortname=winnt,flush,x-systemd.device-timeout=90s 0 2\n",
+		// "uninitialized": the first boot generates the machine ID and counts as first boot.
+		"etc/machine-id": "uninitialized\n",
+		"etc/hostname":   "localhost\n",
+	}
+	for p, content := range generated {
+		if err := writeFile(filepath.Join(s.tree, p), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	// Per-instance secrets are made on first boot, never shipped.
+	keys, _ := filepath.Glob(filepath.Join(s.tree, "etc/ssh/ssh_host_*"))
+	for _, k := range keys {
+		if err := os.Remove(k); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"efi", "usr/lib/bulkhead/keys", "var/lib/bulkhead", "etc/bulkhead", "var/log/journal"} {
+		if err := os.MkdirAll(filepath.Join(s.tree, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if len(s.def.Units.Enable) > 0 {
+		if _, err := s.chroot(ctx, "systemctl", append([]string{"enable"}, s.def.Units.Enable...)...); err != nil {
+			return err
+		}
+	}
+	if len(s.def.Units.Mask) > 0 {
+		if _, err := s.chroot(ctx, "systemctl", append([]string{"mask"}, s.def.Units.Mask...)...); err != nil {
+			return err
+		}
+	}
+	for _, g := range s.def.Debian.DropPaths {
+		matches, err := filepath.Glob(filepath.Join(s.tree, g))
+		if err != nil {
+			return fmt.Errorf("dropping %s: %w", g, err)
+		}
+		for _, m := range matches {
+			if err := os.RemoveAll(m); err != nil {
+				return fmt.Errorf("dropping %s: %w", m, err)
+			}
+		}
+	}
+	return os.MkdirAll(filepath.Join(s.tree, "var/log/journal"), 0o2755)
+}
+
+// OSRelease renders /usr/lib/os-release (/etc/os-release links to it).
+func OSRelease(def *images.Definition) string {
+	return fmt.Sprintf(`NAME="%s"
+ID=%s
+ID_LIKE=debian
+PRETTY_NAME="%s %s"
+VERSION="%s"
+VERSION_ID="%s"
+IMAGE_ID=%s
+IMAGE_VERSION=%s
+VARIANT_ID=%s
+HOME_URL="https://github.com/bulkhead-os/bulkhead"
+`, def.OS.Name, def.OS.ID, def.OS.Name, def.Version, def.Version, def.Version, def.Name, def.Version, def.Name)
+}
+
+// chroot runs a program inside the tree.
+func (s *buildState) chroot(ctx context.Context, name string, args ...string) ([]byte, error) {
+	return s.b.Runner.Run(ctx, run.Cmd{Name: "chroot", Args: append([]string{s.tree, name}, args...),
+		Env: []string{"SYSTEMD_OFFLINE=1", "LC_ALL=C.UTF-8"}})
+}
+
+// pruneModules keeps the allow-listed kernel modules and their dependencies
+// (from modules.dep) and deletes the rest, then re-runs depmod.
+func (s *buildState) pruneModules(ctx context.Context) error {
+	dir := filepath.Join(s.tree, "usr/lib/modules", s.kver)
+	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return fmt.Errorf("reading modules.dep: %w", err)
+	}
+	keep, total, missing, err := KeepModules(dep, s.def.Kernel.Modules)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		// Built-in drivers are not in modules.dep: say so rather than fail.
+		s.b.progress("      not modules (built in, or misspelt): %s", strings.Join(missing, " "))
+	}
+	err = filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !isModule(p) {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if !keep[rel] {
+			return os.Remove(p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("pruning modules: %w", err)
+	}
+	removeEmptyDirs(filepath.Join(dir, "kernel"))
+	s.b.progress("      kept %d of %d kernel modules", len(keep), total)
+	_, err = s.chroot(ctx, "depmod", "-a", s.kver)
+	return err
+}
+
+// KeepModules reads modules.dep and returns the module paths to keep: those
+// whose name matches an allow-list pattern (dashes and underscores are the
+// same, as for modprobe), and everything they depend on.
+func KeepModules(modulesDep []byte, allow []string) (keep map[string]bool, total int, missing []string, err error) {
+	deps := map[string][]string{}
+	var all []string
+	sc := bufio.NewScanner(bytes.NewReader(modulesDep))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		mod, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		deps[mod] = strings.Fields(rest)
+		all = append(all, mod)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, 0, nil, fmt.Errorf("reading modules.dep: %w", err)
+	}
+	keep = map[string]bool{}
+	var visit func(string)
+	visit = func(m string) {
+		if keep[m] {
+			return
+		}
+		keep[m] = true
+		for _, d := range deps[m] {
+			visit(d)
+		}
+	}
+	matched := map[string]bool{}
+	for _, m := range all {
+		name := moduleName(m)
+		for _, pat := range allow {
+			if ok, _ := filepath.Match(strings.ReplaceAll(pat, "-", "_"), name); ok {
+				visit(m)
+				matched[pat] = true
+			}
+		}
+	}
+	for _, pat := range allow {
+		if !matched[pat] && !strings.ContainsAny(pat, "*?") {
+			missing = append(missing, pat)
+		}
+	}
+	sort.Strings(missing)
+	return keep, len(all), missing, nil
+}
+
+func moduleName(p string) string {
+	base := filepath.Base(p)
+	if i := strings.Index(base, ".ko"); i >= 0 {
+		base = base[:i]
+	}
+	return strings.ReplaceAll(base, "-", "_")
+}
+
+func isModule(p string) bool {
+	return strings.HasSuffix(p, ".ko") || strings.HasSuffix(p, ".ko.xz") || strings.HasSuffix(p, ".ko.zst") || strings.HasSuffix(p, ".ko.gz")
+}
+
+func removeEmptyDirs(root string) {
+	var dirs []string
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		_ = os.Remove(dirs[i]) // fails, as wanted, when not empty
+	}
+}
+
+// factoryEtc keeps the shipped /etc as /usr/share/factory/etc: the reference
+// for the three-way merge on update, and the source systemd-tmpfiles copies
+// missing files from (C lines) at every boot. Then every timestamp in the
+// tree is clamped to the build epoch.
+func (s *buildState) factoryEtc(ctx context.Context) error {
+	factory := filepath.Join(s.tree, "usr/share/factory/etc")
+	if err := os.MkdirAll(filepath.Dir(factory), 0o755); err != nil {
+		return err
+	}
+	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "cp", Args: []string{"-a", filepath.Join(s.tree, "etc"), factory}}); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(filepath.Join(s.tree, "etc"))
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	b.WriteString("# Written by the Bulkhead builder: restore shipped /etc entries that are missing.\n")
+	for _, e := range ents {
+		if e.Name() == "machine-id" || e.Name() == "fstab" {
+			continue
+		}
+		fmt.Fprintf(&b, "C /etc/%s - - - -\n", e.Name())
+	}
+	if err := writeFile(filepath.Join(s.tree, "usr/lib/tmpfiles.d/bulkhead-factory-etc.conf"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return clampTimes(s.tree, time.Unix(s.b.Epoch, 0))
+}
+
+// clampTimes sets every file's times to t (without following symlinks), so
+// filesystem images built from the tree are reproducible.
+func clampTimes(root string, t time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("setting times of %s: %w", p, err)
+		}
+		return nil
+	})
+}
+
+// writeOverlay copies an fs.FS into dir. Embedded files carry no mode, so a
+// file that starts with "#!" is made executable.
+func writeOverlay(fsys fs.FS, dir string) error {
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, p)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if bytes.HasPrefix(data, []byte("#!")) {
+			mode = 0o755
+		}
+		return writeFile(dst, data, mode)
+	})
+}
+
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	_ = os.Remove(path) // replace symlinks rather than write through them
+	if err := os.WriteFile(path, data, mode); err != nil {
+		return err
+	}
+	return os.Chmod(path, mode)
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	if err := writeFile(dst, data, mode); err != nil {
+		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/bulkhead-os/bulkhead/internal/run"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/grubenv"
+)
+
+// biosModules go into GRUB's i386-pc core image, so that no module directory
+// is needed on the ESP: everything grub.cfg uses.
+var biosModules = []string{
+	"biosdisk", "part_gpt", "part_msdos", "fat", "normal", "linux", "loadenv", "test", "echo",
+	"serial", "terminal", "configfile", "search", "search_fs_uuid", "regexp", "sleep",
+	"minicmd", "reboot", "halt", "cat", "ls", "gzio", "true",
+}
+
+// bootloaders makes GRUB's BIOS core image with the tree's own grub-mkimage,
+// so the bootloader matches the packages in the image. Its prefix is
+// (,gpt2)/grub: the ESP on the disk the BIOS booted.
+func (s *buildState) bootloaders(ctx context.Context) error {
+	args := append([]string{"-O", "i386-pc", "-o", "/tmp/bulkhead-core.img", "-p", "(,gpt2)/grub",
+		"-d", "/usr/lib/grub/i386-pc"}, biosModules...)
+	if _, err := s.chroot(ctx, "grub-mkimage", args...); err != nil {
+		return err
+	}
+	p := filepath.Join(s.tree, "tmp/bulkhead-core.img")
+	core, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if int64(len(core)) > s.part(LabelBIOS).Size {
+		return fmt.Errorf("GRUB core image is %d bytes, the BIOS boot partition %d", len(core), s.part(LabelBIOS).Size)
+	}
+	s.coreImg = core
+	return os.Remove(p)
+}
+
+var rootHashRE = regexp.MustCompile(`(?m)^Root hash:\s+([0-9a-f]{64})\s*$`)
+
+// usrImage moves /usr out of the tree into an erofs image (lz4hc) and
+// computes its dm-verity hash tree (4 KiB blocks, salt and UUID derived from
+// the name and version).
+func (s *buildState) usrImage(ctx context.Context) error {
+	usr := filepath.Join(s.work, "usr")
+	if err := os.Rename(filepath.Join(s.tree, "usr"), usr); err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(s.tree, "usr"), 0o755); err != nil {
+		return err
+	}
+	img := s.path(UsrImage)
+	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "mkfs.erofs", Args: []string{
+		"-zlz4hc", fmt.Sprintf("-T%d", s.b.Epoch), "-U" + s.ids.UUID("usr-fs"), "--quiet", img, usr,
+	}}); err != nil {
+		return err
+	}
+	if err := s.fits(img, LabelUsrA); err != nil {
+		return err
+	}
+	out, err := s.b.Runner.Run(ctx, run.Cmd{Name: "veritysetup", Args: []string{
+		"format", "--data-block-size=4096", "--hash-block-size=4096",
+		"--salt=" + s.ids.Hex("verity-salt", 32), "--uuid=" + s.ids.UUID("verity"),
+		img, s.path(UsrVerity),
+	}})
+	if err != nil {
+		return err
+	}
+	m := rootHashRE.FindSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("veritysetup printed no root hash: %q", out)
+	}
+	s.rootHash = string(m[1])
+	st, _ := os.Stat(img)
+	s.b.progress("      /usr: %d MiB erofs, verity root hash %s", st.Size()>>20, s.rootHash)
+	return s.fits(s.path(UsrVerity), LabelUsrAVerity)
+}
+
+// fits checks that a file fits in its partition.
+func (s *buildState) fits(file, label string) error {
+	st, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	if p := s.part(label); st.Size() > p.Size {
+		return fmt.Errorf("%s is %d MiB, more than partition %s (%d MiB): raise partitions.* in the definition",
+			filepath.Base(file), st.Size()>>20, label, p.Size>>20)
+	}
+	return nil
+}
+
+// rootImage makes the root ext4 from what is left of the tree: /etc, /var,
+// the merged-/usr symlinks and the mount points.
+func (s *buildState) rootImage(ctx context.Context) error {
+	img := filepath.Join(s.work, "root.img")
+	p := s.part(LabelRoot)
+	_, err := s.b.Runner.Run(ctx, run.Cmd{Name: "mkfs.ext4", Args: []string{
+		"-q", "-F", "-L", "root", "-U", s.ids.UUID("root-fs"),
+		"-E", "hash_seed=" + s.ids.UUID("root-fs-hash") + ",root_owner=0:0",
+		"-d", s.tree, img, fmt.Sprintf("%dk", p.Size>>10),
+	}, Env: []string{fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", s.b.Epoch), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", s.b.Epoch)}})
+	return err
+}
+
+// esp makes the FAT32 ESP: shim (BOOTX64.EFI) and Debian's signed GRUB for
+// UEFI and Secure Boot, the shared grub.cfg and environment block, and slot
+// A's kernel, initrd and entry.
+func (s *buildState) esp(ctx context.Context) error {
+	stage := filepath.Join(s.work, "esp")
+	usr := filepath.Join(s.work, "usr")
+	_, volUUID := s.ids.FATVolumeID("esp")
+	entry := s.entry()
+	env, err := grubenv.Encode(bootcfg.State{Default: bootcfg.SlotA}.Env(grubenv.Env{}), grubenv.Size)
+	if err != nil {
+		return err
+	}
+	copies := map[string]string{
+		"EFI/BOOT/BOOTX64.EFI":    filepath.Join(usr, "lib/shim/shimx64.efi.signed"),
+		"EFI/BOOT/mmx64.efi":      filepath.Join(usr, "lib/shim/mmx64.efi.signed"),
+		"EFI/BOOT/grubx64.efi":    filepath.Join(usr, "lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
+		"a/" + bootcfg.KernelFile: s.path(KernelImage),
+		"a/" + bootcfg.InitrdFile: s.path(InitrdImage),
+	}
+	for dst, src := range copies {
+		if err := copyFile(src, filepath.Join(stage, dst), 0o644); err != nil {
+			return err
+		}
+	}
+	files := map[string]string{
+		"EFI/BOOT/grub.cfg":        EFIStubConfig(volUUID),
+		"EFI/debian/grub.cfg":      EFIStubConfig(volUUID),
+		"grub/grub.cfg":            GrubConfig(),
+		bootcfg.ESPGrubEnv:         string(env),
+		"a/" + bootcfg.EntryFile:   entry.GrubConfig(),
+		"a/" + bootcfg.ReleaseFile: entry.Release(s.def.Name),
+	}
+	for dst, content := range files {
+		if err := writeFile(filepath.Join(stage, dst), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := clampTimes(stage, timeOf(s.b.Epoch)); err != nil {
+		return err
+	}
+	return MakeFAT(ctx, s.b.Runner, FATSpec{
+		Image: filepath.Join(s.work, "esp.img"), Size: s.part(LabelESP).Size, Label: "ESP",
+		VolumeID: s.ids.Hex("esp", 4), Epoch: s.b.Epoch, Source: stage,
+	})
+}
+
+// entry is slot A's boot entry.
+func (s *buildState) entry() bootcfg.Entry {
+	return bootcfg.Entry{
+		Slot: bootcfg.SlotA, Version: s.def.Version,
+		RootPartUUID: s.part(LabelRoot).UUID, UsrPartUUID: s.part(LabelUsrA).UUID,
+		VerityPartUUID: s.part(LabelUsrAVerity).UUID, RootHash: s.rootHash,
+		Args: s.def.Kernel.Cmdline,
+	}
+}
+
+// FATSpec describes a FAT32 image made from a directory.
+type FATSpec struct {
+	Image    string
+	Size     int64
+	Label    string
+	VolumeID string // 8 hex digits
+	Epoch    int64
+	Source   string // its contents become the filesystem's root
+}
+
+// MakeFAT makes a FAT32 image with mkfs.fat and fills it with mtools
+// (mcopy -m keeps the clamped times), without mounting anything.
+func MakeFAT(ctx context.Context, r run.Runner, f FATSpec) error {
+	env := []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", f.Epoch), "MTOOLS_SKIP_CHECK=1", "TZ=UTC"}
+	_ = os.Remove(f.Image)
+	if _, err := r.Run(ctx, run.Cmd{Name: "mkfs.fat", Args: []string{
+		"-F", "32", "-n", f.Label, "-i", f.VolumeID, "-C", f.Image, fmt.Sprint(f.Size >> 10),
+	}, Env: env}); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(f.Source)
+	if err != nil {
+		return err
+	}
+	args := []string{"-i", f.Image, "-s", "-p", "-m", "-Q"}
+	for _, e := range ents {
+		args = append(args, filepath.Join(f.Source, e.Name()))
+	}
+	_, err = r.Run(ctx, run.Cmd{Name: "mcopy", Args: append(args, "::/"), Env: env})
+	return err
+}
+
+// qcow2 converts disk.raw.
+func (s *buildState) qcow2(ctx context.Context) error {
+	_, err := s.b.Runner.Run(ctx, run.Cmd{Name: "qemu-img", Args: []string{
+		"convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=65536", s.path(DiskRaw), s.path(DiskQcow2),
+	}})
+	return err
+}
+
+// manifest hashes every output and writes manifest.json.
+func (s *buildState) manifest(ctx context.Context) error {
+	m := &Manifest{
+		Name: s.def.Name, Version: s.def.Version, SourceDateEpoch: s.b.Epoch,
+		KernelVersion: s.kver, KernelArgs: s.def.Kernel.Cmdline,
+		RootHash: s.rootHash, VeritySalt: s.ids.Hex("verity-salt", 32),
+		DiskGUID: s.ids.UUID("disk"), DiskSize: s.diskSize, Parts: map[string]Part{},
+		Partitions: s.parts,
+	}
+	for key, file := range map[string]string{
+		PartUsr: UsrImage, PartVerity: UsrVerity, PartKernel: KernelImage, PartInitrd: InitrdImage,
+		PartRaw: DiskRaw, PartQcow2: DiskQcow2,
+	} {
+		n, sum, err := HashFile(s.path(file))
+		if err != nil {
+			return err
+		}
+		m.Parts[key] = Part{File: file, Size: n, SHA256: sum}
+	}
+	if m.KernelArgs == nil {
+		m.KernelArgs = []string{}
+	}
+	s.m = m
+	return WriteManifest(s.out, m)
+}

@@ -1,0 +1,149 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// Names of the build outputs inside out/<name>/. `builder publish` and the
+// QEMU tests read them; nothing else about the layout is promised.
+const (
+	DiskRaw      = "disk.raw"
+	DiskQcow2    = "disk.qcow2"
+	ManifestFile = "manifest.json"
+	PayloadDir   = "payload"
+	UsrImage     = "payload/usr.erofs"  // the /usr slot image
+	UsrVerity    = "payload/usr.verity" // its dm-verity hash tree (with superblock)
+	KernelImage  = "payload/vmlinuz"
+	InitrdImage  = "payload/initrd.img"
+)
+
+// Part keys in Manifest.Parts.
+const (
+	PartUsr    = "usr"
+	PartVerity = "verity"
+	PartKernel = "kernel"
+	PartInitrd = "initrd"
+	PartRaw    = "disk.raw"
+	PartQcow2  = "disk.qcow2"
+)
+
+// Part is one output file.
+type Part struct {
+	File   string `json:"file"` // relative to the output directory
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Partition is one GPT entry of disk.raw.
+type Partition struct {
+	Label string `json:"label"`
+	Type  string `json:"type"`
+	UUID  string `json:"uuid"`
+	Start int64  `json:"start"` // bytes
+	Size  int64  `json:"size"`  // bytes
+}
+
+// Manifest describes one build. Same inputs give the same manifest.
+type Manifest struct {
+	Name            string          `json:"name"`
+	Version         string          `json:"version"`
+	SourceDateEpoch int64           `json:"sourceDateEpoch"`
+	KernelVersion   string          `json:"kernelVersion"`
+	KernelArgs      []string        `json:"kernelArgs"` // the definition's extra arguments
+	RootHash        string          `json:"rootHash"`   // dm-verity root hash of the /usr image
+	VeritySalt      string          `json:"veritySalt"`
+	DiskGUID        string          `json:"diskGUID"`
+	DiskSize        int64           `json:"diskSize"`
+	Parts           map[string]Part `json:"parts"`
+	Partitions      []Partition     `json:"partitions"`
+}
+
+// ReadManifest loads out/<name>/manifest.json.
+func ReadManifest(outDir string) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(outDir, ManifestFile))
+	if err != nil {
+		return nil, fmt.Errorf("reading build manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("reading build manifest %s: %w", filepath.Join(outDir, ManifestFile), err)
+	}
+	return &m, nil
+}
+
+// Partition returns the partition with label, or nil.
+func (m *Manifest) Partition(label string) *Partition {
+	for i := range m.Partitions {
+		if m.Partitions[i].Label == label {
+			return &m.Partitions[i]
+		}
+	}
+	return nil
+}
+
+// HashFile returns the size and hex sha256 of a file. Holes in sparse files
+// (disk.raw is mostly holes) are hashed as zeros without reading them.
+func HashFile(path string) (int64, string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	h := sha256.New()
+	if err := hashSparse(h, f, st.Size()); err != nil {
+		return 0, "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	return st.Size(), hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashSparse feeds size bytes of f to w, data extents read from the file
+// and holes (found with SEEK_DATA/SEEK_HOLE) written as zeros.
+func hashSparse(w io.Writer, f *os.File, size int64) error {
+	zeros := make([]byte, 1<<20)
+	writeZeros := func(n int64) {
+		for n > 0 {
+			k := min(n, int64(len(zeros)))
+			w.Write(zeros[:k])
+			n -= k
+		}
+	}
+	fd := int(f.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if err != nil { // ENXIO: only a hole is left
+			writeZeros(size - off)
+			return nil
+		}
+		writeZeros(data - off)
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			hole = size
+		}
+		if _, err := io.Copy(w, io.NewSectionReader(f, data, hole-data)); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
+}
+
+// WriteManifest writes out/<name>/manifest.json.
+func WriteManifest(outDir string, m *Manifest) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(outDir, ManifestFile), append(b, '\n'), 0o644)
+}

@@ -1,0 +1,196 @@
+package datasource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-os/bulkhead/cloudinit/cloudconfig"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+// ErrNotFound means no datasource has data for this host.
+var ErrNotFound = errors.New("no datasource found")
+
+// Data is what a datasource provides.
+type Data struct {
+	// Source names where the data came from (nocloud:/dev/sr0, ec2, ...).
+	Source        string
+	MetaData      cloudconfig.MetaData
+	UserData      []byte
+	VendorData    []byte
+	NetworkConfig []byte
+	// Ignition is a config handed over out of band (QEMU fw_cfg).
+	Ignition []byte
+
+	metaRaw []byte // NoCloud meta-data until parsed
+}
+
+// Options are what the datasources read. Nothing is read from absolute
+// paths: the caller passes the root and the kernel command line.
+type Options struct {
+	Root    fsroot.Root
+	Cmdline string // contents of /proc/cmdline
+	Log     *slog.Logger
+	Runner  run.Runner // for modprobe qemu_fw_cfg; nil skips it
+	HTTP    *http.Client
+	// IMDSBase is the EC2 metadata service ("http://169.254.169.254").
+	IMDSBase string
+	// NetWait bounds how long network sources (IMDS, ds=nocloud;s=http)
+	// are retried while the network comes up. Only spent on hosts that
+	// identify as EC2 or ask for a network seed.
+	NetWait time.Duration
+	// RequestTimeout bounds each HTTP request (short: a link-local IMDS
+	// answers in milliseconds).
+	RequestTimeout time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{}
+	}
+	if o.IMDSBase == "" {
+		o.IMDSBase = "http://169.254.169.254"
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = 2 * time.Second
+	}
+}
+
+// Detect tries the datasources in order and returns the first that has
+// data. A datasource that is present but broken (an unreadable seed, IMDS
+// answering errors) is an error, not a fall-through: provisioning from the
+// wrong source would be worse than stopping.
+func Detect(ctx context.Context, o Options) (*Data, error) {
+	o.defaults()
+	ds := kernelDS(o)
+	if ds.name == "" || ds.name == "nocloud" || ds.name == "nocloud-net" {
+		d, err := NoCloud(ctx, o)
+		if !errors.Is(err, ErrNotFound) {
+			return d, err
+		}
+	}
+	if ds.name == "ec2" || (ds.name == "" && IsEC2(o.Root)) {
+		d, err := EC2(ctx, o)
+		if !errors.Is(err, ErrNotFound) {
+			return d, err
+		}
+	}
+	if ds.name == "" || ds.name == "ignition" {
+		d, err := FwCfg(ctx, o)
+		if !errors.Is(err, ErrNotFound) {
+			return d, err
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// dsSpec is a parsed ds= value: "nocloud;s=http://x/;h=host;i=iid".
+type dsSpec struct {
+	name string
+	kv   map[string]string
+}
+
+// parseDS parses a ds= value (cloud-init's syntax: name, then ;key=value).
+func parseDS(v string) dsSpec {
+	fields := strings.Split(v, ";")
+	spec := dsSpec{name: strings.ToLower(strings.TrimSpace(fields[0])), kv: map[string]string{}}
+	for _, f := range fields[1:] {
+		k, val, _ := strings.Cut(f, "=")
+		switch k {
+		case "seedfrom":
+			k = "s"
+		case "local-hostname":
+			k = "h"
+		case "instance-id":
+			k = "i"
+		}
+		spec.kv[k] = val
+	}
+	return spec
+}
+
+// kernelDS finds ds= on the kernel command line, else in the SMBIOS system
+// serial number (QEMU: -smbios type=1,serial=ds=nocloud;s=...).
+func kernelDS(o Options) dsSpec {
+	for _, f := range strings.Fields(o.Cmdline) {
+		if v, ok := strings.CutPrefix(f, "ds="); ok {
+			return parseDS(v)
+		}
+	}
+	serial := readSmall(o.Root.Join("/sys/class/dmi/id/product_serial"))
+	if v, ok := strings.CutPrefix(serial, "ds="); ok {
+		return parseDS(v)
+	}
+	return dsSpec{kv: map[string]string{}}
+}
+
+// IsEC2 reports whether the hardware says EC2 (Xen and Nitro instances
+// alike), the check cloud-init's ds-identify makes before touching the
+// network: other hosts never wait for an IMDS that is not there.
+func IsEC2(root fsroot.Root) bool {
+	dmi := func(name string) string { return readSmall(root.Join("/sys/class/dmi/id", name)) }
+	return dmi("sys_vendor") == "Amazon EC2" ||
+		strings.HasPrefix(strings.ToLower(dmi("product_uuid")), "ec2") ||
+		strings.HasPrefix(dmi("board_asset_tag"), "i-") ||
+		strings.HasPrefix(strings.ToLower(readSmall(root.Join("/sys/hypervisor/uuid"))), "ec2")
+}
+
+// readSmall reads a small sysfs-like file, trimmed; "" when absent.
+func readSmall(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	n, _ := f.Read(buf)
+	return strings.TrimSpace(string(buf[:n]))
+}
+
+// fwCfgPath is where the qemu_fw_cfg driver shows -fw_cfg name=opt/com.coreos/config.
+const fwCfgPath = "/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw"
+
+// FwCfg reads an Ignition config passed with QEMU's
+// -fw_cfg name=opt/com.coreos/config,file=... (the path Fedora CoreOS uses).
+func FwCfg(ctx context.Context, o Options) (*Data, error) {
+	o.defaults()
+	path := o.Root.Join(fwCfgPath)
+	if _, err := os.Stat(o.Root.Join("/sys/firmware/qemu_fw_cfg")); err != nil && o.Runner != nil &&
+		readSmall(o.Root.Join("/sys/class/dmi/id/sys_vendor")) == "QEMU" {
+		// The driver is a module; udev loads it from the ACPI alias, but
+		// we may run before udev got there.
+		if _, err := o.Runner.Run(ctx, run.Cmd{Name: "modprobe", Args: []string{"qemu_fw_cfg"}}); err != nil {
+			o.Log.Debug("modprobe qemu_fw_cfg", "err", err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading ignition config from fw_cfg %s: %w", path, err)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, ErrNotFound
+	}
+	// Ignition has no instance-id: the config's digest stands in, so a new
+	// config is a new instance and the same config runs once.
+	sum := sha256.Sum256(data)
+	return &Data{
+		Source:   "ignition:fw_cfg",
+		MetaData: cloudconfig.MetaData{InstanceID: "ign-" + hex.EncodeToString(sum[:8])},
+		Ignition: data,
+	}, nil
+}

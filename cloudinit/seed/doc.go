@@ -1,0 +1,6 @@
+// Package seed writes and reads cloud-init NoCloud seed images: ISO9660 with
+// Rock Ridge and Joliet (volume label "cidata") or vfat (label "CIDATA"),
+// holding user-data, meta-data and optionally network-config and vendor-data.
+// `builder seed` writes them on the host; the NoCloud datasource reads them in
+// the guest in pure Go, so no kernel iso9660 module is needed.
+package seed

@@ -1,0 +1,28 @@
+// Command hostd is the Bulkhead host daemon.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	// libcontainer's C constructor: when this binary is re-executed as a
+	// container's init (or an exec'd process), it joins the namespaces
+	// before the Go runtime starts.
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+
+	"github.com/bulkhead-os/bulkhead/hostd"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libct.Init() // a container's init: never returns
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := hostd.NewRootCmd(log, libct.New).ExecuteContext(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "hostd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,349 @@
+package dockerapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
+)
+
+// createBody is the part of POST /containers/create that hostd honours.
+type createBody struct {
+	Hostname     string
+	User         string
+	Env          []string
+	Cmd          []string
+	Entrypoint   []string
+	Image        string
+	WorkingDir   string
+	Tty          bool
+	OpenStdin    bool
+	ExposedPorts map[string]struct{}
+	Healthcheck  *struct {
+		Test        []string
+		Interval    int64
+		Timeout     int64
+		StartPeriod int64
+		Retries     int
+	}
+	HostConfig struct {
+		Binds        []string
+		PortBindings map[string][]struct {
+			HostIP   string `json:"HostIp"`
+			HostPort string
+		}
+		RestartPolicy struct {
+			Name              string
+			MaximumRetryCount int
+		}
+		AutoRemove     bool
+		NetworkMode    string
+		Memory         int64
+		NanoCpus       int64
+		PidsLimit      *int64
+		ReadonlyRootfs bool
+	}
+}
+
+// toSpec maps a create body onto hostd's container spec.
+func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
+	s := engine.ContainerSpec{
+		Name: name, Image: b.Image, Command: b.Cmd, Entrypoint: b.Entrypoint, Env: b.Env,
+		Workdir: b.WorkingDir, User: b.User, Hostname: b.Hostname, Volumes: b.HostConfig.Binds,
+		AutoRemove: b.HostConfig.AutoRemove, ReadOnly: b.HostConfig.ReadonlyRootfs,
+	}
+	h := b.HostConfig
+	switch h.NetworkMode {
+	case "", "default":
+	default:
+		s.Network = h.NetworkMode
+	}
+	for _, cport := range sortedKeys(h.PortBindings) {
+		num, proto, _ := strings.Cut(cport, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		for _, hb := range h.PortBindings[cport] {
+			if hb.HostPort == "" {
+				return s, fmt.Errorf("%w: publishing %s on a random host port is not supported; give one", errBadRequest, cport)
+			}
+			p := hb.HostPort + ":" + num + "/" + proto
+			if hb.HostIP != "" && hb.HostIP != "0.0.0.0" {
+				p = hb.HostIP + ":" + p
+			}
+			s.Ports = append(s.Ports, p)
+		}
+	}
+	switch rp := h.RestartPolicy; rp.Name {
+	case "", "no":
+	case "on-failure":
+		s.Restart = "on-failure"
+		if rp.MaximumRetryCount > 0 {
+			s.Restart += ":" + strconv.Itoa(rp.MaximumRetryCount)
+		}
+	default:
+		s.Restart = rp.Name
+	}
+	if h.Memory > 0 {
+		s.Limits.Memory = strconv.FormatInt(h.Memory, 10)
+	}
+	if h.NanoCpus > 0 {
+		s.Limits.CPUs = float64(h.NanoCpus) / 1e9
+	}
+	if h.PidsLimit != nil && *h.PidsLimit > 0 {
+		s.Limits.Pids = *h.PidsLimit
+	}
+	if hc := b.Healthcheck; hc != nil && len(hc.Test) > 0 && hc.Test[0] != "NONE" {
+		cmd := engine.Command(hc.Test[1:])
+		if hc.Test[0] == "CMD-SHELL" {
+			cmd = engine.Command{"/bin/sh", "-c", strings.Join(hc.Test[1:], " ")}
+		}
+		s.Healthcheck = &engine.Healthcheck{Command: cmd, Interval: engine.Duration(hc.Interval), Timeout: engine.Duration(hc.Timeout),
+			StartPeriod: engine.Duration(hc.StartPeriod), Retries: hc.Retries}
+	}
+	return s, s.Validate()
+}
+
+func (a *API) create(w http.ResponseWriter, r *http.Request) {
+	var b createBody
+	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+		apiError(w, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	if b.OpenStdin {
+		apiError(w, fmt.Errorf("%w: stdin for a container's main process (-i) is not supported; use exec -i", errBadRequest))
+		return
+	}
+	spec, err := b.toSpec(strings.TrimPrefix(r.URL.Query().Get("name"), "/"))
+	if err != nil {
+		apiError(w, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	if _, err := a.E.Images().Get(spec.Image); err != nil {
+		// The CLI pulls on a 404 and tries again.
+		apiError(w, fmt.Errorf("%w: No such image: %s", image.ErrNotFound, spec.Image))
+		return
+	}
+	c, err := a.E.Create(r.Context(), spec)
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"Id": c.ID, "Warnings": []string{}})
+}
+
+func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
+	c, err := a.E.Get(r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inspectJSON(c))
+}
+
+func rfc(t time.Time) string {
+	if t.IsZero() {
+		return "0001-01-01T00:00:00Z"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+func inspectJSON(c engine.Container) map[string]any {
+	state := map[string]any{
+		"Status": c.State, "Running": c.State == engine.StateRunning, "Paused": false, "Restarting": false,
+		"OOMKilled": false, "Dead": false, "Pid": c.Pid, "ExitCode": c.ExitCode, "Error": c.Error,
+		"StartedAt": rfc(c.StartedAt), "FinishedAt": rfc(c.FinishedAt),
+	}
+	if c.Health != "" {
+		state["Health"] = map[string]any{"Status": c.Health, "FailingStreak": 0, "Log": []any{}}
+	}
+	path, args := "", []string{}
+	if len(c.Args) > 0 {
+		path, args = c.Args[0], c.Args[1:]
+	}
+	portMap := map[string]any{}
+	for _, p := range ports(c) {
+		k := fmt.Sprintf("%d/%s", p.PrivatePort, p.Type)
+		portMap[k] = []map[string]string{{"HostIp": p.IP, "HostPort": strconv.Itoa(p.PublicPort)}}
+	}
+	rp := c.Spec.Restart
+	if rp == "" {
+		rp = "no"
+	}
+	name, count, _ := strings.Cut(rp, ":")
+	n, _ := strconv.Atoi(count)
+	return map[string]any{
+		"Id": c.ID, "Created": rfc(c.Created), "Path": path, "Args": args, "State": state,
+		"Image": c.ImageID, "Name": "/" + c.Name, "RestartCount": c.RestartCount, "Driver": "overlay2", "Platform": "linux",
+		"Config": map[string]any{
+			"Hostname": c.ID[:12], "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
+			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": false, "OpenStdin": false, "Labels": map[string]string{},
+		},
+		"HostConfig": map[string]any{
+			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
+			"RestartPolicy":  map[string]any{"Name": name, "MaximumRetryCount": n},
+			"ReadonlyRootfs": c.Spec.ReadOnly,
+		},
+		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
+		"Mounts":          []any{},
+	}
+}
+
+func (a *API) start(w http.ResponseWriter, r *http.Request) {
+	c, err := a.E.Get(r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	if c.State == engine.StateRunning {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if err := a.E.Start(r.Context(), c.ID); err != nil {
+		apiError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func stopTimeout(r *http.Request) time.Duration {
+	t := 10
+	if v := r.URL.Query().Get("t"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+			t = n
+		}
+	}
+	return time.Duration(t) * time.Second
+}
+
+func (a *API) stop(w http.ResponseWriter, r *http.Request) {
+	c, err := a.E.Get(r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	if c.State != engine.StateRunning {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r)); err != nil {
+		apiError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) restart(w http.ResponseWriter, r *http.Request) {
+	c, err := a.E.Get(r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r)); err != nil {
+		apiError(w, err)
+		return
+	}
+	if err := a.E.Start(r.Context(), c.ID); err != nil {
+		apiError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) kill(w http.ResponseWriter, r *http.Request) {
+	c, err := a.E.Get(r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	if c.State != engine.StateRunning {
+		apiError(w, fmt.Errorf("%w: container %s is not running", engine.ErrConflict, c.Name))
+		return
+	}
+	if err := a.E.Kill(r.Context(), c.ID, r.URL.Query().Get("signal")); err != nil {
+		apiError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) remove(w http.ResponseWriter, r *http.Request) {
+	force := r.URL.Query().Get("force") == "1" || r.URL.Query().Get("force") == "true"
+	if err := a.E.Remove(r.Context(), r.PathValue("id"), force); err != nil {
+		apiError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// wait is POST /containers/{id}/wait?condition=not-running|next-exit|removed.
+// The CLI calls it before start for next-exit and removed, so those wait for
+// a run that begins after the request.
+func (a *API) wait(w http.ResponseWriter, r *http.Request) {
+	c, err := a.E.Get(r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	cond := r.URL.Query().Get("condition")
+	var next <-chan int
+	if cond == "next-exit" || cond == "removed" {
+		// Registered before the answer's headers: the CLI starts the
+		// container once it has them.
+		ch, cancel, err := a.E.NextExit(c.ID)
+		if err != nil {
+			apiError(w, err)
+			return
+		}
+		defer cancel()
+		next = ch
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	ctx := r.Context()
+	var code int
+	if next != nil {
+		select {
+		case code = <-next:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	} else {
+		code, err = a.E.Wait(ctx, c.ID)
+	}
+	if err == nil && cond == "removed" {
+		err = a.waitRemoved(ctx, c.ID)
+	}
+	writeWait(w, code, err)
+}
+
+func (a *API) waitRemoved(ctx context.Context, id string) error {
+	for {
+		if _, err := a.E.Get(id); errors.Is(err, engine.ErrNotFound) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func writeWait(w http.ResponseWriter, code int, err error) {
+	body := map[string]any{"StatusCode": code}
+	if err != nil {
+		body["Error"] = map[string]string{"Message": err.Error()}
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}

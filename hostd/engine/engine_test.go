@@ -1,0 +1,355 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/logs"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
+)
+
+// testEngine is an engine on a temporary root with a busybox image pulled
+// from an in-memory registry as "<registry>/busybox:latest".
+type testEngine struct {
+	*Engine
+	cfg Config
+	ref string
+}
+
+func newTestEngine(t *testing.T) *testEngine {
+	t.Helper()
+	testimg.RequireHost(t)
+	host, ref := testimg.BusyboxRegistry(t)
+	base := t.TempDir()
+	cfg := Config{
+		Root: filepath.Join(base, "lib"), RunDir: filepath.Join(base, "run"),
+		Images:      image.Options{Insecure: []string{host}},
+		ShimCommand: []string{os.Args[0], "shim"},
+		Seccomp:     runtime.SeccompSupported,
+		Runtime:     libct.New,
+	}
+	e, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := &testEngine{Engine: e, cfg: cfg, ref: ref}
+	t.Cleanup(func() { te.removeAll(t) })
+	if _, err := e.Images().Pull(context.Background(), ref); err != nil {
+		t.Fatal(err)
+	}
+	return te
+}
+
+// removeAll kills and removes every container so no process or mount is
+// left behind.
+func (te *testEngine) removeAll(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range te.List() {
+		if err := te.Remove(ctx, c.ID, true); err != nil {
+			t.Errorf("cleanup: removing %s: %v", c.Name, err)
+		}
+	}
+	te.Close()
+}
+
+func (te *testEngine) run(t *testing.T, spec ContainerSpec) Container {
+	t.Helper()
+	if spec.Image == "" {
+		spec.Image = te.ref
+	}
+	ctx := context.Background()
+	c, err := te.Create(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := te.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (te *testEngine) logText(t *testing.T, id string) string {
+	t.Helper()
+	var b strings.Builder
+	if err := te.Logs(context.Background(), id, LogOptions{}, func(e logs.Entry) error {
+		b.WriteString(e.Log)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// eventually polls cond for up to 20 s: a bound on a hang, not a timing
+// assertion.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestRunAndLogs(t *testing.T) {
+	te := newTestEngine(t)
+	ctx := context.Background()
+	c := te.run(t, ContainerSpec{Name: "true", Command: []string{"true"}})
+	if code, err := te.Wait(ctx, c.ID); err != nil || code != 0 {
+		t.Fatalf("true: code %d, %v", code, err)
+	}
+	c = te.run(t, ContainerSpec{Name: "hello", Command: []string{"sh", "-c", "echo hello $WHO; echo oops >&2; exit 7"}, Env: Env{"WHO=world"}})
+	code, err := te.Wait(ctx, c.ID)
+	if err != nil || code != 7 {
+		t.Fatalf("got code %d, %v, want 7", code, err)
+	}
+	var stdout, stderr strings.Builder
+	te.Logs(ctx, c.ID, LogOptions{}, func(e logs.Entry) error {
+		map[string]*strings.Builder{"stdout": &stdout, "stderr": &stderr}[e.Stream].WriteString(e.Log)
+		return nil
+	})
+	if stdout.String() != "hello world\n" || stderr.String() != "oops\n" {
+		t.Errorf("logs: got stdout %q, stderr %q, want %q and %q", stdout.String(), stderr.String(), "hello world\n", "oops\n")
+	}
+	got, _ := te.Get("hello")
+	if got.State != StateExited || got.ExitCode != 7 {
+		t.Errorf("got state %s code %d, want exited 7", got.State, got.ExitCode)
+	}
+	// Restartable: the snapshot keeps its changes across runs.
+	c = te.run(t, ContainerSpec{Name: "twice", Command: []string{"sh", "-c", "cat /tmp/mark 2>/dev/null; echo run > /tmp/mark"}})
+	te.Wait(ctx, c.ID)
+	if err := te.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	te.Wait(ctx, c.ID)
+	if got := te.logText(t, c.ID); got != "run\n" {
+		t.Errorf("second run: got %q, want the first run's mark %q", got, "run\n")
+	}
+}
+
+func TestExecAndStop(t *testing.T) {
+	te := newTestEngine(t)
+	ctx := context.Background()
+	c := te.run(t, ContainerSpec{Name: "sleeper", Command: []string{"sh", "-c", "trap 'exit 3' TERM; sleep 300 & wait"}, User: "app", Workdir: "/home/app"})
+	var out strings.Builder
+	code, err := te.Exec(ctx, c.ID, ExecOptions{Args: []string{"sh", "-c", "id -un; pwd; hostname"}, Stdout: &out, Stderr: &out})
+	if err != nil || code != 0 {
+		t.Fatalf("exec: code %d, %v: %s", code, err, out.String())
+	}
+	if want := "app\n/home/app\n" + c.ID[:12] + "\n"; out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+	if err := te.Stop(ctx, c.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := te.Get(c.ID)
+	if got.State != StateExited || got.ExitCode != 3 {
+		t.Errorf("after stop: got %s %d, want exited 3 (the TERM trap)", got.State, got.ExitCode)
+	}
+	if err := te.Remove(ctx, c.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := te.Get(c.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("after rm: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestRestartPolicyOnFailure(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "flaky", Command: []string{"sh", "-c", "echo try; exit 1"}, Restart: "on-failure:2"})
+	eventually(t, "two restarts", func() bool {
+		got, _ := te.Get(c.ID)
+		return got.RestartCount == 2 && got.State == StateExited
+	})
+	// And no third: the policy's count is spent.
+	time.Sleep(RestartDelay(3, 0) + 200*time.Millisecond)
+	got, _ := te.Get(c.ID)
+	if got.RestartCount != 2 || got.State != StateExited {
+		t.Errorf("got %d restarts, state %s, want 2 and exited", got.RestartCount, got.State)
+	}
+	if logs := te.logText(t, c.ID); strings.Count(logs, "try\n") != 3 {
+		t.Errorf("got logs %q, want three runs", logs)
+	}
+}
+
+func TestRestartPolicyAlwaysAndStop(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "always", Command: []string{"sh", "-c", "sleep 0.1"}, Restart: "always"})
+	eventually(t, "a restart", func() bool {
+		got, _ := te.Get(c.ID)
+		return got.RestartCount >= 1 && got.State == StateRunning
+	})
+	if err := te.Stop(context.Background(), c.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got, _ := te.Get(c.ID); got.State != StateExited {
+		t.Errorf("a stopped always-container came back: %s", got.State)
+	}
+}
+
+func TestShimSurvivesEngineRestart(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "ticker", Command: []string{"sh", "-c", "trap 'exit 42' TERM; while true; do echo tick; sleep 0.1; done"}})
+	before, _ := te.Get(c.ID)
+	te.Close() // hostd goes away; the shim and container stay
+
+	e2, err := New(context.Background(), te.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.Engine = e2
+	got, err := e2.Get(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != StateRunning || got.Pid != before.Pid {
+		t.Fatalf("after engine restart: got %s pid %d, want running pid %d", got.State, got.Pid, before.Pid)
+	}
+	if err := syscall.Kill(got.Pid, 0); err != nil {
+		t.Fatalf("container init is gone: %v", err)
+	}
+	n := strings.Count(te.logText(t, c.ID), "tick")
+	eventually(t, "logs to keep flowing", func() bool { return strings.Count(te.logText(t, c.ID), "tick") > n })
+	if err := e2.Stop(context.Background(), c.ID, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e2.Get(c.ID); got.ExitCode != 42 {
+		t.Errorf("exit code after re-attach: got %d, want 42", got.ExitCode)
+	}
+}
+
+func TestHealthCheckFeedsGate(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "web", Command: []string{"sleep", "300"},
+		Healthcheck: &Healthcheck{Command: Command{"test", "-f", "/tmp/ready"}, Interval: Duration(100 * time.Millisecond), Retries: 1}})
+	if _, err := te.update(c.ID, func(x *Container) { x.Managed = true }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "unhealthy", func() bool { g, _ := te.Get(c.ID); return g.Health == HealthUnhealthy })
+	if err := te.HealthCheck(context.Background()); err == nil || !strings.Contains(err.Error(), "web is unhealthy") {
+		t.Errorf("gate: got %v, want web is unhealthy", err)
+	}
+	if code, err := te.Exec(context.Background(), c.ID, ExecOptions{Args: []string{"touch", "/tmp/ready"}}); err != nil || code != 0 {
+		t.Fatalf("exec touch: %d %v", code, err)
+	}
+	eventually(t, "healthy", func() bool { g, _ := te.Get(c.ID); return g.Health == HealthHealthy })
+	if err := te.HealthCheck(context.Background()); err != nil {
+		t.Errorf("gate: got %v, want healthy", err)
+	}
+}
+
+func TestIsolationWritesStayInRootfs(t *testing.T) {
+	te := newTestEngine(t)
+	vol := t.TempDir()
+	c := te.run(t, ContainerSpec{Name: "iso", Volumes: []string{vol + ":/data"}, Command: []string{"sh", "-c",
+		"echo x > /written; echo y > /data/vol; mount -t proc proc /mnt 2>/dev/null && echo MOUNTED; ls /proc | grep -c '^[0-9]'"}})
+	te.Wait(context.Background(), c.ID)
+	out := te.logText(t, c.ID)
+	if strings.Contains(out, "MOUNTED") {
+		t.Errorf("the container could mount: %q", out)
+	}
+	if _, err := os.Stat("/written"); err == nil {
+		t.Errorf("a container write reached the host's /")
+	}
+	if _, err := os.Stat(filepath.Join(te.snaps.Upper(c.ID), "written")); err != nil {
+		t.Errorf("the write is not in the container's snapshot: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(vol, "vol")); string(b) != "y\n" {
+		t.Errorf("volume: got %q, want %q", b, "y\n")
+	}
+}
+
+func TestConvergeWorkloads(t *testing.T) {
+	te := newTestEngine(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The TERM trap makes stops quick: a bare sleep as pid 1 ignores TERM.
+	write("web.yaml", "image: "+te.ref+"\ncommand: [sh, -c, \"trap 'exit 0' TERM; sleep 300 & wait\"]\nrestart: always\n")
+	write("job.yaml", "image: "+te.ref+"\ncommand: [sh, -c, 'echo done']\n")
+	specs, err := LoadWorkloads(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := te.Converge(ctx, specs, true); err != nil {
+		t.Fatal(err)
+	}
+	web, err := te.Get("web")
+	if err != nil || web.State != StateRunning || !web.Managed {
+		t.Fatalf("web: got %+v, %v, want a running managed container", web, err)
+	}
+	eventually(t, "the job to finish", func() bool { j, _ := te.Get("job"); return j.State == StateExited })
+	if err := te.HealthCheck(ctx); err != nil {
+		t.Errorf("gate with web running and the job done: %v", err)
+	}
+	// Unchanged files: nothing restarts.
+	if err := te.Converge(ctx, specs, false); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := te.Get("web"); again.ID != web.ID || again.Pid != web.Pid {
+		t.Errorf("an unchanged workload was replaced")
+	}
+	// A changed file replaces the container; a removed one removes it.
+	write("web.yaml", "image: "+te.ref+"\ncommand: [sh, -c, \"trap 'exit 0' TERM; sleep 301 & wait\"]\nrestart: always\n")
+	os.Remove(filepath.Join(dir, "job.yaml"))
+	specs, _ = LoadWorkloads(dir)
+	if err := te.Converge(ctx, specs, false); err != nil {
+		t.Fatal(err)
+	}
+	if changed, _ := te.Get("web"); changed.ID == web.ID || changed.State != StateRunning || !strings.Contains(changed.Args[2], "301") {
+		t.Errorf("web was not replaced: %+v", changed)
+	}
+	if _, err := te.Get("job"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("job still there after its file went: %v", err)
+	}
+	// A stopped declared container fails the gate.
+	if err := te.Stop(ctx, "web", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.HealthCheck(ctx); err == nil || !strings.Contains(err.Error(), "web is exited") {
+		t.Errorf("gate with web stopped: got %v, want web is exited", err)
+	}
+}
+
+func TestExitWhileEngineDownIsRecorded(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "brief", Command: []string{"sh", "-c", "sleep 0.3; echo bye; exit 3"}})
+	te.Close()
+	// The container ends while no engine watches; its shim records it.
+	eventually(t, "the shim to record the exit", func() bool {
+		_, err := os.Stat(filepath.Join(te.dir(c.ID), "exit.json"))
+		return err == nil
+	})
+	e2, err := New(context.Background(), te.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.Engine = e2
+	got, err := e2.Get(c.ID)
+	if err != nil || got.State != StateExited || got.ExitCode != 3 {
+		t.Errorf("after engine start: got %+v, %v, want exited with 3", got, err)
+	}
+	if logs := te.logText(t, c.ID); logs != "bye\n" {
+		t.Errorf("logs: got %q, want %q", logs, "bye\n")
+	}
+	if e2.snaps.Mounted(c.ID) {
+		t.Errorf("the snapshot of an exited container is still mounted")
+	}
+}

@@ -1,0 +1,418 @@
+package network
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+// Bridge is the default network: a Linux bridge with the first address of
+// Subnet, containers on veth pairs, NAT out through iptables MASQUERADE and
+// published ports as DNAT rules (also for connections from the host to
+// 127.0.0.1, through route_localnet).
+type Bridge struct {
+	Name     string      // bridge device, e.g. hostd0
+	Subnet   string      // e.g. 10.88.0.0/16
+	StateDir string      // address leases and per-container rules
+	NetnsDir string      // network namespace files (on tmpfs: /run/hostd/netns)
+	HostRoot fsroot.Root // the host's /, for /proc/sys and resolv.conf
+	Runner   run.Runner  // iptables
+	// Chain is the iptables chain for published ports (default HOSTD-<NAME>).
+	Chain string
+
+	mu     sync.Mutex
+	prefix *net.IPNet
+	gw     net.IP
+}
+
+var _ engine.Networker = (*Bridge)(nil)
+
+func (b *Bridge) chain() string {
+	if b.Chain != "" {
+		return b.Chain
+	}
+	return "HOSTD-" + strings.ToUpper(b.Name)
+}
+
+// Init creates the bridge, enables forwarding and adds the NAT rules; doing
+// it again changes nothing.
+func (b *Bridge) Init(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.init(ctx)
+}
+
+func (b *Bridge) init(ctx context.Context) error {
+	if b.prefix != nil {
+		return nil
+	}
+	_, prefix, err := net.ParseCIDR(b.Subnet)
+	if err != nil {
+		return fmt.Errorf("bridge subnet %q: %w", b.Subnet, err)
+	}
+	gw := nthIP(prefix, 1)
+	br, err := netlink.LinkByName(b.Name)
+	if err != nil {
+		la := netlink.NewLinkAttrs()
+		la.Name = b.Name
+		if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("creating bridge %s: %w", b.Name, err)
+		}
+		if br, err = netlink.LinkByName(b.Name); err != nil {
+			return fmt.Errorf("finding bridge %s: %w", b.Name, err)
+		}
+	}
+	ones, _ := prefix.Mask.Size()
+	addr, _ := netlink.ParseAddr(fmt.Sprintf("%s/%d", gw, ones))
+	if err := netlink.AddrReplace(br, addr); err != nil {
+		return fmt.Errorf("addressing bridge %s: %w", b.Name, err)
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		return fmt.Errorf("bringing up bridge %s: %w", b.Name, err)
+	}
+	for p, v := range map[string]string{
+		"/proc/sys/net/ipv4/ip_forward": "1",
+		// Lets DNAT send connections to 127.0.0.1:port on to a container.
+		"/proc/sys/net/ipv4/conf/" + b.Name + "/route_localnet": "1",
+	} {
+		if err := os.WriteFile(b.HostRoot.Join(p), []byte(v), 0o644); err != nil {
+			return fmt.Errorf("setting %s: %w", p, err)
+		}
+	}
+	// The chain for published ports; "already exists" is fine.
+	_ = b.iptables(ctx, "-t", "nat", "-N", b.chain())
+	for _, r := range b.globalRules() {
+		if err := b.ensure(ctx, r); err != nil {
+			return err
+		}
+	}
+	b.prefix, b.gw = prefix, gw
+	return nil
+}
+
+// rule is one iptables rule: table, chain and match/target arguments.
+type rule struct {
+	Table string   `json:"table"`
+	Chain string   `json:"chain"`
+	Args  []string `json:"args"`
+}
+
+func (b *Bridge) globalRules() []rule {
+	c := b.chain()
+	return []rule{
+		{"nat", "POSTROUTING", []string{"-s", b.Subnet, "!", "-o", b.Name, "-j", "MASQUERADE"}},
+		// Host-to-container through a published port on 127.0.0.1: the
+		// source must not stay a loopback address on the bridge.
+		{"nat", "POSTROUTING", []string{"-s", "127.0.0.0/8", "-o", b.Name, "-j", "MASQUERADE"}},
+		{"nat", "PREROUTING", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", c}},
+		{"nat", "OUTPUT", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", c}},
+		{"filter", "FORWARD", []string{"-i", b.Name, "-j", "ACCEPT"}},
+		{"filter", "FORWARD", []string{"-o", b.Name, "-j", "ACCEPT"}},
+	}
+}
+
+func (b *Bridge) iptables(ctx context.Context, args ...string) error {
+	_, err := b.Runner.Run(ctx, run.Cmd{Name: "iptables", Args: append([]string{"-w"}, args...)})
+	return err
+}
+
+// ensure adds r unless it is there (its chain is made when missing).
+func (b *Bridge) ensure(ctx context.Context, r rule) error {
+	if b.iptables(ctx, append([]string{"-t", r.Table, "-C", r.Chain}, r.Args...)...) == nil {
+		return nil
+	}
+	if err := b.iptables(ctx, append([]string{"-t", r.Table, "-A", r.Chain}, r.Args...)...); err != nil {
+		return fmt.Errorf("adding %s rule: %w", r.Chain, err)
+	}
+	return nil
+}
+
+// Destroy removes the bridge and its NAT rules (for tests and uninstall;
+// containers must be torn down first).
+func (b *Bridge) Destroy(ctx context.Context) error {
+	var errs []error
+	for _, r := range b.globalRules() {
+		for b.iptables(ctx, append([]string{"-t", r.Table, "-D", r.Chain}, r.Args...)...) == nil {
+		}
+	}
+	_ = b.iptables(ctx, "-t", "nat", "-F", b.chain())
+	_ = b.iptables(ctx, "-t", "nat", "-X", b.chain())
+	if l, err := netlink.LinkByName(b.Name); err == nil {
+		if err := netlink.LinkDel(l); err != nil {
+			errs = append(errs, fmt.Errorf("deleting bridge %s: %w", b.Name, err))
+		}
+	}
+	b.mu.Lock()
+	b.prefix = nil
+	b.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// lease is a container's network state, kept so Teardown can undo Setup
+// after a hostd restart.
+type lease struct {
+	IP    string `json:"ip"`
+	Veth  string `json:"veth"`
+	Rules []rule `json:"rules"`
+}
+
+func (b *Bridge) leasePath(id string) string { return filepath.Join(b.StateDir, id+".json") }
+
+// NetnsPath is where container id's network namespace is bind-mounted.
+func (b *Bridge) NetnsPath(id string) string { return filepath.Join(b.NetnsDir, id) }
+
+// Setup implements engine.Networker.
+func (b *Bridge) Setup(ctx context.Context, id string, ports []engine.Port) (string, string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.init(ctx); err != nil {
+		return "", "", err
+	}
+	_ = b.teardown(ctx, id) // a leftover from a crash
+	ip, err := b.allocate(id)
+	if err != nil {
+		return "", "", err
+	}
+	l := lease{IP: ip.String(), Veth: "vh" + id[:12]}
+	if err := b.saveLease(id, l); err != nil {
+		return "", "", err
+	}
+	nsPath := b.NetnsPath(id)
+	if err := newNetns(nsPath); err != nil {
+		return "", "", err
+	}
+	if err := b.plumb(id, nsPath, ip, l.Veth); err != nil {
+		return "", "", err
+	}
+	for _, p := range ports {
+		to := net.JoinHostPort(ip.String(), strconv.Itoa(p.ContainerPort))
+		args := []string{"-p", p.Proto, "--dport", strconv.Itoa(p.HostPort), "-j", "DNAT", "--to-destination", to}
+		if p.HostIP != "" {
+			args = append([]string{"-d", p.HostIP}, args...)
+		}
+		r := rule{Table: "nat", Chain: b.chain(), Args: args}
+		if err := b.ensure(ctx, r); err != nil {
+			return "", "", err
+		}
+		l.Rules = append(l.Rules, r)
+		if err := b.saveLease(id, l); err != nil {
+			return "", "", err
+		}
+	}
+	return nsPath, ip.String(), nil
+}
+
+// plumb makes the veth pair: one end on the bridge, the other renamed eth0
+// in the container's namespace with its address and a default route.
+func (b *Bridge) plumb(id, nsPath string, ip net.IP, vethName string) error {
+	br, err := netlink.LinkByName(b.Name)
+	if err != nil {
+		return fmt.Errorf("finding bridge %s: %w", b.Name, err)
+	}
+	peer := "vc" + id[:12]
+	la := netlink.NewLinkAttrs()
+	la.Name = vethName
+	la.MasterIndex = br.Attrs().Index
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: peer}); err != nil {
+		return fmt.Errorf("creating veth for %s: %w", id[:12], err)
+	}
+	host, err := netlink.LinkByName(vethName)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("bringing up %s: %w", vethName, err)
+	}
+	ns, err := netns.GetFromPath(nsPath)
+	if err != nil {
+		return fmt.Errorf("opening netns of %s: %w", id[:12], err)
+	}
+	defer ns.Close()
+	pl, err := netlink.LinkByName(peer)
+	if err != nil {
+		return err
+	}
+	if err := netlink.LinkSetNsFd(pl, int(ns)); err != nil {
+		return fmt.Errorf("moving %s into the container: %w", peer, err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	if lo, err := h.LinkByName("lo"); err == nil {
+		_ = h.LinkSetUp(lo)
+	}
+	cl, err := h.LinkByName(peer)
+	if err != nil {
+		return err
+	}
+	if err := h.LinkSetName(cl, "eth0"); err != nil {
+		return fmt.Errorf("naming eth0: %w", err)
+	}
+	ones, _ := b.prefix.Mask.Size()
+	addr, _ := netlink.ParseAddr(fmt.Sprintf("%s/%d", ip, ones))
+	if err := h.AddrAdd(cl, addr); err != nil {
+		return fmt.Errorf("addressing eth0: %w", err)
+	}
+	if err := h.LinkSetUp(cl); err != nil {
+		return fmt.Errorf("bringing up eth0: %w", err)
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: cl.Attrs().Index, Gw: b.gw}); err != nil {
+		return fmt.Errorf("adding default route: %w", err)
+	}
+	return nil
+}
+
+// Teardown implements engine.Networker.
+func (b *Bridge) Teardown(ctx context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.teardown(ctx, id)
+}
+
+func (b *Bridge) teardown(ctx context.Context, id string) error {
+	var l lease
+	data, err := os.ReadFile(b.leasePath(id))
+	if err == nil {
+		_ = json.Unmarshal(data, &l)
+	}
+	var errs []error
+	for _, r := range l.Rules {
+		_ = b.iptables(ctx, append([]string{"-t", r.Table, "-D", r.Chain}, r.Args...)...)
+	}
+	if l.Veth != "" {
+		if link, err := netlink.LinkByName(l.Veth); err == nil {
+			_ = netlink.LinkDel(link)
+		}
+	}
+	p := b.NetnsPath(id)
+	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("unmounting netns of %s: %w", id, err))
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(b.leasePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Bridge) saveLease(id string, l lease) error {
+	data, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return fsroot.WriteFile(b.leasePath(id), data, 0o600)
+}
+
+// allocate picks the lowest free address after the gateway; leases are the
+// files in StateDir.
+func (b *Bridge) allocate(id string) (net.IP, error) {
+	used := map[string]bool{}
+	ents, _ := os.ReadDir(b.StateDir)
+	for _, e := range ents {
+		data, err := os.ReadFile(filepath.Join(b.StateDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var l lease
+		if json.Unmarshal(data, &l) == nil {
+			used[l.IP] = true
+		}
+	}
+	ones, bits := b.prefix.Mask.Size()
+	size := 1 << (bits - ones)
+	for i := 2; i < size-1; i++ {
+		ip := nthIP(b.prefix, i)
+		if !used[ip.String()] {
+			return ip, nil
+		}
+	}
+	return nil, fmt.Errorf("allocating an address for %s: %s is full", id[:12], b.Subnet)
+}
+
+func nthIP(n *net.IPNet, i int) net.IP {
+	base := binary.BigEndian.Uint32(n.IP.To4())
+	out := make(net.IP, 4)
+	binary.BigEndian.PutUint32(out, base+uint32(i))
+	return out
+}
+
+// newNetns makes a network namespace and keeps it alive by bind-mounting
+// it at path, as `ip netns add` does. It runs on a locked thread that is
+// then thrown away, so no other goroutine ever runs in the new namespace.
+func newNetns(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("making netns file %s: %w", path, err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		// No UnlockOSThread: the thread dies with the goroutine.
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		errc <- unix.Mount(src, path, "", unix.MS_BIND, "")
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return fmt.Errorf("making netns %s: %w", path, err)
+	}
+	return nil
+}
+
+// DNS implements engine.Networker: the host's resolv.conf without
+// loopback nameservers (a stub resolver on the host's 127.0.0.53 is not
+// reachable from a container), falling back to systemd-resolved's upstream
+// list.
+func (b *Bridge) DNS() []byte {
+	for _, p := range []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"} {
+		data, err := os.ReadFile(b.HostRoot.Join(p))
+		if err != nil {
+			continue
+		}
+		var out bytes.Buffer
+		ns := 0
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 2 && f[0] == "nameserver" {
+				if ip := net.ParseIP(f[1]); ip == nil || ip.IsLoopback() {
+					continue
+				}
+				ns++
+			}
+			out.WriteString(line + "\n")
+		}
+		if ns > 0 {
+			return append(bytes.TrimRight(out.Bytes(), "\n"), '\n')
+		}
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/bulkhead-os/bulkhead/hostd/dockerapi"
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+func TestMain(m *testing.M) { testimg.Main(m) }
+
+func TestDNSDropsLoopbackServers(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/resolv.conf"), []byte("nameserver 127.0.0.53\nsearch lan\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "run/systemd/resolve"), 0o755)
+	os.WriteFile(filepath.Join(root, "run/systemd/resolve/resolv.conf"), []byte("nameserver 192.0.2.1\nnameserver 127.0.0.1\n"), 0o644)
+	b := &Bridge{HostRoot: fsroot.Root(root)}
+	if got, want := string(b.DNS()), "nameserver 192.0.2.1\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// testBridge is a bridge with a name and subnet of its own, removed with
+// its rules when the test ends.
+func testBridge(t *testing.T) *Bridge {
+	t.Helper()
+	testimg.RequireHost(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables: apt-get install iptables")
+	}
+	dir := t.TempDir()
+	n := os.Getpid() % 200
+	b := &Bridge{
+		Name: fmt.Sprintf("hdt%d", os.Getpid()%100000), Subnet: fmt.Sprintf("10.213.%d.0/24", n),
+		StateDir: filepath.Join(dir, "leases"), NetnsDir: filepath.Join(dir, "netns"),
+		HostRoot: "/", Runner: run.Exec{},
+	}
+	if err := b.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Destroy(context.Background()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return b
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// bridgedEngine is an engine on b with the busybox image pulled.
+func bridgedEngine(t *testing.T, b *Bridge) (*engine.Engine, string) {
+	t.Helper()
+	host, ref := testimg.BusyboxRegistry(t)
+	dir := t.TempDir()
+	e, err := engine.New(context.Background(), engine.Config{
+		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
+		Images:      image.Options{Insecure: []string{host}},
+		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		Network: b,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range e.List() {
+			if err := e.Remove(context.Background(), c.ID, true); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+		}
+		e.Close()
+	})
+	if _, err := e.Images().Pull(context.Background(), ref); err != nil {
+		t.Fatal(err)
+	}
+	return e, ref
+}
+
+// get polls url until it answers (bounded) and returns the body.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			data, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return string(data)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never answered: %v", url, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestBridgePublishedPort(t *testing.T) {
+	b := testBridge(t)
+	e, ref := bridgedEngine(t, b)
+	ctx := context.Background()
+	port := freePort(t)
+	c, err := e.Create(ctx, engine.ContainerSpec{Name: "web", Image: ref, Ports: []string{fmt.Sprintf("%d:80", port)},
+		Command: []string{"sh", "-c", "mkdir /www; hostname > /www/index.html; cat /etc/hosts >> /www/index.html; exec busybox httpd -f -p 80 -h /www"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.Get(c.ID)
+	if !strings.HasPrefix(got.IP, strings.TrimSuffix(b.Subnet, "0/24")) {
+		t.Errorf("got IP %q, want one in %s", got.IP, b.Subnet)
+	}
+	body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if !strings.HasPrefix(body, c.ID[:12]+"\n") || !strings.Contains(body, got.IP+"\t"+c.ID[:12]) {
+		t.Errorf("got %q, want the container's hostname and its /etc/hosts entry", body)
+	}
+	if err := e.Remove(ctx, c.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName("vh" + c.ID[:12]); err == nil {
+		t.Errorf("the veth is still there after rm")
+	}
+	if out, _ := exec.Command("iptables", "-t", "nat", "-S", b.chain()).Output(); strings.Contains(string(out), "DNAT") {
+		t.Errorf("DNAT rules left after rm: %s", out)
+	}
+}
+
+// TestDockerRunPublish drives the bridge through the Docker API with the
+// stock CLI: docker run -d -p HOST:80.
+func TestDockerRunPublish(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("needs the docker CLI (docker-ce-cli or docker.io)")
+	}
+	b := testBridge(t)
+	e, ref := bridgedEngine(t, b)
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: (&dockerapi.API{E: e, Version: "test"}).Handler()}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	port := freePort(t)
+	cmd := exec.Command("docker", "-H", "unix://"+sock, "run", "-d", "--name", "pub", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), ref,
+		"sh", "-c", "mkdir /www; echo published > /www/index.html; exec busybox httpd -f -p 80 -h /www")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker run -p: %v: %s", err, out)
+	}
+	if body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); body != "published\n" {
+		t.Errorf("got %q, want %q", body, "published\n")
+	}
+	out, _ := exec.Command("docker", "-H", "unix://"+sock, "ps").CombinedOutput()
+	if !strings.Contains(string(out), fmt.Sprintf("127.0.0.1:%d->80/tcp", port)) {
+		t.Errorf("docker ps does not show the published port: %s", out)
+	}
+}

@@ -1,0 +1,219 @@
+package libct
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	// Device rules in the cgroup config need the devices controller code.
+	_ "github.com/opencontainers/cgroups/devices"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
+)
+
+// Init is the container init entry point. libcontainer starts a container
+// by re-executing the current binary as `<binary> init` (after the nsenter
+// C constructor has joined the namespaces): main, or a test's TestMain, calls
+// Init when os.Args[1] is "init". It does not return.
+func Init() { libcontainer.Init() }
+
+// Runtime runs containers with libcontainer. StateRoot holds libcontainer's
+// state (state.json per container); put it on tmpfs (/run/hostd/runc) so a
+// reboot forgets containers that no longer run.
+type Runtime struct {
+	StateRoot string
+}
+
+// Stdio is the runtime package's.
+type Stdio = runtime.Stdio
+
+var _ runtime.Runtime = Runtime{}
+
+// New is the runtime.Factory for libcontainer.
+func New(stateRoot string) runtime.Runtime { return Runtime{StateRoot: stateRoot} }
+
+// Running is a started container's init process.
+type Running struct {
+	c *libcontainer.Container
+	p *libcontainer.Process
+}
+
+// Config converts a spec to libcontainer's configuration.
+func Config(id string, spec *specs.Spec) (*configs.Config, error) {
+	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName: id,
+		Spec:       spec,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("converting spec of %s: %w", id, err)
+	}
+	return cfg, nil
+}
+
+// Start creates container id from spec and starts its init process. The
+// container is destroyed again if its process cannot start.
+func (r Runtime) Start(ctx context.Context, id string, spec *specs.Spec, stdio Stdio) (runtime.Process, error) {
+	if spec.Linux != nil && spec.Linux.Seccomp != nil && !runtime.SeccompSupported {
+		return nil, fmt.Errorf("starting %s: seccomp asked for, but hostd was built without -tags seccomp", id)
+	}
+	cfg, err := Config(id, spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := libcontainer.Create(r.StateRoot, id, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating container %s: %w", id, err)
+	}
+	p := processOf(spec.Process, stdio)
+	p.Init = true
+	if err := c.Run(p); err != nil {
+		_ = c.Destroy()
+		return nil, fmt.Errorf("starting container %s: %w", id, err)
+	}
+	return &Running{c: c, p: p}, nil
+}
+
+func processOf(sp *specs.Process, stdio Stdio) *libcontainer.Process {
+	p := &libcontainer.Process{
+		Args:            sp.Args,
+		Env:             sp.Env,
+		UID:             int(sp.User.UID),
+		GID:             int(sp.User.GID),
+		Cwd:             sp.Cwd,
+		NoNewPrivileges: &sp.NoNewPrivileges,
+		Stdin:           stdio.Stdin,
+		Stdout:          stdio.Stdout,
+		Stderr:          stdio.Stderr,
+	}
+	for _, g := range sp.User.AdditionalGids {
+		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
+	}
+	if c := sp.Capabilities; c != nil {
+		p.Capabilities = &configs.Capabilities{Bounding: c.Bounding, Effective: c.Effective, Permitted: c.Permitted, Inheritable: c.Inheritable, Ambient: c.Ambient}
+	}
+	return p
+}
+
+// Pid is the init process's pid on the host.
+func (x *Running) Pid() int {
+	pid, _ := x.p.Pid()
+	return pid
+}
+
+// Wait waits for the init process to exit, then destroys the container
+// (every other process in it is killed, its cgroup removed). The exit code
+// is 128+signal for a process killed by a signal, as in a shell.
+func (x *Running) Wait() (int, error) {
+	st, werr := x.p.Wait()
+	code := ExitCode(st)
+	if derr := x.c.Destroy(); derr != nil {
+		return code, fmt.Errorf("destroying container %s: %w", x.c.ID(), derr)
+	}
+	if st == nil && werr != nil {
+		return code, fmt.Errorf("waiting for container %s: %w", x.c.ID(), werr)
+	}
+	return code, nil
+}
+
+// ExitCode turns a process state into a shell-style exit code.
+func ExitCode(st *os.ProcessState) int {
+	if st == nil {
+		return -1
+	}
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return st.ExitCode()
+}
+
+// Signal sends sig to container id's init process.
+func (r Runtime) Signal(id string, sig os.Signal) error {
+	c, err := libcontainer.Load(r.StateRoot, id)
+	if err != nil {
+		return fmt.Errorf("signalling container %s: %w", id, err)
+	}
+	if err := c.Signal(sig); err != nil {
+		return fmt.Errorf("signalling container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Exec runs a process in running container id and waits for it; it
+// inherits the container's namespaces, cgroup, capabilities and seccomp
+// filter. proc.Args must be set; an empty Cwd means "/".
+func (r Runtime) Exec(ctx context.Context, id string, proc *specs.Process, stdio Stdio) (int, error) {
+	c, err := libcontainer.Load(r.StateRoot, id)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	if proc.Cwd == "" {
+		proc.Cwd = "/"
+	}
+	p := processOf(proc, stdio)
+	var tty *ttyCopier
+	if proc.Terminal {
+		if tty, err = newTTY(p, stdio); err != nil {
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+		defer tty.Close()
+	}
+	if err := c.Run(p); err != nil {
+		return -1, fmt.Errorf("exec %q in container %s: %w", proc.Args, id, err)
+	}
+	if tty != nil {
+		if err := tty.start(); err != nil {
+			_ = p.Signal(syscall.SIGKILL)
+			_, _ = p.Wait()
+			return -1, fmt.Errorf("exec in container %s: %w", id, err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = p.Signal(syscall.SIGKILL)
+		case <-done:
+		}
+	}()
+	st, _ := p.Wait()
+	close(done)
+	if tty != nil {
+		tty.wait()
+	}
+	return ExitCode(st), ctx.Err()
+}
+
+// Pids lists the host pids of the container's processes.
+func (r Runtime) Pids(id string) ([]int, error) {
+	c, err := libcontainer.Load(r.StateRoot, id)
+	if err != nil {
+		return nil, fmt.Errorf("listing processes of %s: %w", id, err)
+	}
+	return c.Processes()
+}
+
+// Destroy removes what is left of container id (a crashed shim's
+// container): processes killed, cgroup and state removed. A container that
+// does not exist is not an error.
+func (r Runtime) Destroy(id string) error {
+	c, err := libcontainer.Load(r.StateRoot, id)
+	if errors.Is(err, libcontainer.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("loading container %s: %w", id, err)
+	}
+	if err := c.Destroy(); err != nil {
+		return fmt.Errorf("destroying container %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,43 @@
+package runtime
+
+import (
+	"context"
+	"io"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Stdio is a process's standard streams; nil ones are /dev/null.
+type Stdio struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+}
+
+// Runtime runs containers from OCI specs. The implementation
+// (runtime/libct, runc's libcontainer) needs cgo; it is handed in by main
+// as a Factory, so packages that only talk to hostd stay cgo-free.
+//
+// Contract: ids are unique among live containers; Start returns once the
+// container's process runs; Destroy of an unknown id is not an error.
+type Runtime interface {
+	// Start creates container id from spec and starts its init process.
+	Start(ctx context.Context, id string, spec *specs.Spec, stdio Stdio) (Process, error)
+	// Signal sends sig to the container's init process.
+	Signal(id string, sig os.Signal) error
+	// Exec runs proc in the running container and waits for its exit code.
+	Exec(ctx context.Context, id string, proc *specs.Process, stdio Stdio) (int, error)
+	// Destroy kills what is left of the container and removes its state.
+	Destroy(id string) error
+}
+
+// Process is a started container's init process.
+type Process interface {
+	Pid() int
+	// Wait waits for the exit, destroys the container and returns the exit
+	// code (128+signal when killed by a signal).
+	Wait() (int, error)
+}
+
+// Factory makes a Runtime keeping its state under stateRoot.
+type Factory func(stateRoot string) Runtime

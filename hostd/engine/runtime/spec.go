@@ -1,0 +1,214 @@
+package runtime
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Mount is a bind mount of a host path (a volume, /etc/hosts...) into the
+// container.
+type Mount struct {
+	Source      string // host path
+	Destination string // path in the container
+	ReadOnly    bool
+}
+
+// Limits are the cgroup limits; zero means unlimited.
+type Limits struct {
+	MemoryBytes int64
+	CPUs        float64 // 1.5 = one and a half CPUs (CFS quota over a 100 ms period)
+	Pids        int64
+}
+
+// Network modes.
+const (
+	NetworkNone = "none" // own namespace with loopback only
+	NetworkHost = "host" // the host's namespace
+)
+
+// SpecInput is everything BuildSpec needs about one container.
+type SpecInput struct {
+	ID       string
+	Rootfs   string // absolute path of the mounted snapshot
+	Args     []string
+	Env      []string
+	Cwd      string
+	UID, GID uint32
+	Groups   []uint32
+	Hostname string
+	ReadOnly bool // read-only root filesystem
+	// Network is NetworkNone, NetworkHost, or the path of a network
+	// namespace to join (/run/netns/...) for a bridged container.
+	Network string
+	Mounts  []Mount
+	Limits  Limits
+	// CgroupParent is the cgroup under which each container gets its own
+	// ("/hostd" -> /sys/fs/cgroup/[controller/]hostd/<id>).
+	CgroupParent string
+	// Seccomp applies the default profile (needs a build with -tags seccomp).
+	Seccomp bool
+}
+
+// DefaultCaps is Docker's default capability set: enough for ordinary
+// images (chown, setuid to a service user, bind low ports), without
+// CAP_SYS_ADMIN, CAP_SYS_MODULE, CAP_NET_ADMIN, CAP_SYS_PTRACE...
+var DefaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// maskedPaths and readonlyPaths are the OCI/Docker defaults: kernel
+// interfaces a container must not read (keys, timers) or change (sysctl).
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+		"/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+	readonlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+)
+
+// cfsPeriod is the CFS period for CPU limits (the kernel's default, 100 ms).
+const cfsPeriod = 100000
+
+// BuildSpec returns the OCI runtime spec for a container. It is pure: the
+// same input gives the same spec (golden-tested).
+func BuildSpec(in SpecInput) (*specs.Spec, error) {
+	if in.ID == "" || !filepath.IsAbs(in.Rootfs) || len(in.Args) == 0 {
+		return nil, fmt.Errorf("building spec: need an id, an absolute rootfs and a command (got %q, %q, %q)", in.ID, in.Rootfs, in.Args)
+	}
+	cwd := in.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	caps := append([]string(nil), DefaultCaps...)
+	if in.UID != 0 {
+		// A non-root user gets no effective capabilities, as with Docker.
+		caps = nil
+	}
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: in.Hostname,
+		Root:     &specs.Root{Path: in.Rootfs, Readonly: in.ReadOnly},
+		Process: &specs.Process{
+			Args: in.Args,
+			Env:  in.Env,
+			Cwd:  cwd,
+			User: specs.User{UID: in.UID, GID: in.GID, AdditionalGids: in.Groups},
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding: DefaultCaps, Effective: caps, Permitted: caps,
+			},
+			NoNewPrivileges: true,
+			// No rlimits: the container inherits hostd's (systemd's
+			// LimitNOFILE on the unit), as with runc and Docker's defaults.
+		},
+		Mounts: baseMounts(),
+		Linux: &specs.Linux{
+			CgroupsPath:   filepath.Join(orDefault(in.CgroupParent, "/hostd"), in.ID),
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+			Resources: &specs.LinuxResources{
+				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+			},
+		},
+	}
+	for _, m := range in.Mounts {
+		opts := []string{"rbind", "nosuid", "nodev"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts})
+	}
+	ns := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}}
+	switch in.Network {
+	case NetworkHost:
+		// Sharing the host's network also means sharing its hostname:
+		// no UTS namespace, as with Docker's --network host.
+		ns = slicesDelete(ns, specs.UTSNamespace)
+		s.Hostname = ""
+	case NetworkNone, "":
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	default:
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.Network})
+	}
+	s.Linux.Namespaces = ns
+	r := s.Linux.Resources
+	if in.Limits.MemoryBytes > 0 {
+		m := in.Limits.MemoryBytes
+		r.Memory = &specs.LinuxMemory{Limit: &m, Swap: &m}
+	}
+	if in.Limits.CPUs > 0 {
+		q := int64(in.Limits.CPUs * cfsPeriod)
+		p := uint64(cfsPeriod)
+		r.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
+	}
+	if in.Limits.Pids > 0 {
+		p := in.Limits.Pids
+		r.Pids = &specs.LinuxPids{Limit: &p}
+	}
+	if in.Seccomp {
+		s.Linux.Seccomp = DefaultSeccomp()
+	}
+	return s, nil
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func slicesDelete(ns []specs.LinuxNamespace, t specs.LinuxNamespaceType) []specs.LinuxNamespace {
+	var out []specs.LinuxNamespace
+	for _, n := range ns {
+		if n.Type != t {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// baseMounts are the pseudo filesystems every container has (the set runc's
+// `runc spec` writes). With the host's network, libcontainer falls back to
+// binding /sys when sysfs cannot be mounted.
+func baseMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+	}
+}
+
+// ParseMemory parses Docker-style sizes: 512m, 1g, 1048576, 64k.
+func ParseMemory(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	num := strings.ToLower(strings.TrimSpace(s))
+	num = strings.TrimSuffix(num, "b")
+	switch {
+	case strings.HasSuffix(num, "k"):
+		mult, num = 1<<10, strings.TrimSuffix(num, "k")
+	case strings.HasSuffix(num, "m"):
+		mult, num = 1<<20, strings.TrimSuffix(num, "m")
+	case strings.HasSuffix(num, "g"):
+		mult, num = 1<<30, strings.TrimSuffix(num, "g")
+	}
+	var n int64
+	if _, err := fmt.Sscanf(num, "%d", &n); err != nil || n < 0 || fmt.Sprint(n) != num {
+		return 0, fmt.Errorf("parsing size %q: want a number with an optional k, m or g suffix", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,5 @@
+// Package shim is the per-container process (`hostd shim`): it starts the
+// container from <dir>/spec.json with libcontainer, owns its stdio (written
+// to rotating logs in <dir>), waits for it and records the exit status in
+// <dir>/exit.json, so a container outlives a hostd restart.
+package shim

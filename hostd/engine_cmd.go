@@ -1,0 +1,128 @@
+package hostd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/bulkhead-os/bulkhead/hostd/dockerapi"
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+// EngineOptions are hostd's flags for the embedded engine.
+type EngineOptions struct {
+	Enabled      bool
+	Root         string   // /var/lib/hostd: images, snapshots, containers
+	RunDir       string   // /run/hostd: libcontainer state
+	Workloads    string   // /etc/hostd/containers
+	Insecure     []string // registries reachable over plain HTTP
+	AuthFile     string   // docker config.json with registry credentials
+	DockerSocket string   // "" for no Docker API
+	Bridge       string   // bridge device; "" for no bridge network
+	BridgeSubnet string
+	// Runtime makes the container runtime (libct.New, handed in by main).
+	Runtime runtime.Factory
+}
+
+// AddFlags registers the engine flags.
+func (o *EngineOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.Enabled, "engine", true, "run the embedded container engine")
+	fs.StringVar(&o.Root, "engine-root", "/var/lib/hostd", "engine storage (images, snapshots, containers)")
+	fs.StringVar(&o.RunDir, "engine-run", "/run/hostd", "engine runtime state (tmpfs)")
+	fs.StringVar(&o.Workloads, "workloads", engine.WorkloadDir, "directory of declared containers (*.yaml)")
+	fs.StringSliceVar(&o.Insecure, "insecure-registry", nil, "registry host[:port] that may be reached over plain HTTP (repeatable)")
+	fs.StringVar(&o.AuthFile, "registry-auth", "/etc/hostd/registry-auth.json", "registry credentials (docker config.json format)")
+	fs.StringVar(&o.DockerSocket, "docker-socket", "", "serve the Docker Engine API subset on this socket (e.g. /run/docker.sock)")
+	fs.StringVar(&o.Bridge, "bridge", "hostd0", "bridge device for the default network (\"\" for none)")
+	fs.StringVar(&o.BridgeSubnet, "bridge-subnet", "10.88.0.0/16", "subnet of the bridge network")
+}
+
+// startEngine opens the engine, registers its routes and health check and
+// starts converging the declared workloads. An engine that cannot open is
+// reported through the health gate; hostd itself keeps serving.
+func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptions, log *slog.Logger) (*engine.Engine, error) {
+	kc, err := image.LoadConfigKeychain(root.Join(o.AuthFile))
+	if err != nil {
+		return nil, err
+	}
+	cfg := engine.Config{
+		Root: root.Join(o.Root), RunDir: root.Join(o.RunDir), HostRoot: root, Log: log,
+		Images:  image.Options{Keychain: kc, Insecure: o.Insecure},
+		Seccomp: runtime.SeccompSupported, Runtime: o.Runtime,
+	}
+	if o.Bridge != "" {
+		br := &network.Bridge{
+			Name: o.Bridge, Subnet: o.BridgeSubnet, HostRoot: root, Runner: run.Exec{Log: log},
+			StateDir: filepath.Join(cfg.Root, "network"), NetnsDir: filepath.Join(cfg.RunDir, "netns"),
+		}
+		if err := br.Init(ctx); err != nil {
+			log.Warn("bridge network unavailable: containers default to --network none", "err", err)
+		} else {
+			cfg.Network = br
+		}
+	}
+	e, err := engine.New(ctx, cfg)
+	if err != nil {
+		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
+		return nil, err
+	}
+	s.RegisterEngine(e)
+	go e.WatchWorkloads(ctx, root.Join(o.Workloads), 5*time.Second)
+	if o.DockerSocket != "" {
+		if err := ServeDockerAPI(ctx, e, root.Join(o.DockerSocket), s.cfg.AllowUID, log); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// ServeDockerAPI serves the Docker Engine API subset on a unix socket with
+// the same protections as hostd's own (mode 0600, peer uid checked) until
+// ctx ends. There is no TCP listener.
+func ServeDockerAPI(ctx context.Context, e *engine.Engine, socket string, allowUID int, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	l, err := Listen(socket, allowUID)
+	if err != nil {
+		return err
+	}
+	api := &dockerapi.API{E: e, Log: log, Version: Version}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("serving the Docker API", "socket", socket)
+	return nil
+}
+
+// newShimCmd is `hostd shim`: the per-container process the engine starts.
+// Its flags are the shim's own (see shim.Config.Args).
+func newShimCmd(rt runtime.Factory) *cobra.Command {
+	return &cobra.Command{
+		Use:                "shim",
+		Short:              "Per-container shim (started by hostd itself)",
+		Hidden:             true,
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return shim.Main(cmd.Context(), args, rt)
+		},
+	}
+}

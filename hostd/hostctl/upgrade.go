@@ -1,0 +1,103 @@
+package hostctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-os/bulkhead/updater"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+)
+
+// newUpgradeCmd is `hostctl upgrade`: the whole update in this process,
+// under the update lock, so it works when hostd is down.
+func newUpgradeCmd(d Deps) *cobra.Command {
+	var o updater.Options
+	var reboot, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "upgrade [--to VERSION] [--from URL|DIR] [--channel NAME] [--dry-run] [--reboot] [--allow-downgrade]",
+		Short: "Download, verify and write the next version into the other slot",
+		Long: "Checks the update repository (--from, or url in /etc/bulkhead/update.yaml), downloads the\n" +
+			"version (resumable), verifies its signature and digests, writes it into the inactive\n" +
+			"slot, verifies the slot against its dm-verity root hash, installs its kernel and puts it\n" +
+			"on trial for " + fmt.Sprint(bootcfg.DefaultTries) + " boots. --reboot reboots into it; otherwise the next reboot does.\n" +
+			"--dry-run shows sizes, free space, the version and kernel command-line change, and writes nothing.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u := &updater.Updater{Root: d.Root, Runner: d.Runner, Log: d.Log, Progress: progressPrinter(cmd.ErrOrStderr())}
+			p, err := u.Upgrade(cmd.Context(), o)
+			if !o.DryRun {
+				if rerr := u.RecordCheck(p, err); rerr != nil {
+					d.Log.Warn("recording update check", "err", rerr)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			switch {
+			case asJSON:
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(p); err != nil {
+					return err
+				}
+				if o.DryRun || !p.Ready() && !p.AlreadyStaged {
+					return nil
+				}
+			case o.DryRun:
+				p.Describe(out)
+				if p.Ready() {
+					fmt.Fprintln(out, "Dry run: nothing written.")
+				}
+				return nil
+			case p.AlreadyStaged:
+				p.Describe(out)
+			case !p.Ready():
+				p.Describe(out)
+				return nil
+			default:
+				fmt.Fprintf(out, "Version %s written to slot %s and on trial for %d boots (slot %s kept as fallback).\n",
+					p.To, p.Target, bootcfg.DefaultTries, p.Booted)
+			}
+			if !reboot {
+				fmt.Fprintln(out, "Reboot to start it (or run hostctl upgrade --reboot).")
+				return nil
+			}
+			fmt.Fprintln(out, "Rebooting.")
+			return u.Reboot(cmd.Context(), nil)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.To, "to", "", "version to install (default: the channel's)")
+	fl.StringVar(&o.Source, "from", "", "update repository: http(s)://, file:// or a directory (default: url in update.yaml)")
+	fl.StringVar(&o.Channel, "channel", "", "channel (default: channel in update.yaml, else stable)")
+	fl.BoolVar(&o.DryRun, "dry-run", false, "show what would happen; write nothing")
+	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "accept a version older than the booted one")
+	fl.BoolVar(&reboot, "reboot", false, "reboot into the new version when it is staged")
+	fl.BoolVar(&asJSON, "json", false, "print the plan as JSON")
+	return cmd
+}
+
+// progressPrinter prints a line per part each time it passes another tenth,
+// which reads well on a terminal, in the journal and over a serial console.
+func progressPrinter(w io.Writer) func(what string, done, total int64) {
+	var mu sync.Mutex
+	last := map[string]int64{}
+	return func(what string, done, total int64) {
+		if total <= 0 {
+			return
+		}
+		step := done * 10 / total
+		mu.Lock()
+		defer mu.Unlock()
+		if prev, ok := last[what]; ok && step == prev {
+			return
+		}
+		last[what] = step
+		fmt.Fprintf(w, "%-16s %3d%% %s / %s\n", what, done*100/total, updater.HumanBytes(done), updater.HumanBytes(total))
+	}
+}

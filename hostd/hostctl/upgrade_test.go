@@ -1,0 +1,138 @@
+package hostctl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	buildercli "github.com/bulkhead-os/bulkhead/builder/cli"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+	"github.com/bulkhead-os/bulkhead/updater"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/slots"
+	"github.com/bulkhead-os/bulkhead/updater/updatertest"
+)
+
+func runBuilder(t *testing.T, args ...string) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := buildercli.NewRootCmd(buildercli.Deps{Log: slog.New(slog.DiscardHandler), Stdout: &out, Stderr: &out})
+	cmd.SetArgs(args)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("builder %v: %v: %s", args, err, out.String())
+	}
+}
+
+func runHostctl(t *testing.T, root string, rec *run.Recorder, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := NewRootCmd(Deps{Log: slog.New(slog.DiscardHandler), Stdout: &out, Stderr: &errOut, Root: fsroot.Root(root), Runner: rec, Socket: filepath.Join(root, "no.sock")})
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
+// TestUpgradeRollbackCLI drives the whole flow as a person would: builder
+// keygen and publish make a repository from a synthetic build, an httptest
+// server serves it, and hostctl upgrade, bless and rollback run in-process
+// against a fake root whose partitions are plain files.
+func TestUpgradeRollbackCLI(t *testing.T) {
+	dir := t.TempDir()
+	runBuilder(t, "keygen", "--dir", dir, "release")
+	sk, err := payload.ReadPrivateKey(filepath.Join(dir, "release.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
+	v1 := updatertest.MakeBuild(t, dir, "1.0.0", 16)
+	host := updatertest.MakeHost(t, v1, updatertest.Key{Private: sk, PubFile: pub})
+	root := string(host.Root)
+	v2 := updatertest.MakeBuild(t, dir, "1.1.0", 24)
+	old := updatertest.MakeBuild(t, dir, "0.9.0", 8)
+	repoDir := filepath.Join(dir, "repo")
+	runBuilder(t, "publish", "--repo", repoDir, "--key", filepath.Join(dir, "release.key"), "--min-from", "1.0.0", v2.Dir)
+	runBuilder(t, "publish", "--repo", repoDir, "--key", filepath.Join(dir, "release.key"), "--channel", "old", old.Dir)
+	srv := httptest.NewServer(http.FileServer(http.Dir(repoDir)))
+	defer srv.Close()
+	rec := &run.Recorder{}
+
+	before := host.Snapshot(t)
+	out, _, err := runHostctl(t, root, rec, "upgrade", "--from", srv.URL, "--dry-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Update: 1.0.0 -> 1.1.0 (channel stable", "+ usrhash=" + v2.RootHash, "Dry run: nothing written."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, out)
+		}
+	}
+	updatertest.SameSnapshot(t, before, host.Snapshot(t))
+
+	_, _, err = runHostctl(t, root, rec, "upgrade", "--from", srv.URL, "--channel", "old")
+	if !errors.Is(err, updater.ErrDowngrade) {
+		t.Errorf("got %v, want ErrDowngrade", err)
+	}
+	updatertest.SameSnapshot(t, before, host.Snapshot(t))
+
+	out, progress, err := runHostctl(t, root, rec, "upgrade", "--from", srv.URL, "--reboot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Version 1.1.0 written to slot b and on trial for 3 boots") {
+		t.Errorf("got output %q", out)
+	}
+	progress = strings.Join(strings.Fields(progress), " ")
+	for _, want := range []string{"download usr 100%", "write usr 100%", "verify usr 100%"} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress)
+		}
+	}
+	if got := rec.Transcript(); got != "systemctl reboot\n" {
+		t.Errorf("got commands %q, want systemctl reboot", got)
+	}
+	last, err := updater.ReadLastCheck(host.Root)
+	if err != nil || last == nil || last.Available != "1.1.0" || !last.Staged {
+		t.Errorf("got last check %+v, %v", last, err)
+	}
+
+	// GRUB boots b; the health gate blesses it; status shows both versions.
+	updatertest.WriteFile(t, host.Root.Join("/proc/cmdline"), []byte(host.Entry(bootcfg.SlotB, v2).Cmdline()+"\n"))
+	if _, _, err := runHostctl(t, root, rec, "bless"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = runHostctl(t, root, rec, "rollback", "--reboot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Slot a (version 1.0.0) is now the default") {
+		t.Errorf("got %q", out)
+	}
+	st, _, _ := slots.Host{Root: host.Root}.BootState()
+	if st != (bootcfg.State{Default: bootcfg.SlotA}) {
+		t.Errorf("got %+v, want default a", st)
+	}
+	if got := rec.Transcript(); got != "systemctl reboot\nsystemctl reboot\n" {
+		t.Errorf("got commands %q", got)
+	}
+}
+
+func TestEtcMergeCmd(t *testing.T) {
+	root := t.TempDir()
+	updatertest.WriteFile(t, filepath.Join(root, "usr/share/factory/etc/motd"), []byte("hello\n"))
+	out, _, err := runHostctl(t, root, &run.Recorder{}, "etc-merge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "added     /etc/motd\n/etc merged: 1 changes, 0 conflicts\n"; out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}

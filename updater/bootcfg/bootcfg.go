@@ -1,0 +1,178 @@
+package bootcfg
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/bulkhead-os/bulkhead/updater/grubenv"
+)
+
+// Slot names a /usr slot: its partitions are usr-<slot> and usr-<slot>-verity
+// and its kernel lives in the ESP directory /<slot>.
+type Slot string
+
+const (
+	SlotA Slot = "a"
+	SlotB Slot = "b"
+)
+
+// Other returns the slot that is not s.
+func (s Slot) Other() Slot {
+	if s == SlotA {
+		return SlotB
+	}
+	return SlotA
+}
+
+// ParseSlot accepts "a" or "b".
+func ParseSlot(s string) (Slot, error) {
+	switch Slot(s) {
+	case SlotA, SlotB:
+		return Slot(s), nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrBadSlot, s)
+}
+
+// Errors callers decide on.
+var (
+	ErrBadSlot = errors.New("not a slot (want a or b)")
+	// ErrSlotEmpty means an operation needs a slot that holds no version.
+	ErrSlotEmpty = errors.New("slot holds no version")
+)
+
+// Variable names in the GRUB environment block. grub.cfg reads the same names.
+const (
+	VarDefault = "bulkhead_default"
+	VarTry     = "bulkhead_try"
+	VarTries   = "bulkhead_tries"
+)
+
+// DefaultTries is how many times a new slot is tried before GRUB falls back.
+const DefaultTries = 3
+
+// MaxTries is the highest counter grub.cfg's if-chain can count down
+// (GRUB 2.06 has no arithmetic).
+const MaxTries = 9
+
+// State is the boot selection.
+type State struct {
+	Default   Slot // the known-good slot GRUB boots when no trial is on
+	Try       Slot // "" or the slot on trial
+	TriesLeft int  // tries left for Try; 0 means spent: GRUB boots Default
+}
+
+// FromEnv reads the state from a GRUB environment. Missing or unknown values
+// read as the shipped state (slot A, nothing on trial), which is also what
+// grub.cfg does with them.
+func FromEnv(env grubenv.Env) State {
+	st := State{Default: SlotA}
+	if s, err := ParseSlot(env[VarDefault]); err == nil {
+		st.Default = s
+	}
+	if s, err := ParseSlot(env[VarTry]); err == nil {
+		st.Try = s
+		if n, err := strconv.Atoi(env[VarTries]); err == nil && n >= 0 && n <= MaxTries {
+			st.TriesLeft = n
+		}
+	}
+	return st
+}
+
+// Env renders the state into a copy of env, leaving other variables alone.
+func (st State) Env(env grubenv.Env) grubenv.Env {
+	out := grubenv.Env{}
+	for k, v := range env {
+		out[k] = v
+	}
+	out[VarDefault] = string(st.Default)
+	out[VarTry] = string(st.Try)
+	if st.Try == "" {
+		out[VarTries] = ""
+	} else {
+		out[VarTries] = strconv.Itoa(st.TriesLeft)
+	}
+	return out
+}
+
+// SetNext puts slot on trial with tries attempts, keeping the default as the
+// fallback. Setting the default slot itself on trial is an error: there would
+// be nothing to fall back to.
+func SetNext(st State, slot Slot, tries int) (State, error) {
+	if slot == st.Default {
+		return st, fmt.Errorf("setting slot %s on trial: it is the default slot", slot)
+	}
+	if tries < 1 || tries > MaxTries {
+		return st, fmt.Errorf("setting slot %s on trial: tries %d out of range 1..%d", slot, tries, MaxTries)
+	}
+	return State{Default: st.Default, Try: slot, TriesLeft: tries}, nil
+}
+
+// Outcome says what Bless found.
+type Outcome string
+
+const (
+	// Blessed: the booted slot was on trial and is now the default.
+	Blessed Outcome = "blessed"
+	// AlreadyGood: the booted slot was already the default; nothing changed.
+	AlreadyGood Outcome = "already-good"
+	// TrialFailed: a slot was on trial, its tries are spent and the default
+	// booted instead; the trial is cleared and the slot should be marked bad.
+	TrialFailed Outcome = "trial-failed"
+	// TrialPending: a slot is on trial with tries left but the default booted
+	// (by hand from the menu); nothing changed.
+	TrialPending Outcome = "trial-pending"
+)
+
+// Bless records that booted passed its health checks.
+func Bless(st State, booted Slot) (State, Outcome) {
+	switch {
+	case st.Try != "" && booted == st.Try:
+		return State{Default: booted}, Blessed
+	case st.Try != "" && st.TriesLeft == 0:
+		return State{Default: st.Default}, TrialFailed
+	case st.Try != "":
+		return st, TrialPending
+	case booted != st.Default:
+		// Booted by hand from the menu without a trial: the operator chose it
+		// and it is healthy, so it becomes the default.
+		return State{Default: booted}, Blessed
+	}
+	return st, AlreadyGood
+}
+
+// Rollback makes to the default and cancels any trial.
+func Rollback(st State, to Slot) State {
+	return State{Default: to}
+}
+
+// SlotState is what `hostctl status` shows for one slot.
+type SlotState string
+
+const (
+	StateBooted  SlotState = "booted"
+	StateGood    SlotState = "good"
+	StatePending SlotState = "pending"
+	StateBad     SlotState = "bad"
+	StateEmpty   SlotState = "empty"
+)
+
+// Describe tells the state of slot given the boot selection, the booted slot,
+// whether the slot holds a version and whether that version is recorded bad.
+func Describe(st State, slot, booted Slot, holdsVersion, bad bool) SlotState {
+	switch {
+	case !holdsVersion:
+		return StateEmpty
+	case slot == booted:
+		return StateBooted
+	case st.Try == slot && st.TriesLeft > 0:
+		return StatePending
+	case bad || st.Try == slot:
+		return StateBad
+	case slot == st.Default:
+		return StateGood
+	}
+	// A slot that holds a version, is not the default and not on trial: the
+	// previous version, kept for rollback.
+	return StateGood
+}

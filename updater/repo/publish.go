@@ -1,0 +1,135 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/bulkhead-os/bulkhead/builder"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
+	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
+)
+
+// ErrVersionExists means the repository already holds a different build of
+// the version: a published version is immutable, hosts may have half of it.
+var ErrVersionExists = errors.New("version already published with different content")
+
+// PublishOptions say what to publish where.
+type PublishOptions struct {
+	Repo    string // repository directory
+	Channel string // "" publishes the version without pointing a channel at it
+	OutDir  string // the build output, out/<name>
+	Key     ed25519.PrivateKey
+	MinFrom string           // oldest version that may update to this one; "" for any
+	Rollout *rollout.Rollout // nil: every host at once
+	Log     *slog.Logger
+}
+
+// buildParts maps update parts to the build outputs they come from.
+var buildParts = map[string]string{
+	payload.PartUsr:    builder.PartUsr,
+	payload.PartVerity: builder.PartVerity,
+	payload.PartKernel: builder.PartKernel,
+	payload.PartInitrd: builder.PartInitrd,
+}
+
+// Publish copies a build's payload into the repository, writes its signed
+// manifest and points the channel at it. Parts are hashed while copied and
+// must match the build manifest, so a damaged output is never signed. The
+// channel file is written last: until then no host sees the version.
+func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	if o.Key == nil {
+		return nil, errors.New("publishing: no signing key")
+	}
+	if o.Channel != "" {
+		if err := CheckChannelName(o.Channel); err != nil {
+			return nil, err
+		}
+	}
+	bm, err := builder.ReadManifest(o.OutDir)
+	if err != nil {
+		return nil, err
+	}
+	m := &payload.Manifest{
+		Format: payload.FormatVersion, Name: bm.Name, Version: bm.Version, MinFromVersion: o.MinFrom,
+		KernelVersion: bm.KernelVersion, KernelArgs: bm.KernelArgs, RootHash: bm.RootHash,
+		VeritySalt: bm.VeritySalt, Parts: map[string]payload.Part{},
+	}
+	if m.KernelArgs == nil {
+		m.KernelArgs = []string{}
+	}
+	if err := payload.CheckVersion(m.Version); err != nil {
+		return nil, fmt.Errorf("publishing %s: version %q: %w", o.OutDir, m.Version, err)
+	}
+	if o.MinFrom != "" && payload.CompareVersions(o.MinFrom, m.Version) > 0 {
+		return nil, fmt.Errorf("publishing %s: minimum version %s is above the version itself", m.Version, o.MinFrom)
+	}
+	verDir := filepath.Join(o.Repo, filepath.FromSlash(VersionPath(m.Version, "")))
+	for _, name := range payload.RequiredParts {
+		bp, ok := bm.Parts[buildParts[name]]
+		if !ok {
+			return nil, fmt.Errorf("publishing %s: build manifest has no %q part", o.OutDir, buildParts[name])
+		}
+		dst := filepath.Join(verDir, filepath.Base(bp.File))
+		size, sum, err := slotwriter.InstallFile(ctx, filepath.Join(o.OutDir, bp.File), dst, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if size != bp.Size || sum != bp.SHA256 {
+			return nil, fmt.Errorf("publishing %s: %s is %d bytes sha256 %s, the build manifest says %d bytes %s",
+				m.Version, bp.File, size, sum, bp.Size, bp.SHA256)
+		}
+		m.Parts[name] = payload.Part{File: filepath.Base(bp.File), Size: size, SHA256: sum}
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("publishing %s: %w", o.OutDir, err)
+	}
+	body, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	mPath := filepath.Join(verDir, ManifestName)
+	if old, err := os.ReadFile(mPath); err == nil && !bytes.Equal(old, body) {
+		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, ErrVersionExists)
+	}
+	// The signature goes first: a reader that finds the manifest finds its
+	// signature too.
+	if err := fsroot.WriteFile(filepath.Join(verDir, SigName), payload.Sign(body, o.Key), 0o644); err != nil {
+		return nil, err
+	}
+	if err := fsroot.WriteFile(mPath, body, 0o644); err != nil {
+		return nil, err
+	}
+	log.Info("published version", "version", m.Version, "repo", o.Repo)
+	if o.Channel == "" {
+		return m, nil
+	}
+	if err := SetChannel(o.Repo, Channel{Format: ChannelFormat, Channel: o.Channel, Version: m.Version, Rollout: o.Rollout}); err != nil {
+		return nil, err
+	}
+	log.Info("channel updated", "channel", o.Channel, "version", m.Version)
+	return m, nil
+}
+
+// SetChannel writes a channel file atomically.
+func SetChannel(repoDir string, c Channel) error {
+	if err := CheckChannelName(c.Channel); err != nil {
+		return err
+	}
+	b, err := jsonIndent(c)
+	if err != nil {
+		return err
+	}
+	return fsroot.WriteFile(filepath.Join(repoDir, filepath.FromSlash(ChannelPath(c.Channel))), b, 0o644)
+}

@@ -1,0 +1,280 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
+	"github.com/bulkhead-os/bulkhead/updater/updatertest"
+)
+
+var quiet = slog.New(slog.DiscardHandler)
+
+func publish(t *testing.T, version string) (string, updatertest.Build, updatertest.Key) {
+	t.Helper()
+	dir := t.TempDir()
+	b := updatertest.MakeBuild(t, dir, version, 40)
+	key := updatertest.NewKey(t)
+	repoDir := filepath.Join(dir, "repo")
+	if _, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: b.Dir, Key: key.Private, MinFrom: "1.0.0", Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	return repoDir, b, key
+}
+
+func TestPublishLayout(t *testing.T) {
+	repoDir, b, key := publish(t, "1.2.0")
+	var files []string
+	filepath.Walk(repoDir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			rel, _ := filepath.Rel(repoDir, p)
+			files = append(files, rel)
+		}
+		return err
+	})
+	want := "channels/stable.json versions/1.2.0/initrd.img versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig versions/1.2.0/usr.erofs versions/1.2.0/usr.verity versions/1.2.0/vmlinuz"
+	if got := strings.Join(files, " "); got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	c := &Client{Base: repoDir}
+	ch, err := c.Channel(context.Background(), "stable")
+	if err != nil || ch.Version != "1.2.0" {
+		t.Fatalf("got %+v, %v", ch, err)
+	}
+	sm, err := c.Manifest(context.Background(), "1.2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := payload.ParsePublicKey(key.PubFile)
+	if _, err := payload.Verify(sm.Body, sm.Sig, []payload.PublicKey{pk}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := payload.Parse(sm.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.RootHash != b.RootHash || m.MinFromVersion != "1.0.0" || m.Parts[payload.PartUsr].Size != int64(len(b.Usr)) {
+		t.Errorf("got %+v", m)
+	}
+}
+
+func TestPublishRefusesChangedVersion(t *testing.T) {
+	repoDir, _, key := publish(t, "1.2.0")
+	other := updatertest.MakeBuild(t, t.TempDir(), "1.2.0", 41)
+	_, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: other.Dir, Key: key.Private, Log: quiet})
+	if !errors.Is(err, ErrVersionExists) {
+		t.Errorf("got %v, want ErrVersionExists", err)
+	}
+}
+
+func TestPublishRefusesDamagedOutput(t *testing.T) {
+	dir := t.TempDir()
+	b := updatertest.MakeBuild(t, dir, "1.2.0", 4)
+	os.WriteFile(filepath.Join(b.Dir, "payload/vmlinuz"), []byte("changed after the build"), 0o644)
+	_, err := Publish(context.Background(), PublishOptions{Repo: filepath.Join(dir, "repo"), Channel: "stable", OutDir: b.Dir, Key: updatertest.NewKey(t).Private, Log: quiet})
+	if err == nil || !strings.Contains(err.Error(), "build manifest says") {
+		t.Errorf("got %v, want a digest refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "repo", "channels")); !os.IsNotExist(err) {
+		t.Error("channel written for a refused publish")
+	}
+}
+
+func TestChannelRollout(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	if err := SetChannel(dir, Channel{Format: ChannelFormat, Channel: "beta", Version: "2.0.0", Rollout: &rollout.Rollout{Start: start, Duration: 48 * time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := (&Client{Base: "file://" + dir}).Channel(context.Background(), "beta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Rollout == nil || !ch.Rollout.Start.Equal(start) || ch.Rollout.Duration != 48*time.Hour {
+		t.Errorf("got rollout %+v", ch.Rollout)
+	}
+	if _, err := (&Client{Base: dir}).Channel(context.Background(), "../etc"); !errors.Is(err, ErrInvalidChannel) {
+		t.Errorf("got %v, want ErrInvalidChannel", err)
+	}
+}
+
+// server serves a repository directory with http.FileServer (which honours
+// Range) and can cut responses short or ignore Range.
+type server struct {
+	dir       string
+	cutAfter  atomic.Int64 // > 0: close the body after this many bytes, once
+	noRange   bool
+	ranges    atomic.Int64
+	corrupted bool
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get("Range") != "" {
+		s.ranges.Add(1)
+		if s.noRange {
+			r.Header.Del("Range")
+		}
+	}
+	if !strings.HasSuffix(r.URL.Path, ".erofs") {
+		http.FileServer(http.Dir(s.dir)).ServeHTTP(w, r)
+		return
+	}
+	if n := s.cutAfter.Swap(0); n > 0 {
+		b, _ := os.ReadFile(filepath.Join(s.dir, r.URL.Path))
+		// Promise the whole file, send part of it: a dropped connection.
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(b[:n])
+		panic(http.ErrAbortHandler)
+	}
+	if s.corrupted {
+		b, _ := os.ReadFile(filepath.Join(s.dir, r.URL.Path))
+		b[10] ^= 1
+		http.ServeContent(w, r, "x", time.Time{}, bytes.NewReader(b))
+		return
+	}
+	http.FileServer(http.Dir(s.dir)).ServeHTTP(w, r)
+}
+
+// manifestOf fetches and parses version 1.2.0's manifest.
+func manifestOf(t *testing.T, c *Client) *payload.Manifest {
+	t.Helper()
+	sm, err := c.Manifest(context.Background(), "1.2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := payload.Parse(sm.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestDownloadResumes(t *testing.T) {
+	repoDir, b, _ := publish(t, "1.2.0")
+	srv := &server{dir: repoDir}
+	srv.cutAfter.Store(50000)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c := &Client{Base: ts.URL}
+	m := manifestOf(t, c)
+	dl := t.TempDir()
+	var last int64
+	req := DownloadRequest{Version: "1.2.0", Name: "usr", Part: m.Parts["usr"], Dir: dl, Progress: func(_ string, done, _ int64) { last = done }}
+	if _, err := c.Download(context.Background(), req); err == nil {
+		t.Fatal("got nil error from a cut connection")
+	}
+	st, err := os.Stat(filepath.Join(dl, "usr.erofs.partial"))
+	if err != nil || st.Size() != 50000 {
+		t.Fatalf("got partial %v, %v, want 50000 bytes kept", st, err)
+	}
+	p, err := c.Download(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.ranges.Load() != 1 {
+		t.Errorf("got %d Range requests, want 1", srv.ranges.Load())
+	}
+	got, _ := os.ReadFile(p)
+	if !bytes.Equal(got, b.Usr) || last != int64(len(b.Usr)) {
+		t.Errorf("resumed download differs (progress %d of %d)", last, len(b.Usr))
+	}
+}
+
+func TestDownloadRefusals(t *testing.T) {
+	repoDir, _, _ := publish(t, "1.2.0")
+	m := manifestOf(t, &Client{Base: repoDir})
+	good := m.Parts["usr"]
+	cases := []struct {
+		name string
+		srv  *server
+		part payload.Part
+		want error
+	}{
+		{"digest mismatch", &server{corrupted: true}, good, ErrDigestMismatch},
+		{"truncated file in the repository", &server{}, payload.Part{File: good.File, Size: good.Size + 4096, SHA256: good.SHA256}, ErrTruncated},
+		{"longer than the manifest says", &server{}, payload.Part{File: good.File, Size: good.Size - 1, SHA256: good.SHA256}, ErrTooLarge},
+		{"missing file", &server{}, payload.Part{File: "nope", Size: 1, SHA256: good.SHA256}, ErrNotFound},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.srv.dir = repoDir
+			ts := httptest.NewServer(c.srv)
+			defer ts.Close()
+			dl := t.TempDir()
+			_, err := (&Client{Base: ts.URL}).Download(context.Background(), DownloadRequest{Version: "1.2.0", Name: "usr", Part: c.part, Dir: dl})
+			if !errors.Is(err, c.want) {
+				t.Errorf("got %v, want %v", err, c.want)
+			}
+			if _, err := os.Stat(filepath.Join(dl, c.part.File)); err == nil {
+				t.Error("a refused download left a complete file")
+			}
+		})
+	}
+}
+
+// TestDownloadServerIgnoresRange: a server that answers a Range request
+// with 200 and the whole file must not be appended to the partial file.
+func TestDownloadServerIgnoresRange(t *testing.T) {
+	repoDir, b, _ := publish(t, "1.2.0")
+	srv := &server{dir: repoDir, noRange: true}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c := &Client{Base: ts.URL}
+	m := manifestOf(t, c)
+	dl := t.TempDir()
+	os.WriteFile(filepath.Join(dl, "usr.erofs.partial"), b.Usr[:1000], 0o644)
+	p, err := c.Download(context.Background(), DownloadRequest{Version: "1.2.0", Name: "usr", Part: m.Parts["usr"], Dir: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(p)
+	if !bytes.Equal(got, b.Usr) {
+		t.Error("download differs")
+	}
+}
+
+func FuzzParseChannel(f *testing.F) {
+	f.Add([]byte(`{"format":1,"channel":"stable","version":"1.2.0","rollout":{"start":"2026-11-01T00:00:00Z","duration":"48h"}}`))
+	f.Add([]byte(`{"format":1,"version":"../../etc"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseChannel(b)
+		if err != nil {
+			return
+		}
+		if payload.CheckVersion(c.Version) != nil {
+			t.Errorf("accepted version %q", c.Version)
+		}
+	})
+}
+
+// TestDownloadFromDirectory: a plain directory and a file:// URL serve the
+// same repository, resuming from a partial file too.
+func TestDownloadFromDirectory(t *testing.T) {
+	repoDir, b, _ := publish(t, "1.2.0")
+	for _, base := range []string{repoDir, "file://" + repoDir} {
+		c := &Client{Base: base}
+		m := manifestOf(t, c)
+		dl := t.TempDir()
+		os.WriteFile(filepath.Join(dl, "usr.erofs.partial"), b.Usr[:4096], 0o644)
+		p, err := c.Download(context.Background(), DownloadRequest{Version: "1.2.0", Name: "usr", Part: m.Parts["usr"], Dir: dl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, b.Usr) {
+			t.Errorf("%s: download differs", base)
+		}
+	}
+}

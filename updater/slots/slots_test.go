@@ -1,0 +1,88 @@
+package slots
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/grubenv"
+)
+
+// fakeHost lays out a root with an ESP holding the given slots.
+func fakeHost(t *testing.T, cmdline string, env grubenv.Env, versions map[bootcfg.Slot]string) Host {
+	t.Helper()
+	h := Host{Root: fsroot.Root(t.TempDir())}
+	write := func(p, s string) {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(h.Root.Join("/proc/cmdline"), cmdline+"\n")
+	write(h.Root.Join("/usr/lib/os-release"), "NAME=\"Bulkhead\"\nID=bulkhead\nVERSION_ID=\"1.0.0\"\n")
+	if err := os.MkdirAll(h.ESP("grub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := grubenv.Create(h.ESP(bootcfg.ESPGrubEnv), env); err != nil {
+		t.Fatal(err)
+	}
+	for s, v := range versions {
+		write(h.ESP(string(s), bootcfg.ReleaseFile), "VERSION="+v+"\nROOTHASH=00\n")
+	}
+	return h
+}
+
+func TestStatusShipped(t *testing.T) {
+	h := fakeHost(t, "root=x bulkhead.slot=a quiet", grubenv.Env{"bulkhead_default": "a"}, map[bootcfg.Slot]string{"a": "1.0.0"})
+	s, err := h.ReadStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Booted != "a" || s.OS != "Bulkhead" || s.Version != "1.0.0" {
+		t.Errorf("got %+v", s)
+	}
+	if s.Slots[0].State != bootcfg.StateBooted || s.Slots[1].State != bootcfg.StateEmpty {
+		t.Errorf("got slots %+v, want a booted, b empty", s.Slots)
+	}
+}
+
+func TestBlessTrialPasses(t *testing.T) {
+	h := fakeHost(t, "bulkhead.slot=b", grubenv.Env{"bulkhead_default": "a", "bulkhead_try": "b", "bulkhead_tries": "2"},
+		map[bootcfg.Slot]string{"a": "1.0.0", "b": "2.0.0"})
+	o, err := h.Bless()
+	if err != nil || o != bootcfg.Blessed {
+		t.Fatalf("got %s, %v, want blessed", o, err)
+	}
+	st, _, _ := h.BootState()
+	if st != (bootcfg.State{Default: "b"}) {
+		t.Errorf("got %+v, want default b", st)
+	}
+}
+
+func TestBlessRecordsFailedTrial(t *testing.T) {
+	h := fakeHost(t, "bulkhead.slot=a", grubenv.Env{"bulkhead_default": "a", "bulkhead_try": "b", "bulkhead_tries": "0"},
+		map[bootcfg.Slot]string{"a": "1.0.0", "b": "3.0.0"})
+	o, err := h.Bless()
+	if err != nil || o != bootcfg.TrialFailed {
+		t.Fatalf("got %s, %v, want trial-failed", o, err)
+	}
+	bad, _ := h.BadVersions()
+	if len(bad) != 1 || bad[0] != "3.0.0" {
+		t.Errorf("got bad versions %v, want [3.0.0]", bad)
+	}
+	s, _ := h.ReadStatus()
+	if s.Slots[1].State != bootcfg.StateBad {
+		t.Errorf("got slot b %s, want bad", s.Slots[1].State)
+	}
+}
+
+func TestBootedNeedsSlotArg(t *testing.T) {
+	h := fakeHost(t, "root=/dev/sda1", grubenv.Env{}, nil)
+	if _, err := h.Booted(); err != ErrNotBulkhead {
+		t.Errorf("got %v, want ErrNotBulkhead", err)
+	}
+}

@@ -1,0 +1,71 @@
+package updater
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/updater/etcmerge"
+)
+
+// UpdateStatus is the update part of `hostctl status`: the channel followed,
+// the last check, and the /etc merge conflicts of this boot.
+type UpdateStatus struct {
+	Channel      string            `json:"channel"`
+	Source       string            `json:"source,omitempty"`
+	LastCheck    *LastCheck        `json:"lastCheck,omitempty"`
+	EtcConflicts []etcmerge.Change `json:"etcConflicts,omitempty"`
+	Problems     []string          `json:"problems,omitempty"` // what could not be read
+}
+
+// ReadUpdateStatus gathers the update status; what cannot be read is listed
+// in Problems rather than failing, so status works on a damaged host.
+func ReadUpdateStatus(root fsroot.Root) UpdateStatus {
+	var s UpdateStatus
+	cfg, err := LoadConfig(root)
+	if err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
+	s.Channel, s.Source = cfg.Channel, cfg.URL
+	if s.LastCheck, err = ReadLastCheck(root); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
+	if s.EtcConflicts, err = etcmerge.ReadConflicts(root); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
+	return s
+}
+
+// Print writes the status for people, in the style of `hostctl status`.
+func (s UpdateStatus) Print(w io.Writer) {
+	src := s.Source
+	if src == "" {
+		src = "no repository configured; periodic checks off"
+	}
+	fmt.Fprintf(w, "Updates: channel %s (%s)\n", s.Channel, src)
+	if c := s.LastCheck; c != nil {
+		line := fmt.Sprintf("  last check %s: ", c.Time.Format(time.RFC3339))
+		switch {
+		case c.Error != "":
+			line += "failed: " + c.Error
+		case c.Held != "":
+			line += fmt.Sprintf("%s available, held: %s", c.Available, c.Held)
+		case c.Staged:
+			line += fmt.Sprintf("%s staged, reboot to use it", c.Available)
+		case c.Available == c.Current:
+			line += "up to date"
+		default:
+			line += "available " + c.Available
+		}
+		fmt.Fprintln(w, line)
+	} else {
+		fmt.Fprintln(w, "  never checked")
+	}
+	for _, c := range s.EtcConflicts {
+		fmt.Fprintf(w, "  /etc conflict: /etc/%s: %s\n", c.Path, c.Reason)
+	}
+	for _, p := range s.Problems {
+		fmt.Fprintf(w, "  unknown: %s\n", p)
+	}
+}

@@ -1,0 +1,211 @@
+package updatertest
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bulkhead-os/bulkhead/builder"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/grubenv"
+	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/verity"
+)
+
+// Build is a synthetic build output.
+type Build struct {
+	Dir      string // out/<name>
+	Version  string
+	RootHash string
+	Usr      []byte
+	Verity   []byte
+	Kernel   []byte
+	Initrd   []byte
+}
+
+// Args are the kernel arguments every fake build carries.
+var Args = []string{"console=ttyS0,115200", "panic=10"}
+
+// MakeBuild writes out/<name> for version under dir: usr.erofs of blocks
+// 4 KiB blocks (content derived from the version), its veritysetup-format
+// hash device, a kernel, an initrd and manifest.json.
+func MakeBuild(t testing.TB, dir, version string, blocks int) Build {
+	t.Helper()
+	out := filepath.Join(dir, "out-"+version, "default")
+	usr := make([]byte, blocks*verity.BlockSize)
+	seed := sha256.Sum256([]byte(version))
+	for i := range usr {
+		usr[i] = seed[i%32] ^ byte(i/verity.BlockSize)
+	}
+	salt := seed[:16]
+	var hdev bytes.Buffer
+	tree, err := verity.Format(&hdev, bytes.NewReader(usr), verity.Params{DataBlocks: uint64(blocks), Salt: salt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Build{Dir: out, Version: version, RootHash: tree.RootHex(), Usr: usr, Verity: hdev.Bytes(),
+		Kernel: []byte("kernel " + version), Initrd: []byte("initrd " + version)}
+	m := builder.Manifest{
+		Name: "default", Version: version, KernelVersion: "6.1.0-test-amd64", KernelArgs: Args,
+		RootHash: b.RootHash, VeritySalt: hex.EncodeToString(salt), Parts: map[string]builder.Part{},
+	}
+	for _, p := range []struct {
+		key, file string
+		data      []byte
+	}{
+		{builder.PartUsr, builder.UsrImage, b.Usr},
+		{builder.PartVerity, builder.UsrVerity, b.Verity},
+		{builder.PartKernel, builder.KernelImage, b.Kernel},
+		{builder.PartInitrd, builder.InitrdImage, b.Initrd},
+	} {
+		WriteFile(t, filepath.Join(out, p.file), p.data)
+		sum := sha256.Sum256(p.data)
+		m.Parts[p.key] = builder.Part{File: p.file, Size: int64(len(p.data)), SHA256: hex.EncodeToString(sum[:])}
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	WriteFile(t, filepath.Join(out, builder.ManifestFile), mb)
+	return b
+}
+
+// WriteFile writes a file, creating its directory.
+func WriteFile(t testing.TB, p string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Key is a signing key pair with its public key file's contents.
+type Key struct {
+	Private ed25519.PrivateKey
+	PubFile []byte
+}
+
+// NewKey makes a signing key.
+func NewKey(t testing.TB) Key {
+	t.Helper()
+	pub, priv, err := payload.GenerateKey(rand.Reader, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk, err := payload.ParsePrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Key{Private: sk, PubFile: pub}
+}
+
+// Partition UUIDs of the fake disk.
+var PartUUIDs = map[string]string{
+	"root":         "11111111-0000-4000-8000-000000000001",
+	"usr-a":        "11111111-0000-4000-8000-00000000000a",
+	"usr-a-verity": "11111111-0000-4000-8000-0000000000aa",
+	"usr-b":        "11111111-0000-4000-8000-00000000000b",
+	"usr-b-verity": "11111111-0000-4000-8000-0000000000bb",
+}
+
+// PartSize is the size of each fake slot partition.
+const PartSize = 1 << 20
+
+// Host is a fake host root with slot A installed from build and booted.
+type Host struct {
+	Root fsroot.Root
+}
+
+// MakeHost lays out a root: the ESP with /efi/a (kernel, initrd, entry.cfg,
+// release) and grub/grubenv (default a), an empty slot B, partitions as
+// files under /parts linked from /dev/disk/by-partlabel and by-partuuid,
+// /proc/cmdline as slot A's entry gives it, os-release, and the trusted key.
+func MakeHost(t testing.TB, booted Build, key Key) Host {
+	t.Helper()
+	root := fsroot.Root(t.TempDir())
+	h := Host{Root: root}
+	for label, uuid := range PartUUIDs {
+		part := root.Join("/parts", label)
+		content := bytes.Repeat([]byte{0xee}, PartSize)
+		switch label {
+		case "usr-a":
+			copy(content, booted.Usr)
+		case "usr-a-verity":
+			copy(content, booted.Verity)
+		}
+		WriteFile(t, part, content)
+		for _, link := range []string{root.Join("/dev/disk/by-partlabel", label), root.Join("/dev/disk/by-partuuid", uuid)} {
+			os.MkdirAll(filepath.Dir(link), 0o755)
+			if err := os.Symlink("../../../parts/"+label, link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e := h.Entry(bootcfg.SlotA, booted)
+	WriteFile(t, root.Join("/efi/a", bootcfg.KernelFile), booted.Kernel)
+	WriteFile(t, root.Join("/efi/a", bootcfg.InitrdFile), booted.Initrd)
+	WriteFile(t, root.Join("/efi/a", bootcfg.EntryFile), []byte(e.GrubConfig()))
+	WriteFile(t, root.Join("/efi/a", bootcfg.ReleaseFile), []byte(e.Release("default")))
+	os.MkdirAll(root.Join("/efi/grub"), 0o755)
+	if err := grubenv.Create(root.Join("/efi", bootcfg.ESPGrubEnv), bootcfg.State{Default: bootcfg.SlotA}.Env(grubenv.Env{})); err != nil {
+		t.Fatal(err)
+	}
+	WriteFile(t, root.Join("/proc/cmdline"), []byte("BOOT_IMAGE=/a/vmlinuz "+e.Cmdline()+"\n"))
+	WriteFile(t, root.Join("/usr/lib/os-release"), []byte(fmt.Sprintf("NAME=\"Bulkhead\"\nID=bulkhead\nVERSION_ID=%q\n", booted.Version)))
+	WriteFile(t, root.Join("/etc/machine-id"), []byte("0123456789abcdef0123456789abcdef\n"))
+	WriteFile(t, root.Join(payload.KeysDir, "test.pub"), key.PubFile)
+	return h
+}
+
+// Entry is the boot entry of slot s holding build b on this fake disk.
+func (h Host) Entry(s bootcfg.Slot, b Build) bootcfg.Entry {
+	return bootcfg.Entry{
+		Slot: s, Version: b.Version, RootPartUUID: PartUUIDs["root"],
+		UsrPartUUID: PartUUIDs["usr-"+string(s)], VerityPartUUID: PartUUIDs["usr-"+string(s)+"-verity"],
+		RootHash: b.RootHash, Args: Args,
+	}
+}
+
+// Snapshot is the bytes of everything an update may touch, for proving that
+// a refused update changed nothing.
+func (h Host) Snapshot(t testing.TB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, dir := range []string{"/efi", "/parts"} {
+		filepath.Walk(h.Root.Join(dir), func(p string, fi os.FileInfo, err error) error {
+			if err != nil || fi.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			out[h.Root.Rel(p)] = hex.EncodeToString(sum[:])
+			return nil
+		})
+	}
+	return out
+}
+
+// SameSnapshot fails the test when the two snapshots differ.
+func SameSnapshot(t testing.TB, before, after map[string]string) {
+	t.Helper()
+	for p, s := range before {
+		if after[p] != s {
+			t.Errorf("%s changed", p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			t.Errorf("%s appeared", p)
+		}
+	}
+}
