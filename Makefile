@@ -11,7 +11,9 @@ LDFLAGS := -s -w -X github.com/bulkhead-os/bulkhead/hostd.Version=$(VERSION)
 
 # Debian packages the build and the tests use.
 APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils ovmf erofs-utils dosfstools mtools \
-	e2fsprogs cryptsetup-bin gdisk cloud-image-utils xorriso xfsprogs socat busybox-static arch-test
+	e2fsprogs cryptsetup-bin gdisk fdisk cloud-image-utils genisoimage xorriso xfsprogs socat \
+	busybox-static arch-test gcc libseccomp-dev pkg-config iptables etcd-server docker-registry \
+	runc crun skopeo umoci
 
 .PHONY: all deps bin image test test-unit test-qemu test-long bench clean
 
@@ -34,7 +36,7 @@ bin: deps
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/builder ./cmd/hostctl
 	# hostd embeds runc's libcontainer, whose nsenter is C: cgo, linked
 	# against the same Debian release's glibc as the image.
-	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hostd
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -tags seccomp -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hostd
 
 # A per-checkout signing key for updates: the image trusts its .pub.
 images/keys/dev.pub: | bin
@@ -44,19 +46,19 @@ image: bin images/keys/dev.pub
 	$(BIN)/builder build $(IMAGE_DEF)
 
 test-unit: deps
-	$(GO) vet ./...
-	$(GO) test ./...
+	$(GO) vet -tags seccomp ./...
+	$(GO) test -tags seccomp ./...
 
 test-qemu: image
-	$(GO) test -count=1 -timeout 40m -v ./qemu-tests/ -args -image out/default
+	$(GO) test -count=1 -timeout 40m -v ./qemu-tests/ -args -image $(CURDIR)/out/default
 
 test: test-unit test-qemu
 
 test-long: image
-	$(GO) test -count=1 -timeout 3h -v ./qemu-tests/ -args -image out/default -long
+	$(GO) test -count=1 -timeout 3h -v ./qemu-tests/ -args -image $(CURDIR)/out/default -long
 
 bench: image
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 2h ./qemu-tests/ -args -image out/default
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 2h ./qemu-tests/ -args -image $(CURDIR)/out/default
 
 clean:
 	rm -rf out

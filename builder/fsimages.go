@@ -1,12 +1,16 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 
+	"github.com/bulkhead-os/bulkhead/internal/fatstamp"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/grubenv"
@@ -104,7 +108,51 @@ func (s *buildState) rootImage(ctx context.Context) error {
 		"-E", "hash_seed=" + s.ids.UUID("root-fs-hash") + ",root_owner=0:0",
 		"-d", s.tree, img, fmt.Sprintf("%dk", p.Size>>10),
 	}, Env: []string{fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", s.b.Epoch), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", s.b.Epoch)}})
-	return err
+	if err != nil {
+		return err
+	}
+	return s.stampExt4(ctx, img)
+}
+
+// stampExt4 sets every inode's atime, ctime and mtime in the ext4 image to
+// the epoch. mke2fs -d copies them from the source tree, and a file's ctime
+// (and the atime of anything read since the tree's times were clamped)
+// cannot be set with utimes: debugfs rewrites them, checksums included.
+func (s *buildState) stampExt4(ctx context.Context, img string) error {
+	var cmds strings.Builder
+	err := filepath.WalkDir(s.tree, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := "/" + strings.TrimPrefix(strings.TrimPrefix(p, s.tree), "/")
+		if strings.ContainsAny(rel, "\"\n") {
+			return fmt.Errorf("stamping %s: a path with a quote or newline", rel)
+		}
+		for _, field := range []string{"atime", "ctime", "mtime"} {
+			fmt.Fprintf(&cmds, "sif \"%s\" %s @%d\n", rel, field, s.b.Epoch)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	script := filepath.Join(s.work, "debugfs.cmds")
+	if err := os.WriteFile(script, []byte(cmds.String()), 0o644); err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "debugfs", Args: []string{"-w", "-f", script, img}, Stderr: &stderr,
+		Env: []string{fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", s.b.Epoch)}}); err != nil {
+		return err
+	}
+	// debugfs reports a failed command on stderr and still exits 0; its
+	// only other stderr line is its version banner.
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if line != "" && !strings.HasPrefix(line, "debugfs ") {
+			return fmt.Errorf("stamping root image times with debugfs: %s", line)
+		}
+	}
+	return nil
 }
 
 // esp makes the FAT32 ESP: shim (BOOTX64.EFI) and Debian's signed GRUB for
@@ -173,8 +221,8 @@ type FATSpec struct {
 	Source   string // its contents become the filesystem's root
 }
 
-// MakeFAT makes a FAT32 image with mkfs.fat and fills it with mtools
-// (mcopy -m keeps the clamped times), without mounting anything.
+// MakeFAT makes a FAT32 image with mkfs.fat and fills it with mtools,
+// without mounting anything; every timestamp is the epoch.
 func MakeFAT(ctx context.Context, r run.Runner, f FATSpec) error {
 	env := []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", f.Epoch), "MTOOLS_SKIP_CHECK=1", "TZ=UTC"}
 	_ = os.Remove(f.Image)
@@ -191,8 +239,11 @@ func MakeFAT(ctx context.Context, r run.Runner, f FATSpec) error {
 	for _, e := range ents {
 		args = append(args, filepath.Join(f.Source, e.Name()))
 	}
-	_, err = r.Run(ctx, run.Cmd{Name: "mcopy", Args: append(args, "::/"), Env: env})
-	return err
+	if _, err = r.Run(ctx, run.Cmd{Name: "mcopy", Args: append(args, "::/"), Env: env}); err != nil {
+		return err
+	}
+	// mtools stamps directory entries with the clock: reset them all.
+	return fatstamp.Stamp(f.Image, timeOf(f.Epoch))
 }
 
 // qcow2 converts disk.raw.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+	"github.com/bulkhead-os/bulkhead/updater"
 )
 
 // NewRootCmd is the hostd command: with no verb it runs the daemon. rt is
@@ -18,6 +20,7 @@ func NewRootCmd(log *slog.Logger, rt ...runtime.Factory) *cobra.Command {
 	cfg := Config{Root: "/", Socket: "/run/hostd.sock", Log: log}
 	var root string
 	var eng EngineOptions
+	var updateChecks bool
 	cmd := &cobra.Command{
 		Use:           "hostd",
 		Short:         "The Bulkhead host daemon",
@@ -41,9 +44,23 @@ func NewRootCmd(log *slog.Logger, rt ...runtime.Factory) *cobra.Command {
 					defer e.Close()
 				}
 			}
+			if updateChecks {
+				// The updater waits for the boot to be blessed, tells the
+				// reboot strategy the host is steady, then checks the
+				// channel periodically when /etc/bulkhead/update.yaml
+				// names a repository. One writer at a time: it takes the
+				// same lock as hostctl upgrade.
+				u := &updater.Updater{Root: cfg.Root, Runner: run.Exec{Log: log}, Log: log}
+				go func() {
+					if err := u.RunPeriodic(ctx, updater.CheckInterval); err != nil && ctx.Err() == nil {
+						log.Error("periodic update checks stopped", "err", err)
+					}
+				}()
+			}
 			return srv.Serve(ctx, l)
 		},
 	}
+	cmd.Flags().BoolVar(&updateChecks, "update-checks", true, "run the updater: steady-state report and periodic checks when configured")
 	eng.AddFlags(cmd.Flags())
 	if len(rt) > 0 {
 		cmd.AddCommand(newShimCmd(rt[0]))

@@ -54,8 +54,9 @@ func TestBootBIOS(t *testing.T) {
 		if r, _ := vm.Exec(ctx, "/bin/sh", "-c", "touch /usr/bulkhead-write-test"); r.Code == 0 || !strings.Contains(r.Stderr, "Read-only file system") {
 			t.Errorf("writing under /usr: exit %d, %q; want a read-only file system error", r.Code, r.Stderr)
 		}
-		if src := sh(t, vm, "findmnt -n -o SOURCE,FSTYPE,OPTIONS /usr"); !strings.HasPrefix(src, "/dev/mapper/usr erofs ro") {
-			t.Errorf("/usr is mounted from %q, want /dev/mapper/usr erofs ro", src)
+		src := strings.Fields(sh(t, vm, "findmnt -n -o SOURCE,FSTYPE,OPTIONS /usr"))
+		if len(src) != 3 || src[0] != "/dev/mapper/usr" || src[1] != "erofs" || !strings.HasPrefix(src[2], "ro,") {
+			t.Errorf("/usr is mounted as %q, want /dev/mapper/usr erofs ro", src)
 		}
 		if table := sh(t, vm, "dmsetup table usr"); !strings.Contains(table, " verity ") {
 			t.Errorf("dm table of usr is %q, want a verity target", table)

@@ -11,10 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-os/bulkhead/cloudinit"
 )
 
 var (
-	imageDir = flag.String("image", "", "built image directory (out/<name>); default ../out/default")
+	imageDir = flag.String("image", "", "built image directory (out/<name>); the boot tests run only when it is given")
 	long     = flag.Bool("long", false, "run the long matrices (make test-long)")
 )
 
@@ -25,11 +27,10 @@ const bootTimeout = 8 * time.Minute
 // image returns the built image directory or skips, naming why.
 func image(t testing.TB) string {
 	t.Helper()
-	dir := *imageDir
-	if dir == "" {
-		dir = "../out/default"
+	if *imageDir == "" {
+		t.Skip("QEMU boot test: runs with -image DIR (make test-qemu passes out/default)")
 	}
-	dir, _ = filepath.Abs(dir)
+	dir, _ := filepath.Abs(*imageDir)
 	if _, err := os.Stat(filepath.Join(dir, "disk.qcow2")); err != nil {
 		t.Skipf("no built image at %s (run `make image`; `make test` builds it first): %v", dir, err)
 	}
@@ -50,12 +51,16 @@ type BootOpts struct {
 	FwCfg    map[string]string
 	SMBIOS   []string
 	DiskBus  string
+	// Overlay boots an existing overlay (vm.Cfg.Disk of an earlier VM of
+	// this test, shut down) instead of a fresh one: the same machine
+	// booted again, e.g. with other extra disks.
+	Overlay string
 }
 
 // bootVM starts a VM on a fresh overlay over the built qcow2 (which is never
 // modified) and stops it when the test ends. On failure the console log is
 // kept under $TMPDIR/bulkhead-qemu-logs.
-func bootVM(t *testing.T, o BootOpts) *VM {
+func bootVM(t testing.TB, o BootOpts) *VM {
 	t.Helper()
 	img := image(t)
 	dir := t.TempDir()
@@ -63,13 +68,16 @@ func bootVM(t *testing.T, o BootOpts) *VM {
 	if base == "" {
 		base = filepath.Join(img, "disk.qcow2")
 	}
-	overlay := filepath.Join(dir, "disk.qcow2")
-	args := []string{"create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, overlay}
-	if o.DiskSize != "" {
-		args = append(args, o.DiskSize)
-	}
-	if out, err := exec.Command("qemu-img", args...).CombinedOutput(); err != nil {
-		t.Fatalf("creating overlay: %v: %s", err, out)
+	overlay := o.Overlay
+	if overlay == "" {
+		overlay = filepath.Join(dir, "disk.qcow2")
+		args := []string{"create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, overlay}
+		if o.DiskSize != "" {
+			args = append(args, o.DiskSize)
+		}
+		if out, err := exec.Command("qemu-img", args...).CombinedOutput(); err != nil {
+			t.Fatalf("creating overlay: %v: %s", err, out)
+		}
 	}
 	c := Config{
 		Firmware: o.Firmware, Accel: Accel(filepath.Join(img, "payload/vmlinuz")),
@@ -117,7 +125,7 @@ func orInt(v, d int) int {
 
 // waitReady waits for the guest agent, then for systemd to finish booting,
 // and returns the state systemd reports (running or degraded).
-func waitReady(t *testing.T, vm *VM) string {
+func waitReady(t testing.TB, vm *VM) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
@@ -137,7 +145,7 @@ func waitReady(t *testing.T, vm *VM) string {
 }
 
 // waitUnit waits until a unit is active (or failed) and returns its state.
-func waitUnit(t *testing.T, vm *VM, unit string) string {
+func waitUnit(t testing.TB, vm *VM, unit string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
@@ -179,9 +187,12 @@ type hostStatus struct {
 		PID     int    `json:"pid"`
 	} `json:"hostd"`
 	HostdError string `json:"hostdError"`
+	// Provision is the first-boot provisioning report (cloudinit).
+	Provision      *cloudinit.Report `json:"provision"`
+	ProvisionError string            `json:"provisionError"`
 }
 
-func status(t *testing.T, vm *VM) hostStatus {
+func status(t testing.TB, vm *VM) hostStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -196,7 +207,7 @@ func status(t *testing.T, vm *VM) hostStatus {
 	return s
 }
 
-func sh(t *testing.T, vm *VM, script string) string {
+func sh(t testing.TB, vm *VM, script string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -56,7 +56,7 @@ type Config struct {
 	// NetOpts are appended to -netdev user (hostfwd=..., guestfwd=...).
 	NetOpts []string
 	// SMBIOS are -smbios arguments (e.g. type=1,serial=ds=nocloud;...).
-	SMBIOS  []string
+	SMBIOS   []string
 	VarsFile string // a writable copy of the OVMF variables (UEFI only)
 	QGASock  string // the guest agent's socket
 	QMPSock  string
@@ -207,28 +207,58 @@ type VM struct {
 
 // Start starts QEMU for c in dir. The console goes to dir/console.log too.
 func Start(c Config, dir string) (*VM, error) {
-	args := QemuArgs(c)
-	cmd := exec.Command("qemu-system-x86_64", args...)
 	logf, err := os.Create(filepath.Join(dir, "console.log"))
 	if err != nil {
 		return nil, err
 	}
-	con := NewConsole(logf)
-	cmd.Stdout = con
+	vm := &VM{Cfg: c, dir: dir, console: NewConsole(logf), qga: &QGA{Path: c.QGASock}}
+	if err := vm.launch(logf); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	return vm, nil
+}
+
+// Restart powers the machine on again after QEMU exited (a Kill is a power
+// cut): the same disks, firmware variables and sockets, the console
+// appending to the same buffer, so marks taken before stay valid.
+func (vm *VM) Restart() error {
+	if !vm.Exited() {
+		return errors.New("restarting qemu: it is still running")
+	}
+	logf, err := os.OpenFile(filepath.Join(vm.dir, "console.log"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	vm.console.mu.Lock()
+	vm.console.w = logf
+	vm.console.mu.Unlock()
+	if err := vm.launch(logf); err != nil {
+		logf.Close()
+		return err
+	}
+	return nil
+}
+
+// launch starts the QEMU process, its console going to vm.console.
+func (vm *VM) launch(logf *os.File) error {
+	cmd := exec.Command("qemu-system-x86_64", QemuArgs(vm.Cfg)...)
+	cmd.Stdout = vm.console
 	var stderr bytes.Buffer
-	cmd.Stderr = io.MultiWriter(con, &stderr)
+	cmd.Stderr = io.MultiWriter(vm.console, &stderr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting qemu: %w", err)
+		return fmt.Errorf("starting qemu: %w", err)
 	}
-	vm := &VM{Cfg: c, dir: dir, cmd: cmd, console: con, done: make(chan struct{})}
+	done := make(chan struct{})
+	vm.cmd, vm.done, vm.exitErr = cmd, done, nil
 	go func() {
-		vm.exitErr = cmd.Wait()
+		err := cmd.Wait()
 		logf.Close()
-		close(vm.done)
+		vm.exitErr = err
+		close(done)
 	}()
-	vm.qga = &QGA{Path: c.QGASock}
-	return vm, nil
+	return nil
 }
 
 // Console returns the serial console.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -79,7 +80,7 @@ func (q *QGA) Call(ctx context.Context, cmd string, args any, out any) error {
 		return fmt.Errorf("guest agent %s: %w: %q", cmd, err, line)
 	}
 	if r.Error != nil {
-		return fmt.Errorf("guest agent %s: %s: %s", cmd, r.Error.Class, r.Error.Desc)
+		return fmt.Errorf("guest agent %s: %w", cmd, &AgentError{r.Error.Class, r.Error.Desc})
 	}
 	if out != nil {
 		return json.Unmarshal(r.Return, out)
@@ -95,11 +96,9 @@ func (q *QGA) Exec(ctx context.Context, argv []string) (ExecResult, error) {
 	var started struct {
 		PID int `json:"pid"`
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := q.Call(cctx, "guest-exec", map[string]any{"path": argv[0], "arg": argv[1:], "capture-output": true}, &started)
-	cancel()
+	err := q.retry(ctx, "guest-exec", map[string]any{"path": argv[0], "arg": argv[1:], "capture-output": true}, &started)
 	if err != nil {
-		return ExecResult{}, err
+		return ExecResult{}, fmt.Errorf("guest command %v: %w", argv, err)
 	}
 	for {
 		var st struct {
@@ -109,11 +108,8 @@ func (q *QGA) Exec(ctx context.Context, argv []string) (ExecResult, error) {
 			OutData  string `json:"out-data"`
 			ErrData  string `json:"err-data"`
 		}
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := q.Call(cctx, "guest-exec-status", map[string]any{"pid": started.PID}, &st)
-		cancel()
-		if err != nil {
-			return ExecResult{}, err
+		if err := q.retry(ctx, "guest-exec-status", map[string]any{"pid": started.PID}, &st); err != nil {
+			return ExecResult{}, fmt.Errorf("guest command %v: %w", argv, err)
 		}
 		if st.Exited {
 			out, _ := base64.StdEncoding.DecodeString(st.OutData)
@@ -131,3 +127,27 @@ func (q *QGA) Exec(ctx context.Context, argv []string) (ExecResult, error) {
 		}
 	}
 }
+
+// retry repeats a call that times out or fails to connect until ctx ends: a
+// loaded TCG guest can leave the agent silent for tens of seconds. An error
+// the agent itself returns is final.
+func (q *QGA) retry(ctx context.Context, cmd string, args, out any) error {
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := q.Call(cctx, cmd, args, out)
+		cancel()
+		if err == nil || errors.As(err, new(*AgentError)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// AgentError is an error answered by the guest agent.
+type AgentError struct{ Class, Desc string }
+
+func (e *AgentError) Error() string { return e.Class + ": " + e.Desc }

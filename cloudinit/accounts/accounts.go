@@ -164,7 +164,8 @@ func Ensure(ctx context.Context, r run.Runner, root fsroot.Root, u User) error {
 			}
 		}
 	}
-	if _, exists := Lookup(root, u.Name); exists {
+	_, exists := Lookup(root, u.Name)
+	if exists {
 		if args := modArgs(u); args != nil {
 			if _, err := r.Run(ctx, run.Cmd{Name: "usermod", Args: args}); err != nil {
 				return fmt.Errorf("updating user %s: %w", u.Name, err)
@@ -173,7 +174,10 @@ func Ensure(ctx context.Context, r run.Runner, root fsroot.Root, u User) error {
 	} else if _, err := r.Run(ctx, run.Cmd{Name: "useradd", Args: UserArgs(u)}); err != nil {
 		return fmt.Errorf("creating user %s: %w", u.Name, err)
 	}
-	if u.Lock {
+	// useradd without --password writes "!" (locked) into shadow, so a new
+	// account without a hash needs no second command: each one costs
+	// seconds of first boot under emulation.
+	if u.Lock && (exists || u.PasswordHash != nil) {
 		if _, err := r.Run(ctx, run.Cmd{Name: "usermod", Args: []string{"--lock", u.Name}}); err != nil {
 			return fmt.Errorf("locking password of %s: %w", u.Name, err)
 		}

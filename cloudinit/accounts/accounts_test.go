@@ -49,8 +49,11 @@ func TestEnsure(t *testing.T) {
 		u    User
 		want string
 	}{
-		{"new user, missing group made first", User{Name: "bob", Groups: []string{"sudo", "docker"}, Lock: true},
-			"groupadd docker\nuseradd --groups sudo,docker --create-home --user-group bob\nusermod --lock bob\n"},
+		{"new user, missing group made first; useradd leaves it locked", User{Name: "bob", Groups: []string{"sudo", "docker"}, Lock: true},
+			"groupadd docker\nuseradd --groups sudo,docker --create-home --user-group bob\n"},
+		{"new user with a hash, locked after", User{Name: "carol", PasswordHash: ptr("$6$x"), Lock: true},
+			"useradd --password '$6$x' --create-home --user-group carol\nusermod --lock carol\n"},
+		{"existing user locked", User{Name: "alice", Lock: true}, "usermod --lock alice\n"},
 		{"existing user only gains groups", User{Name: "alice", Groups: []string{"sudo"}},
 			"usermod --append --groups sudo alice\n"},
 		{"existing user, nothing asked", User{Name: "alice"}, ""},

@@ -1,6 +1,8 @@
 package seed
 
 import (
+	"github.com/bulkhead-os/bulkhead/internal/fatstamp"
+
 	"bytes"
 	"errors"
 	"fmt"
@@ -255,56 +257,10 @@ func writeVFAT(path string, f Files) error {
 			return err
 		}
 	}
-	if err := stampFATRoot(out); err != nil {
+	if err := fatstamp.Stamp(out.Name(), epoch); err != nil {
 		return err
 	}
 	return out.Sync()
-}
-
-// stampFATRoot sets the dates of every root directory entry to the fixed
-// epoch (go-diskfs takes them from the clock), so vfat seeds are
-// reproducible too. FAT12/16 only, where the root directory is a fixed
-// region after the FATs (Microsoft FAT spec, section 6); the seed's size
-// keeps it FAT12 or FAT16.
-func stampFATRoot(f *os.File) error {
-	bs := make([]byte, 512)
-	if _, err := f.ReadAt(bs, 0); err != nil {
-		return fmt.Errorf("reading boot sector: %w", err)
-	}
-	bps := int64(bs[11]) | int64(bs[12])<<8
-	reserved := int64(bs[14]) | int64(bs[15])<<8
-	fats := int64(bs[16])
-	rootEntries := int64(bs[17]) | int64(bs[18])<<8
-	fatSize := int64(bs[22]) | int64(bs[23])<<8
-	if fatSize == 0 || rootEntries == 0 {
-		return nil // FAT32: root in clusters; left as go-diskfs wrote it
-	}
-	off := (reserved + fats*fatSize) * bps
-	dir := make([]byte, rootEntries*32)
-	if _, err := f.ReadAt(dir, off); err != nil {
-		return fmt.Errorf("reading root directory: %w", err)
-	}
-	// DOS date: bits 15-9 year-1980, 8-5 month, 4-0 day; time 0 = 00:00:00.
-	date := uint16(epoch.Year()-1980)<<9 | uint16(epoch.Month())<<5 | uint16(epoch.Day())
-	for i := 0; i < len(dir); i += 32 {
-		e := dir[i : i+32]
-		if e[0] == 0 {
-			break // end of directory
-		}
-		if e[0] == 0xe5 || e[11] == 0x0f {
-			continue // deleted, or a long-name part (it has no dates)
-		}
-		for _, o := range []int{13, 14, 15, 22, 23} { // tenths, create time, write time
-			e[o] = 0
-		}
-		for _, o := range []int{16, 18, 24} { // create, access, write dates
-			e[o], e[o+1] = byte(date), byte(date>>8)
-		}
-	}
-	if _, err := f.WriteAt(dir, off); err != nil {
-		return fmt.Errorf("writing root directory: %w", err)
-	}
-	return nil
 }
 
 func writeFSFile(fs filesystem.FileSystem, e entry) error {

@@ -8,12 +8,16 @@ import (
 	"os"
 
 	"github.com/bulkhead-os/bulkhead/builder/cli"
+	icli "github.com/bulkhead-os/bulkhead/internal/cli"
 )
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := cli.NewRootCmd(cli.Deps{Log: log, Stdout: os.Stdout, Stderr: os.Stderr}).ExecuteContext(context.Background()); err != nil {
+	cmd := cli.NewRootCmd(cli.Deps{Log: log, Stdout: os.Stdout, Stderr: os.Stderr})
+	icli.MarkUsageErrors(cmd)
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "builder:", err)
-		os.Exit(1)
 	}
+	os.Exit(icli.ExitCode(err))
 }

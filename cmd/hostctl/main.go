@@ -3,11 +3,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/bulkhead-os/bulkhead/hostd/hostctl"
+	"github.com/bulkhead-os/bulkhead/internal/cli"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -17,8 +19,11 @@ func main() {
 		Log: log, Stdout: os.Stdout, Stderr: os.Stderr,
 		Root: "/", Runner: run.Exec{Log: log}, Socket: "/run/hostd.sock",
 	})
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
+	cli.MarkUsageErrors(cmd)
+	err := cmd.ExecuteContext(context.Background())
+	var exit *hostctl.ExitError
+	if err != nil && !errors.As(err, &exit) {
 		fmt.Fprintln(os.Stderr, "hostctl:", err)
-		os.Exit(1)
 	}
+	os.Exit(cli.ExitCode(err))
 }

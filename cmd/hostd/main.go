@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/hostd"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
+	"github.com/bulkhead-os/bulkhead/internal/cli"
 )
 
 func main() {
@@ -21,8 +22,11 @@ func main() {
 		libct.Init() // a container's init: never returns
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := hostd.NewRootCmd(log, libct.New).ExecuteContext(context.Background()); err != nil {
+	cmd := hostd.NewRootCmd(log, libct.New)
+	cli.MarkUsageErrors(cmd)
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hostd:", err)
-		os.Exit(1)
 	}
+	os.Exit(cli.ExitCode(err))
 }

@@ -138,9 +138,13 @@ type Engine struct {
 	// readers counts log readers per container: an --rm container is
 	// removed only after they have read its last lines.
 	readers map[string]int
-	done    chan struct{}
-	wg      sync.WaitGroup
-	close   sync.Once
+	// declared are the workload names WatchWorkloads last loaded: until
+	// each exists, the boot health gate must not pass (the pull may take
+	// a while, and an empty list would otherwise look healthy).
+	declared []string
+	done     chan struct{}
+	wg       sync.WaitGroup
+	close    sync.Once
 }
 
 // liveState is what the engine keeps in memory for a started container.

@@ -251,6 +251,23 @@ func TestHealthCheckFeedsGate(t *testing.T) {
 	}
 }
 
+// A declared workload that is not created yet (its image still pulling at
+// boot) holds the gate: an empty container list is not a healthy host.
+func TestHealthCheckWaitsForDeclared(t *testing.T) {
+	te := newTestEngine(t)
+	te.SetDeclared([]ContainerSpec{{Name: "web", Image: te.ref}})
+	if err := te.HealthCheck(context.Background()); err == nil || !strings.Contains(err.Error(), "web is declared but not created yet") {
+		t.Fatalf("gate before the container exists: got %v, want web not created yet", err)
+	}
+	c := te.run(t, ContainerSpec{Name: "web", Command: []string{"sleep", "300"}})
+	if _, err := te.update(c.ID, func(x *Container) { x.Managed = true }); err != nil {
+		t.Fatal(err)
+	}
+	if err := te.HealthCheck(context.Background()); err != nil {
+		t.Errorf("gate with the declared container running: got %v, want healthy", err)
+	}
+}
+
 func TestIsolationWritesStayInRootfs(t *testing.T) {
 	te := newTestEngine(t)
 	vol := t.TempDir()

@@ -220,10 +220,24 @@ func (e *Engine) startProbe(id string, l *liveState) {
 }
 
 // HealthCheck is the engine's input to hostd's boot health gate: every
-// declared (managed) container must run, and be healthy if it has a check.
+// declared (managed) container must exist and run, and be healthy if it has
+// a check.
 func (e *Engine) HealthCheck(ctx context.Context) error {
 	var bad []string
-	for _, c := range e.List() {
+	have := map[string]bool{}
+	list := e.List()
+	for _, c := range list {
+		have[c.Name] = c.Managed
+	}
+	e.mu.Lock()
+	declared := append([]string(nil), e.declared...)
+	e.mu.Unlock()
+	for _, n := range declared {
+		if !have[n] {
+			bad = append(bad, n+" is declared but not created yet")
+		}
+	}
+	for _, c := range list {
 		if !c.Managed {
 			continue
 		}

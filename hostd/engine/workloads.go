@@ -159,6 +159,7 @@ func (e *Engine) WatchWorkloads(ctx context.Context, dir string, every time.Dura
 			if err != nil {
 				e.log.Warn("loading workloads", "dir", dir, "err", err)
 			}
+			e.SetDeclared(specs)
 			err = e.Converge(ctx, specs, boot)
 			last, boot = fp, false
 			if err != nil {
@@ -174,6 +175,19 @@ func (e *Engine) WatchWorkloads(ctx context.Context, dir string, every time.Dura
 		case <-time.After(every):
 		}
 	}
+}
+
+// SetDeclared records the declared workloads for HealthCheck, which fails
+// until each exists. WatchWorkloads calls it on every load; hostd may call
+// it once before serving, so the gate never sees the moment before.
+func (e *Engine) SetDeclared(specs []ContainerSpec) {
+	names := make([]string, 0, len(specs))
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	e.mu.Lock()
+	e.declared = names
+	e.mu.Unlock()
 }
 
 // fingerprint hashes the names and contents of dir's files.

@@ -78,3 +78,6 @@ func newRunCmd(d Deps) *cobra.Command {
 type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// ExitCode makes ExitError a cli.CodeError: hostctl exits with the code.
+func (e *ExitError) ExitCode() int { return e.Code }

@@ -253,9 +253,12 @@ func (b *Bridge) plumb(id, nsPath string, ip net.IP, vethName string) error {
 	if err := netlink.LinkSetNsFd(pl, int(ns)); err != nil {
 		return fmt.Errorf("moving %s into the container: %w", peer, err)
 	}
-	h, err := netlink.NewHandleAt(ns)
+	// Only rtnetlink: with no families given, netlink opens XFRM and
+	// netfilter sockets too, and fails with EPROTONOSUPPORT on a kernel
+	// without xfrm_user loaded (the Bulkhead image does not ship it).
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		return err
+		return fmt.Errorf("opening rtnetlink in the netns of %s: %w", id[:12], err)
 	}
 	defer h.Close()
 	if lo, err := h.LinkByName("lo"); err == nil {

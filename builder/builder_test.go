@@ -1,0 +1,203 @@
+package builder
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/golden"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+func defaultDef(t *testing.T) *images.Definition {
+	t.Helper()
+	d, err := images.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestGrubConfigGolden(t *testing.T) {
+	golden.Assert(t, "grub.cfg", []byte(GrubConfig()))
+	golden.Assert(t, "efi-stub.cfg", []byte(EFIStubConfig("1234-ABCD")))
+}
+
+func TestMmdebstrapArgsGolden(t *testing.T) {
+	in := newRootfsInputs(defaultDef(t), DefaultEpoch)
+	args := MmdebstrapArgs(in, "/cache/hooks", "/cache/debs", "/cache/tree.tmp")
+	golden.Assert(t, "mmdebstrap.args", []byte(strings.Join(args, "\n")+"\n"))
+	golden.Assert(t, "pin-users.sh", []byte(in.PinnedUsers))
+}
+
+func TestRootfsKeyFollowsInputs(t *testing.T) {
+	d := defaultDef(t)
+	a := newRootfsInputs(d, DefaultEpoch).key()
+	d.Debian.Packages = append(d.Debian.Packages, "less")
+	if b := newRootfsInputs(d, DefaultEpoch).key(); a == b {
+		t.Error("adding a package did not change the root tree cache key")
+	}
+	d2 := defaultDef(t)
+	d2.Version = "9.9.9" // the version does not change the Debian tree
+	if c := newRootfsInputs(d2, DefaultEpoch).key(); a != c {
+		t.Error("changing only the version changed the root tree cache key")
+	}
+}
+
+func TestLayoutGolden(t *testing.T) {
+	parts, size := Layout(defaultDef(t), IDs{Name: "default", Version: "1.0.0"})
+	var b strings.Builder
+	for _, p := range parts {
+		fmt.Fprintf(&b, "%-13s %s %s start=%d size=%d\n", p.Label, p.Type, p.UUID, p.Start, p.Size)
+		if p.Start%mib != 0 {
+			t.Errorf("%s starts at %d, not MiB-aligned", p.Label, p.Start)
+		}
+	}
+	fmt.Fprintf(&b, "disk %d\n", size)
+	golden.Assert(t, "layout.txt", []byte(b.String()))
+	if parts[1].Label != LabelESP || parts[len(parts)-1].Label != LabelRoot {
+		t.Error("the ESP must be partition 2 (GRUB's BIOS prefix) and root the last (it grows)")
+	}
+}
+
+func TestIDsAreStableAndDistinct(t *testing.T) {
+	a := IDs{Name: "default", Version: "1.0.0"}
+	if a.UUID("x") != a.UUID("x") {
+		t.Error("same inputs, different UUIDs")
+	}
+	if a.UUID("x") == a.UUID("y") || a.UUID("x") == (IDs{Name: "default", Version: "1.0.1"}).UUID("x") {
+		t.Error("different inputs, same UUID")
+	}
+	if u := a.UUID("x"); u[14] != '8' {
+		t.Errorf("got %s, want a version-8 UUID", u)
+	}
+}
+
+// TestPatchBootSectors checks the grub-bios-setup arithmetic on synthetic
+// images: boot.img code kept, the partition table kept, the core.img
+// location and its blocklist pointed at the BIOS boot partition.
+func TestPatchBootSectors(t *testing.T) {
+	boot := make([]byte, 512)
+	for i := range boot {
+		boot[i] = 0xb0
+	}
+	mbr := make([]byte, 512)
+	copy(mbr[0x1be:], []byte{0, 0, 2, 0, 0xee}) // protective MBR entry
+	mbr[510], mbr[511] = 0x55, 0xaa
+	core := make([]byte, 5*512)
+	binary.LittleEndian.PutUint16(core[blocklistOffset+8:], 4) // grub-mkimage: 4 sectors follow
+	s0, c, err := PatchBootSectors(boot, mbr, core, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := binary.LittleEndian.Uint64(s0[bootKernelSector:]); got != 2048 {
+		t.Errorf("kernel sector %d, want 2048", got)
+	}
+	if s0[0] != 0xb0 || s0[0x1be+4] != 0xee || s0[510] != 0x55 {
+		t.Error("boot code or partition table not kept")
+	}
+	if s0[bootDriveCheck] != 0x90 {
+		t.Error("drive check not patched")
+	}
+	if got := binary.LittleEndian.Uint64(c[blocklistOffset:]); got != 2049 {
+		t.Errorf("blocklist start %d, want 2049", got)
+	}
+	binary.LittleEndian.PutUint16(core[blocklistOffset+8:], 9)
+	if _, _, err := PatchBootSectors(boot, mbr, core, 2048); err == nil {
+		t.Error("a blocklist that disagrees with the image size was accepted")
+	}
+}
+
+func TestKeepModules(t *testing.T) {
+	dep := []byte(`kernel/fs/erofs/erofs.ko: kernel/lib/lz4_decompress.ko
+kernel/lib/lz4_decompress.ko:
+kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/net/xen-netfront.ko:
+kernel/net/netfilter/nf_nat.ko: kernel/net/netfilter/nf_conntrack.ko
+kernel/net/netfilter/nf_conntrack.ko:
+kernel/sound/snd.ko:
+`)
+	keep, total, missing, err := KeepModules(dep, []string{"erofs", "virtio-blk", "xen_netfront", "nf_*", "nosuch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"kernel/drivers/block/virtio_blk.ko", "kernel/drivers/net/xen-netfront.ko", "kernel/drivers/virtio/virtio_ring.ko",
+		"kernel/fs/erofs/erofs.ko", "kernel/lib/lz4_decompress.ko", "kernel/net/netfilter/nf_conntrack.ko", "kernel/net/netfilter/nf_nat.ko"}
+	var got []string
+	for _, m := range want {
+		if keep[m] {
+			got = append(got, m)
+		}
+	}
+	if len(keep) != len(want) || !reflect.DeepEqual(got, want) || total != 8 {
+		t.Errorf("kept %v of %d", keep, total)
+	}
+	if !reflect.DeepEqual(missing, []string{"nosuch"}) {
+		t.Errorf("got missing %v, want [nosuch]", missing)
+	}
+}
+
+// TestReproducible builds the default definition twice (sharing the package
+// and root tree cache, as the issue asks) and compares disk.raw and the
+// manifest byte for byte. Host integration: root, mmdebstrap, the Debian
+// mirror on a cold cache.
+func TestReproducible(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mmdebstrap, chroot and file ownership")
+	}
+	for _, tool := range []string{"mmdebstrap", "mkfs.erofs", "veritysetup", "mkfs.fat", "mcopy", "qemu-img", "sgdisk"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s missing (make deps installs it)", tool)
+		}
+	}
+	if testing.Short() {
+		t.Skip("-short: two image builds take a minute or more")
+	}
+	bin := t.TempDir()
+	for _, b := range []string{"hostd", "hostctl"} {
+		if err := os.WriteFile(filepath.Join(bin, b), []byte("#!/bin/sh\necho "+b+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := os.Getenv("BULKHEAD_CACHE")
+	if cache == "" {
+		cache = "/var/cache/bulkhead"
+	}
+	var manifests [2]*Manifest
+	dirs := [2]string{t.TempDir(), t.TempDir()}
+	for i := range dirs {
+		b := &Builder{Runner: run.Exec{}, CacheDir: cache, BinDir: bin, Epoch: DefaultEpoch, Progress: testWriter{t}}
+		m, err := b.Build(context.Background(), defaultDef(t), filepath.Join(dirs[i], "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		manifests[i] = m
+	}
+	a, _ := json.Marshal(manifests[0])
+	b, _ := json.Marshal(manifests[1])
+	if string(a) != string(b) {
+		t.Errorf("manifests differ:\n%s\n%s", a, b)
+	}
+	if manifests[0].Parts[PartRaw].SHA256 != manifests[1].Parts[PartRaw].SHA256 {
+		t.Error("disk.raw differs between two builds of the same definition")
+	}
+	if out, err := exec.Command("sgdisk", "-v", filepath.Join(dirs[0], "out", DiskRaw)).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v: %s", err, out)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

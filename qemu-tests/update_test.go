@@ -1,0 +1,462 @@
+package qemutests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/updater/guestcheck"
+	"github.com/bulkhead-os/bulkhead/updater/payload"
+)
+
+// The versions the update tests publish: the image under test is v1.
+const (
+	updateV2 = "1.1.0" // images/default.yaml again, newer
+	updateV3 = "1.2.0" // plus testdata/update-v3.yaml: fails its health gate
+)
+
+// tamperedErr is what hostctl upgrade says about a corrupted part.
+const tamperedErr = "does not match the manifest's sha256"
+
+// updateFixture is the update repositories, built once per test run under
+// out/update-repo: v2/ and v3/ each with their version on channel stable,
+// tampered/ a copy of v2/ with a corrupted usr.erofs.
+type updateFixture struct {
+	repos        string
+	payloadBytes int64 // v2's usr image, verity tree, kernel and initrd
+	err          error
+}
+
+var (
+	updateOnce sync.Once
+	updateFix  updateFixture
+)
+
+// updateRepos builds (or reuses, when newer than their inputs) v2 and v3 of
+// the image and publishes them, signed with images/keys/dev.key, which the
+// image under test trusts.
+func updateRepos(t testing.TB) *updateFixture {
+	t.Helper()
+	image(t)
+	updateOnce.Do(func() {
+		start := time.Now()
+		updateFix = buildUpdateRepos()
+		t.Logf("update repositories ready in %s", time.Since(start).Round(time.Second))
+	})
+	if updateFix.err != nil {
+		t.Fatal(updateFix.err)
+	}
+	return &updateFix
+}
+
+func buildUpdateRepos() updateFixture {
+	top, err := filepath.Abs("..")
+	if err != nil {
+		return updateFixture{err: err}
+	}
+	if os.Geteuid() != 0 {
+		return updateFixture{err: errors.New("building the update versions needs root (builder build)")}
+	}
+	// Another test process may be building the same versions.
+	lock, err := os.OpenFile(filepath.Join(top, "out/update-repo.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return updateFixture{err: err}
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return updateFixture{err: fmt.Errorf("locking the update repositories: %w", err)}
+	}
+	builder := filepath.Join(top, "out/bin/builder")
+	inputs := []string{builder, filepath.Join(top, "out/bin/hostctl"), filepath.Join(top, "out/bin/hostd"), filepath.Join(top, "images/default.yaml")}
+	v2, err := buildVersion(top, updateV2, filepath.Join(top, "images/default.yaml"), inputs)
+	if err != nil {
+		return updateFixture{err: err}
+	}
+	def, err := v3Definition(top)
+	if err != nil {
+		return updateFixture{err: err}
+	}
+	defer os.RemoveAll(filepath.Dir(def))
+	v3, err := buildVersion(top, updateV3, def, append(inputs, filepath.Join(top, "qemu-tests/testdata/update-v3.yaml")))
+	if err != nil {
+		return updateFixture{err: err}
+	}
+	f := updateFixture{repos: filepath.Join(top, "out/update-repo")}
+	key := filepath.Join(top, "images/keys/dev.key")
+	done := filepath.Join(f.repos, "tampered/versions", updateV2, "usr.erofs")
+	// Republished only when a version was rebuilt: another test process
+	// may be serving these files to its guest right now.
+	if !newer(done, filepath.Join(v2, "manifest.json"), filepath.Join(v3, "manifest.json"), key) {
+		if err := os.RemoveAll(f.repos); err != nil {
+			return updateFixture{err: err}
+		}
+		for repo, out := range map[string]string{"v2": v2, "v3": v3} {
+			cmd := exec.Command(builder, "publish", "--repo", filepath.Join(f.repos, repo), "--channel", "stable", "--key", key, out)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				return updateFixture{err: fmt.Errorf("publishing %s: %w: %s", out, err, b)}
+			}
+		}
+		if err := tamper(f.repos); err != nil {
+			return updateFixture{err: err}
+		}
+	}
+	body, err := os.ReadFile(filepath.Join(f.repos, "v2/versions", updateV2, "manifest.json"))
+	if err != nil {
+		return updateFixture{err: err}
+	}
+	m, err := payload.Parse(body)
+	if err != nil {
+		return updateFixture{err: fmt.Errorf("reading the published manifest: %w", err)}
+	}
+	for _, name := range payload.RequiredParts {
+		f.payloadBytes += m.Parts[name].Size
+	}
+	return f
+}
+
+// buildVersion builds def as version into out/update-<version>, unless a
+// build there is newer than every input.
+func buildVersion(top, version, def string, inputs []string) (string, error) {
+	out := filepath.Join(top, "out", "update-"+version)
+	if newer(filepath.Join(out, "manifest.json"), inputs...) {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(top, "out/bin/builder"), "build", "--version", version, "--out", out, def)
+	cmd.Dir = top
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %w: %s", version, err, b)
+	}
+	return out, nil
+}
+
+// newer tells whether file exists and is newer than every input.
+func newer(file string, inputs ...string) bool {
+	st, err := os.Stat(file)
+	if err != nil {
+		return false
+	}
+	for _, in := range inputs {
+		if ist, err := os.Stat(in); err != nil || !ist.ModTime().Before(st.ModTime()) {
+			return false
+		}
+	}
+	return true
+}
+
+// v3Definition writes images/default.yaml plus testdata/update-v3.yaml into
+// a temporary directory, the signing key's path made absolute (paths in a
+// definition are relative to its file).
+func v3Definition(top string) (string, error) {
+	d, err := images.Load(filepath.Join(top, "images/default.yaml"))
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(top, "qemu-tests/testdata/update-v3.yaml"))
+	if err != nil {
+		return "", err
+	}
+	var add struct {
+		Version string        `yaml:"version"`
+		Files   []images.File `yaml:"files"`
+	}
+	if err := yaml.Unmarshal(b, &add); err != nil {
+		return "", fmt.Errorf("reading testdata/update-v3.yaml: %w", err)
+	}
+	d.Version = add.Version
+	d.Files = append(d.Files, add.Files...)
+	for i := range d.Keys {
+		d.Keys[i] = d.KeyPath(i)
+	}
+	out, err := yaml.Marshal(d)
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "bulkhead-update-v3-")
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "v3.yaml")
+	if _, err := images.Parse(out, dir); err != nil {
+		return "", fmt.Errorf("the v3 definition: %w", err)
+	}
+	return p, os.WriteFile(p, out, 0o644)
+}
+
+// tamper makes repos/tampered: repos/v2 hard-linked, except usr.erofs,
+// which is a copy with one byte changed.
+func tamper(repos string) error {
+	dst := filepath.Join(repos, "tampered")
+	if b, err := exec.Command("cp", "-al", filepath.Join(repos, "v2"), dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("copying the repository: %w: %s", err, b)
+	}
+	p := filepath.Join(dst, "versions", updateV2, "usr.erofs")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.Remove(p); err != nil {
+		return err
+	}
+	return os.WriteFile(p, b, 0o644)
+}
+
+// serveRepo serves dir over HTTP for the guest until the test ends and
+// returns its URL as the guest sees it: QEMU's user network forwards
+// 10.0.2.2 to the host's loopback.
+func serveRepo(t testing.TB, dir string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return "http://10.0.2.2:" + port
+}
+
+var (
+	bootedRE = regexp.MustCompile(`Booting Bulkhead \S+ from slot [ab]`)
+	// rebootRE shows the guest went down or came up again.
+	rebootRE = regexp.MustCompile(`reboot: Restarting system|Booting Bulkhead \S+ from slot [ab]`)
+)
+
+// qemuGuest is a guestcheck.Guest over the guest agent and serial console.
+type qemuGuest struct {
+	vm   *VM
+	mark int // the console offset before the last command: WaitBoot waits for a boot after it
+}
+
+// Run runs cmd with /bin/sh -c, stderr into stdout. A command that reboots
+// the guest may lose the agent before its exit status is read: when the
+// console then shows the guest going down, that is its success.
+func (g *qemuGuest) Run(ctx context.Context, cmd string) (string, error) {
+	g.mark = g.vm.Console().Len()
+	r, err := g.vm.Exec(ctx, "/bin/sh", "-c", "exec 2>&1\n"+cmd)
+	if err != nil {
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		if _, _, werr := g.vm.Console().Wait(wctx, rebootRE, g.mark); werr == nil {
+			return "", nil
+		}
+		return "", err
+	}
+	if r.Code != 0 {
+		return r.Stdout, fmt.Errorf("guest command %q exited %d", cmd, r.Code)
+	}
+	return r.Stdout, nil
+}
+
+// WaitBoot waits for a boot after the last command that is blessed; boots
+// that reboot before (failing trials) are passed over.
+func (g *qemuGuest) WaitBoot(ctx context.Context) error {
+	pos := g.mark
+	for {
+		_, next, err := g.vm.Console().Wait(ctx, bootedRE, pos)
+		if err != nil {
+			return err
+		}
+		pos = next
+		for g.vm.Console().Count(bootedRE, pos) == 0 {
+			if g.vm.Exited() {
+				return errors.New("qemu exited while waiting for the guest to boot")
+			}
+			pctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+			r, err := g.vm.Exec(pctx, "systemctl", "is-active", "bulkhead-bless.service")
+			cancel()
+			if err == nil && strings.TrimSpace(r.Stdout) == "active" {
+				g.mark = g.vm.Console().Len()
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("waiting for the guest to be blessed: %w; last output:\n%s", ctx.Err(), g.vm.Console().tail(3000))
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}
+}
+
+// consoleHas fails the test unless re matches the console after mark.
+func consoleHas(t *testing.T, vm *VM, re string, mark int) {
+	t.Helper()
+	if !regexp.MustCompile(re).MatchString(vm.Console().String()[mark:]) {
+		t.Errorf("console lacks %q after the step", re)
+	}
+}
+
+// TestUpdateUpgradeRollback boots v1, upgrades to v2 from a repository
+// served by the host and reboots into it, rolls back to v1 by hand, then
+// has a tampered payload refused with the boot configuration untouched.
+func TestUpdateUpgradeRollback(t *testing.T) {
+	f := updateRepos(t)
+	url := serveRepo(t, f.repos)
+	vm := bootVM(t, BootOpts{Firmware: BIOS})
+	v1 := checkBooted(t, vm).Slots.Version
+	g := &qemuGuest{vm: vm}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+
+	if !t.Run("upgrade", func(t *testing.T) {
+		mark := vm.Console().Len()
+		if err := guestcheck.Upgrade(ctx, g, url+"/v2", updateV2); err != nil {
+			t.Fatal(err)
+		}
+		consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(updateV2)+` from slot b`, mark)
+		st := status(t, vm)
+		if got := fmtSlots(st); !strings.Contains(got, "a=good("+v1+")") || !strings.Contains(got, "b=booted("+updateV2+")") {
+			t.Errorf("after the upgrade: slots %s, want a good (%s) and b booted (%s)", got, v1, updateV2)
+		}
+	}) {
+		return
+	}
+	if !t.Run("rollback", func(t *testing.T) {
+		mark := vm.Console().Len()
+		if err := guestcheck.Rollback(ctx, g, v1); err != nil {
+			t.Fatal(err)
+		}
+		consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(v1)+` from slot a`, mark)
+	}) {
+		return
+	}
+	t.Run("tampered payload refused", func(t *testing.T) {
+		if err := guestcheck.Refused(ctx, g, url+"/tampered", tamperedErr); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestUpdateFailedTrial upgrades v1 to a v3 whose health gate fails: GRUB
+// tries it three times, falls back to v1 by itself, v3 is reported bad and
+// not offered again.
+func TestUpdateFailedTrial(t *testing.T) {
+	f := updateRepos(t)
+	url := serveRepo(t, f.repos)
+	vm := bootVM(t, BootOpts{Firmware: BIOS})
+	checkBooted(t, vm)
+	g := &qemuGuest{vm: vm}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+
+	mark := vm.Console().Len()
+	if err := guestcheck.FailedTrial(ctx, g, url+"/v3", updateV3); err != nil {
+		t.Fatal(err)
+	}
+	v3 := regexp.MustCompile(`Booting Bulkhead ` + regexp.QuoteMeta(updateV3) + ` from slot b`)
+	if n := vm.Console().Count(v3, mark); n != 3 {
+		t.Errorf("%s booted %d times, want 3 (the tries)", updateV3, n)
+	}
+}
+
+// TestUpdatePowerCut cuts the power (kills QEMU) at each phase of an
+// upgrade: the next boot must be a good slot, and a fresh upgrade then
+// completes.
+func TestUpdatePowerCut(t *testing.T) {
+	if !*long {
+		t.Skip("long matrix: run make test-long")
+	}
+	f := updateRepos(t)
+	url := serveRepo(t, f.repos) + "/v2"
+	for _, marker := range guestcheck.Markers {
+		t.Run(marker, func(t *testing.T) {
+			vm := bootVM(t, BootOpts{Firmware: BIOS})
+			v1 := checkBooted(t, vm).Slots.Version
+			g := &qemuGuest{vm: vm}
+			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+			defer cancel()
+
+			mark := vm.Console().Len()
+			if err := guestcheck.StartUpgrade(ctx, g, url); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := vm.Console().Wait(ctx, regexp.MustCompile(regexp.QuoteMeta(marker)), mark); err != nil {
+				t.Fatal(err)
+			}
+			vm.Kill()
+			t.Logf("power cut at %q", marker)
+			g.mark = vm.Console().Len()
+			if err := vm.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.WaitBoot(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := guestcheck.AfterPowerCut(ctx, g, url, updateV2, v1, updateV2); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// BenchmarkUpdate measures v1 -> v2: the payload size, the time hostctl
+// upgrade takes to download and apply it, and the downtime from the reboot
+// to hostd ready on the new version. Each iteration boots a VM: run it with
+// -benchtime 1x.
+func BenchmarkUpdate(b *testing.B) {
+	f := updateRepos(b)
+	url := serveRepo(b, f.repos) + "/v2"
+	var apply, down time.Duration
+	for i := 0; i < b.N; i++ {
+		a, d := measureUpdate(b, url)
+		apply += a
+		down += d
+	}
+	b.ReportMetric(float64(f.payloadBytes), "payload-bytes")
+	b.ReportMetric(apply.Seconds()/float64(b.N), "apply-s/op")
+	b.ReportMetric(down.Seconds()/float64(b.N), "downtime-s/op")
+}
+
+func measureUpdate(b *testing.B, url string) (apply, down time.Duration) {
+	b.StopTimer()
+	vm := bootVM(b, BootOpts{Firmware: BIOS})
+	defer vm.Shutdown(time.Minute)
+	waitReady(b, vm)
+	waitUnit(b, vm, "bulkhead-bless.service")
+	g := &qemuGuest{vm: vm}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	b.StartTimer()
+
+	start := time.Now()
+	if out, err := g.Run(ctx, "hostctl upgrade --from "+url); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	apply = time.Since(start)
+	start = time.Now()
+	if out, err := g.Run(ctx, "systemctl reboot"); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	if _, _, err := vm.Console().Wait(ctx, regexp.MustCompile(`Booting Bulkhead `+regexp.QuoteMeta(updateV2)), g.mark); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
+		r, err := vm.Exec(pctx, "systemctl", "is-active", "hostd.service")
+		pcancel()
+		if err == nil && strings.TrimSpace(r.Stdout) == "active" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			b.Fatalf("waiting for hostd after the reboot: %v", ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	down = time.Since(start)
+	b.StopTimer()
+	return apply, down
+}
