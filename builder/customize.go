@@ -74,7 +74,7 @@ func (s *buildState) customize(ctx context.Context) error {
 		"etc/fstab": "# Bulkhead: / and /usr are mounted by the initrd from the kernel command line.\n" +
 			"PARTUUID=" + root.UUID + " / ext4 rw,x-systemd.growfs 0 1\n" +
 			// No nofail here: the bless step needs the ESP mounted.
-			"PARTUUID=" + esp.UUID + " /efi vfat umask=0077,shortname=winnt,flush,x-systemd.device-timeout=90s 0 2\n",
+			"PARTUUID=" + esp.UUID + " /efi vfat umask=0077,shortname=winnt,flush,x-systemd.device-timeout=300s 0 2\n",
 		// "uninitialized": the first boot generates the machine ID and counts as first boot.
 		"etc/machine-id": "uninitialized\n",
 		"etc/hostname":   "localhost\n",

@@ -79,6 +79,11 @@ func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptio
 		return nil, err
 	}
 	s.RegisterEngine(e)
+	// Record the declared workloads before the API (and so the boot health
+	// gate) answers: the gate must not pass before they exist.
+	if specs, err := engine.LoadWorkloads(root.Join(o.Workloads)); err == nil {
+		e.SetDeclared(specs)
+	}
 	go e.WatchWorkloads(ctx, root.Join(o.Workloads), 5*time.Second)
 	if o.DockerSocket != "" {
 		if err := ServeDockerAPI(ctx, e, root.Join(o.DockerSocket), s.cfg.AllowUID, log); err != nil {

@@ -575,7 +575,8 @@ write_files:
     encoding: rot13
     content: nope
   - path: /etc/bulkhead-test/good.txt
-    content: still written
+    content: |
+      still written
 runcmd:
   - echo ran > /var/lib/bulkhead-test-bad-runcmd
 `
