@@ -195,6 +195,7 @@ var (
 	unitRE    = regexp.MustCompile(`^[A-Za-z0-9:_.@\\-]+\.(service|socket|target|timer|mount|path)$`)
 	pkgRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 	moduleRE  = regexp.MustCompile(`^[A-Za-z0-9_*?-]+$`)
+	userRE    = regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`)
 )
 
 // Validate reports every problem with its path.
@@ -290,7 +291,7 @@ func (d *Definition) Validate() error {
 	seenUser := map[string]bool{}
 	for i, u := range d.Users {
 		path := fmt.Sprintf("users[%d]", i)
-		if !regexp.MustCompile(`^[a-z_][a-z0-9_-]*$`).MatchString(u.Name) {
+		if !userRE.MatchString(u.Name) {
 			add(path+".name", "%q is not a user name", u.Name)
 		}
 		if seenUser[u.Name] {
