@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -28,7 +29,7 @@ type rootfsInputs struct {
 
 func newRootfsInputs(def *images.Definition, epoch int64) rootfsInputs {
 	pkgs := append([]string(nil), def.Debian.Packages...)
-	if !contains(pkgs, def.Kernel.Package) {
+	if !slices.Contains(pkgs, def.Kernel.Package) {
 		pkgs = append(pkgs, def.Kernel.Package)
 	}
 	sort.Strings(pkgs)
@@ -156,15 +157,6 @@ func (b *Builder) rootfs(ctx context.Context, in rootfsInputs) (string, error) {
 	}
 	_ = os.RemoveAll(hooks)
 	return final, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 var errNoKernel = errors.New("no kernel in the root tree's /boot")

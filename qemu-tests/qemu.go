@@ -432,5 +432,3 @@ func (c *Console) tail(n int) string {
 	}
 	return strings.ToValidUTF8(string(b), "?")
 }
-
-var errClosed = errors.New("qemu exited")

@@ -72,6 +72,11 @@ func Encode(env Env, size int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return pad(body, size)
+}
+
+// pad fills an encoded body with '#' up to size bytes.
+func pad(body []byte, size int) ([]byte, error) {
 	if len(body) > size {
 		return nil, fmt.Errorf("encoding GRUB environment: %d bytes do not fit in %d", len(body), size)
 	}
@@ -141,7 +146,7 @@ func WriteInPlace(path string, env Env) error {
 	if len(body) > 512 {
 		return fmt.Errorf("writing GRUB environment %s: variables take %d bytes, more than one sector", path, len(body))
 	}
-	b, err := Encode(env, int(st.Size()))
+	b, err := pad(body, int(st.Size()))
 	if err != nil {
 		return fmt.Errorf("writing GRUB environment %s: %w", path, err)
 	}
