@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ type fakeHost struct {
 	log     []string         // transcript with stdin
 	fail    map[string]error // command line prefix -> error to return
 	rec     *run.Recorder
+	grown   map[string]bool // disks sfdisk -N grew a partition of
 }
 
 type fakeDisk struct {
@@ -60,6 +62,7 @@ func newFakeHost(t *testing.T) *fakeHost {
 		mnt:     map[string]string{},
 		rootSrc: "/dev/vda6",
 		fail:    map[string]error{},
+		grown:   map[string]bool{},
 	}
 	h.rec = &run.Recorder{Respond: h.respond}
 	h.writeMounts()
@@ -233,6 +236,20 @@ func (h *fakeHost) respond(c run.Cmd) ([]byte, error) {
 		d.sigs = nil
 		return nil, nil
 	case "sfdisk":
+		if slices.Contains(a, "-N") { // growing a partition in place
+			h.grown[last] = true
+			return nil, nil
+		}
+		if a[0] == "--json" {
+			var nodes []string
+			for dev, d := range h.disks {
+				if d.typ == "part" && strings.HasPrefix(dev, last) {
+					nodes = append(nodes, fmt.Sprintf(`{"node":%q}`, dev))
+				}
+			}
+			sort.Strings(nodes)
+			return fmt.Appendf(nil, `{"partitiontable":{"grown":%v,"partitions":[%s]}}`, h.grown[last], strings.Join(nodes, ",")), nil
+		}
 		d := h.disks[last]
 		part := last + "1"
 		if last[len(last)-1] >= '0' && last[len(last)-1] <= '9' {
@@ -310,7 +327,7 @@ func (h *fakeHost) respond(c run.Cmd) ([]byte, error) {
 		delete(h.mnt, last)
 		h.writeMounts()
 		return nil, nil
-	case "udevadm", "growpart", "pvresize", "lvextend":
+	case "udevadm", "partx", "pvresize", "lvextend":
 		return nil, nil
 	}
 	return nil, fmt.Errorf("fake host: unexpected command %s", line)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/growpart"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -377,16 +378,11 @@ func (s Setup) createPartition(ctx context.Context, bd blockDev) (string, error)
 func (s Setup) growRoot(ctx context.Context, h *host) error {
 	c := s.Config
 	if c.GrowPart && len(h.rootPVs) > 0 {
-		if _, err := os.Stat(s.Root.Join("/usr/bin/growpart")); err != nil {
-			return fmt.Errorf("GROWPART=true is specified and /usr/bin/growpart executable is not available. Install /usr/bin/growpart (Debian package cloud-guest-utils) and try again.")
-		}
 		for _, p := range h.rootPVs {
-			// growpart exits 1 when there is nothing to grow; the original
-			// ignored its status ("|| true") and so does this. A PV on a
-			// whole disk has no partition to grow, only the PV.
+			// A PV on a whole disk has no partition to grow, only the PV.
 			if disk, num, ok := splitPartition(p); ok {
-				if _, err := s.run(ctx, "growpart", disk, num); err != nil {
-					s.log().Info("growpart did not grow the partition", "device", p, "err", err)
+				if _, err := growpart.Grow(ctx, s.Runner, disk, num); err != nil {
+					return err
 				}
 			}
 			if _, err := s.run(ctx, "pvresize", p); err != nil {

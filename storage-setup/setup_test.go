@@ -333,7 +333,6 @@ func TestScenarioGrowPartLVMRoot(t *testing.T) {
 	h.pvs["/dev/vda2"] = "rootvg"
 	h.lvs["rootvg"] = map[string]*fakeLV{"root": {attr: "-wi-ao----", size: 4 * gib}}
 	h.writeMounts()
-	h.touch("/usr/bin/growpart")
 	mustRun(t, h, "GROWPART=true\nROOT_SIZE=8G\nCONTAINER_ROOT_LV_NAME=\nCONTAINER_ROOT_LV_MOUNT_PATH=\n")
 	golden.Assert(t, "growpart-lvm-root.txt", []byte(h.transcript()))
 }

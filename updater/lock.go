@@ -1,10 +1,12 @@
 package updater
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -41,6 +43,26 @@ func TryLock(root fsroot.Root) (*Lock, error) {
 		return nil, fmt.Errorf("taking update lock %s: %w", p, err)
 	}
 	return &Lock{f: f}, nil
+}
+
+// WaitLock takes the update lock, waiting for a running update or
+// rollback to finish: blessing the booted slot must not interleave with an
+// upgrade's write of the GRUB environment, but must not fail because of it
+// either. It polls, so a cancelled ctx ends the wait.
+func WaitLock(ctx context.Context, root fsroot.Root) (*Lock, error) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		l, err := TryLock(root)
+		if !errors.Is(err, ErrLocked) {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the update lock %s: %w", root.Join(LockFile), ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 // Unlock releases the lock.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-os/bulkhead/updater"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 )
 
@@ -14,6 +15,14 @@ func newBlessCmd(d Deps) *cobra.Command {
 		Short: "Mark the booted slot good (run by bulkhead-bless.service after boot-complete.target)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// An upgrade started right after boot rewrites the GRUB
+			// environment too; bless waits for it rather than lose its
+			// write or the upgrade's.
+			lock, err := updater.WaitLock(cmd.Context(), d.Root)
+			if err != nil {
+				return err
+			}
+			defer lock.Unlock()
 			h := slots.Host{Root: d.Root}
 			booted, err := h.Booted()
 			if err != nil {

@@ -48,14 +48,8 @@ func newHealthCmd(d Deps) *cobra.Command {
 			if noReboot {
 				return err
 			}
-			h := slots.Host{Root: d.Root}
-			booted, berr := h.Booted()
-			st, _, serr := h.BootState()
-			if berr == nil && serr == nil && st.Try == booted && booted != st.Default {
-				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: slot %s is on trial (%d tries left): rebooting\n", booted, st.TriesLeft)
-				if _, rerr := d.Runner.Run(cmd.Context(), run.Cmd{Name: "systemctl", Args: []string{"reboot", "--no-block"}}); rerr != nil {
-					return errors.Join(err, rerr)
-				}
+			if _, rerr := rebootIfTrial(cmd.Context(), d, cmd.OutOrStdout()); rerr != nil {
+				return errors.Join(err, rerr)
 			}
 			return err
 		},
@@ -63,6 +57,29 @@ func newHealthCmd(d Deps) *cobra.Command {
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long hostd may take to become healthy")
 	cmd.Flags().BoolVar(&noReboot, "no-reboot", false, "never reboot on failure")
 	return cmd
+}
+
+// rebootIfTrial reboots when the booted slot is on trial (GRUB's try slot,
+// not yet the default), so GRUB counts the try down and falls back to the
+// default slot when no tries are left. It reports whether it rebooted.
+func rebootIfTrial(ctx context.Context, d Deps, out io.Writer) (bool, error) {
+	h := slots.Host{Root: d.Root}
+	booted, err := h.Booted()
+	if err != nil {
+		return false, err
+	}
+	st, _, err := h.BootState()
+	if err != nil {
+		return false, err
+	}
+	if st.Try != booted || booted == st.Default {
+		return false, nil
+	}
+	fmt.Fprintf(out, "bulkhead: slot %s is on trial (%d tries left): rebooting\n", booted, st.TriesLeft)
+	if _, err := d.Runner.Run(ctx, run.Cmd{Name: "systemctl", Args: []string{"reboot", "--no-block"}}); err != nil {
+		return false, fmt.Errorf("rebooting out of the trial of slot %s: %w", booted, err)
+	}
+	return true, nil
 }
 
 // checkHealth waits for hostd's health endpoint to say healthy (retrying

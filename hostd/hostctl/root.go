@@ -34,6 +34,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newStatusCmd(d),
 		newBlessCmd(d),
 		newHealthCmd(d),
+		newTrialRebootCmd(d),
 		newRebootLockCmd(d),
 		newProvisionCmd(d),
 		newUpgradeCmd(d),

@@ -104,10 +104,20 @@ func TestUpgradeRollbackCLI(t *testing.T) {
 		t.Errorf("got last check %+v, %v", last, err)
 	}
 
-	// GRUB boots b; the health gate blesses it; status shows both versions.
+	// GRUB boots b on trial: a boot gone wrong (emergency mode) reboots.
 	updatertest.WriteFile(t, host.Root.Join("/proc/cmdline"), []byte(host.Entry(bootcfg.SlotB, v2).Cmdline()+"\n"))
+	if _, _, err := runHostctl(t, root, rec, "trial-reboot"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Transcript(); got != "systemctl reboot\nsystemctl reboot --no-block\n" {
+		t.Errorf("trial-reboot on trial: got commands %q, want a reboot", got)
+	}
+	// The health gate blesses it; now trial-reboot leaves it up.
 	if _, _, err := runHostctl(t, root, rec, "bless"); err != nil {
 		t.Fatal(err)
+	}
+	if out, _, err := runHostctl(t, root, rec, "trial-reboot"); err != nil || !strings.Contains(out, "not on trial") {
+		t.Errorf("trial-reboot after bless: %q, %v", out, err)
 	}
 	out, _, err = runHostctl(t, root, rec, "rollback", "--reboot")
 	if err != nil {
@@ -120,7 +130,7 @@ func TestUpgradeRollbackCLI(t *testing.T) {
 	if st != (bootcfg.State{Default: bootcfg.SlotA}) {
 		t.Errorf("got %+v, want default a", st)
 	}
-	if got := rec.Transcript(); got != "systemctl reboot\nsystemctl reboot\n" {
+	if got := rec.Transcript(); got != "systemctl reboot\nsystemctl reboot --no-block\nsystemctl reboot\n" {
 		t.Errorf("got commands %q", got)
 	}
 }
