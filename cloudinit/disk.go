@@ -10,6 +10,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/cloudinit/cloudconfig"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/growpart"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -86,12 +87,14 @@ func (p *provisioner) growpart(ctx context.Context) error {
 			p.o.Log.Info("not growing", "device", dev, "why", err)
 			continue
 		}
-		out, err := p.o.Runner.Run(ctx, run.Cmd{Name: "growpart", Args: []string{disk, num}})
-		// growpart exits 1 with NOCHANGE when the partition already fills
-		// the disk: the normal case on every boot after the first.
-		if err != nil && !(run.ExitCode(err) == 1 && strings.Contains(string(out)+err.Error(), "NOCHANGE")) {
+		// A partition that already fills its disk is the normal case on
+		// every boot after the first; Grow reports it as unchanged.
+		changed, err := growpart.Grow(ctx, p.o.Runner, disk, num)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("growpart.devices[%d]: %w", i, err))
+			continue
 		}
+		p.o.Log.Info("growpart", "device", dev, "changed", changed)
 	}
 	return errors.Join(errs...)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/cloudinit/accounts"
 	"github.com/bulkhead-os/bulkhead/cloudinit/cloudconfig"
 	"github.com/bulkhead-os/bulkhead/cloudinit/ignition"
+	"github.com/bulkhead-os/bulkhead/cloudinit/networkd"
 	"github.com/bulkhead-os/bulkhead/cloudinit/units"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
@@ -513,17 +514,63 @@ func symlinkAtomic(target, path string) error {
 	return os.Rename(tmp, path)
 }
 
-// networkConfig validates network-config. Bulkhead's network is
-// systemd-networkd with DHCP on every Ethernet, so it is not applied.
+// networkConfig renders network-config (or, for older NoCloud seeds,
+// meta-data's network-interfaces) into systemd-networkd files and applies
+// them (package networkd). Per instance: a new instance renders
+// again and loses the files of the previous one, even when it has no
+// network-config (then the image's DHCP default applies again). A bad
+// document changes nothing: every file is rendered before any is written.
 func (p *provisioner) networkConfig(ctx context.Context) error {
-	if p.data.NetworkConfig == nil {
+	var files []networkd.File
+	given := p.data.NetworkConfig != nil || p.data.MetaData.NetworkInterfaces != ""
+	if given {
+		var nc cloudconfig.NetworkConfig
+		var err error
+		if p.data.NetworkConfig != nil {
+			nc, err = cloudconfig.ParseNetworkConfig(p.data.NetworkConfig)
+		} else {
+			nc, err = cloudconfig.ParseENI(p.data.MetaData.NetworkInterfaces)
+		}
+		if err != nil {
+			return err
+		}
+		files = networkd.Render(nc, p.data.MetaData.InstanceID)
+		p.o.Log.Info("network-config parsed", "version", nc.Version, "interfaces", nc.Interfaces, "disabled", nc.Disabled)
+	}
+	res, err := networkd.Applier{Root: p.o.Root, Runner: p.o.Runner, Log: p.o.Log, Offline: p.o.Offline}.Apply(ctx, files)
+	if err != nil {
+		return fmt.Errorf("network-config: %w", err)
+	}
+	if !given && !res.Changed() {
 		return errNothing
 	}
-	nc, err := cloudconfig.ParseNetworkConfig(p.data.NetworkConfig)
-	if err != nil {
-		return err
+	p.o.Log.Info("network-config applied", "written", res.Written, "removed", res.Removed, "links", res.Links, "networkd", res.Networkd)
+	// One console line says what changed and how networkd took it: the
+	// journal shows only warnings, and this is what explains an address.
+	var what []string
+	if len(res.Written) > 0 {
+		what = append(what, "wrote "+strings.Join(res.Written, ", "))
 	}
-	p.o.Log.Info("network-config validated, not applied (DHCP on all links)", "version", nc.Version, "interfaces", nc.Interfaces)
+	if len(res.Removed) > 0 {
+		what = append(what, "removed "+strings.Join(res.Removed, ", "))
+	}
+	switch res.Networkd {
+	case networkd.Reloaded:
+		what = append(what, "systemd-networkd reloaded")
+		if len(res.Links) > 0 {
+			what[len(what)-1] += " (reconfigured " + strings.Join(res.Links, ", ") + ")"
+		}
+	case networkd.Restarted:
+		what = append(what, "systemd-networkd restarted to read them")
+	case networkd.NotRunning:
+		what = append(what, "systemd-networkd not running yet: it reads them when it starts")
+	}
+	if len(what) > 0 {
+		fmt.Fprintf(p.o.Console, "bulkhead-provision: network-config: %s\n", strings.Join(what, "; "))
+	}
+	if len(res.LinkFiles) > 0 {
+		fmt.Fprintf(p.o.Console, "bulkhead-provision: network-config: renames and wake-on-LAN take effect on the next boot (udev applies .link files when a device appears): %s\n", strings.Join(res.LinkFiles, ", "))
+	}
 	return nil
 }
 

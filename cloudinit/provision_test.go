@@ -69,6 +69,10 @@ func newEnv(t *testing.T) *env {
 		switch c.Name {
 		case "findmnt":
 			return []byte("/dev/vda9 ext4\n"), nil
+		case "sfdisk":
+			if c.Args[0] == "--json" {
+				return []byte(`{"partitiontable":{"partitions":[{"node":"/dev/vda9"}]}}`), nil
+			}
 		}
 		testtree.FakeShadow(root, c.Name, c.Args)
 		return nil, nil
@@ -335,6 +339,44 @@ func BenchmarkProvision(b *testing.B) {
 		b.StartTimer()
 		if _, err := Provision(context.Background(), Options{Root: root, Runner: rec, Cmdline: "ds=nocloud;s=/seed"}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestNetworkConfigPerInstance: the first instance's network-config is
+// rendered and networkd reloaded; a reboot leaves it alone; a new instance
+// without network-config removes our file (the image's DHCP default applies
+// again) but never an administrator's.
+func TestNetworkConfigPerInstance(t *testing.T) {
+	e := newEnv(t)
+	writeFile(t, e.root.Join("/seed/meta-data"), "instance-id: one\n")
+	writeFile(t, e.root.Join("/seed/user-data"), "#cloud-config\n{}\n")
+	writeFile(t, e.root.Join("/seed/network-config"), "version: 2\nethernets:\n  ens3:\n    addresses: [192.0.2.10/24]\n")
+	writeFile(t, e.root.Join("/etc/systemd/network/20-admin.network"), "[Match]\nName=ens9\n")
+	ours := e.root.Join("/etc/systemd/network/10-cloud-init-ens3.network")
+
+	e.provision(t, "ds=nocloud;s=/seed")
+	if got := readFile(ours); !strings.Contains(got, "Address=192.0.2.10/24\n") {
+		t.Fatalf("got %q, want a .network file with the address", got)
+	}
+	e.provision(t, "ds=nocloud;s=/seed")
+	if err := os.Remove(e.root.Join("/seed/network-config")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.root.Join("/seed/meta-data"), "instance-id: two\n")
+	rep := e.provision(t, "ds=nocloud;s=/seed")
+	if _, err := os.Stat(ours); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("got %v, want our file removed for the new instance", err)
+	}
+	if readFile(e.root.Join("/etc/systemd/network/20-admin.network")) == "" {
+		t.Error("got the administrator's file removed, want it kept")
+	}
+	if got, want := strings.Count(e.transcript(), "networkctl reload\n"), 2; got != want {
+		t.Errorf("got networkctl reload %d times, want %d (first instance, removal)", got, want)
+	}
+	for _, m := range rep.Modules {
+		if m.Name == "network_config" && m.Status != StatusRan {
+			t.Errorf("got network_config %s for the new instance, want ran", m.Status)
 		}
 	}
 }

@@ -16,6 +16,10 @@ type MetaData struct {
 	InstanceID    string
 	LocalHostname string
 	PublicKeys    []string
+	// NetworkInterfaces is older NoCloud seeds' network configuration, in
+	// /etc/network/interfaces syntax (see ParseENI); a network-config file
+	// takes precedence, as in cloud-init.
+	NetworkInterfaces string
 }
 
 // ParseMetaData decodes meta-data. Unknown keys are kept out of the result
@@ -46,6 +50,7 @@ func ParseMetaData(data []byte) (MetaData, error) {
 	if md.LocalHostname == "" {
 		md.LocalHostname = str("hostname")
 	}
+	md.NetworkInterfaces = str("network-interfaces")
 	md.PublicKeys = publicKeys(raw["public-keys"], "public-keys", &probs)
 	if len(probs) > 0 {
 		return md, fmt.Errorf("meta-data: %w", probs)
@@ -88,66 +93,6 @@ func publicKeys(v any, path string, probs *Problems) []string {
 		probs.add(path, "want a key, a list or a map of keys")
 	}
 	return out
-}
-
-// NetworkConfig is the outline of a network-config (v1 or v2) document.
-type NetworkConfig struct {
-	Version int
-	// Interfaces names the configured interfaces (v2 ethernets, v1 physical).
-	Interfaces []string
-}
-
-// ParseNetworkConfig checks a network-config document: version 1 or 2, the
-// shape of its top level. Bulkhead leaves networking to systemd-networkd's
-// DHCP default, so the document is validated and recorded, not applied.
-func ParseNetworkConfig(data []byte) (NetworkConfig, error) {
-	var raw map[string]any
-	if err := yaml.Unmarshal(data, &raw); err != nil {
-		return NetworkConfig{}, fmt.Errorf("network-config: malformed YAML: %s", yamlMsg(err))
-	}
-	if inner, ok := raw["network"].(map[string]any); ok {
-		raw = inner // the file may wrap everything in network:
-	}
-	var nc NetworkConfig
-	switch v := raw["version"].(type) {
-	case int:
-		nc.Version = v
-	default:
-		return nc, fmt.Errorf("network-config: version: want 1 or 2")
-	}
-	switch nc.Version {
-	case 1:
-		cfg, ok := raw["config"].([]any)
-		if !ok && raw["config"] != nil {
-			return nc, fmt.Errorf("network-config: config: want a list")
-		}
-		for i, c := range cfg {
-			m, ok := c.(map[string]any)
-			if !ok {
-				return nc, fmt.Errorf("network-config: config[%d]: want a mapping", i)
-			}
-			if name, ok := m["name"].(string); ok && m["type"] == "physical" {
-				nc.Interfaces = append(nc.Interfaces, name)
-			}
-		}
-	case 2:
-		for _, sec := range []string{"ethernets", "bonds", "bridges", "vlans"} {
-			m, ok := raw[sec].(map[string]any)
-			if !ok {
-				if raw[sec] != nil {
-					return nc, fmt.Errorf("network-config: %s: want a mapping", sec)
-				}
-				continue
-			}
-			for name := range m {
-				nc.Interfaces = append(nc.Interfaces, name)
-			}
-		}
-		sort.Strings(nc.Interfaces)
-	default:
-		return nc, fmt.Errorf("network-config: version: got %d, want 1 or 2", nc.Version)
-	}
-	return nc, nil
 }
 
 // DecodeContent decodes write_files content by its encoding: b64/base64,
