@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/bulkhead-os/bulkhead/hostd"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 // dockerCLI runs the stock docker client against hostd's Docker API.
@@ -45,17 +48,7 @@ func (d dockerCLI) must(t *testing.T, args ...string) string {
 }
 
 func TestDockerCLI(t *testing.T) {
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("needs the docker CLI (docker-ce-cli or docker.io)")
-	}
-	h := startEngineHost(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	sock := filepath.Join(h.dir, "docker.sock")
-	if err := hostd.ServeDockerAPI(ctx, h.e, sock, os.Getuid(), nil); err != nil {
-		t.Fatal(err)
-	}
-	d := dockerCLI{sock: sock, config: t.TempDir()}
+	h, d := dockerHost(t)
 
 	if out := d.must(t, "version"); !strings.Contains(out, "Server:") || !strings.Contains(out, "API version:") {
 		t.Errorf("version: got %q", out)
@@ -138,5 +131,94 @@ func TestDockerCLI(t *testing.T) {
 	d.must(t, "rmi", h.ref)
 	if out := d.must(t, "images", "-q"); strings.TrimSpace(out) != "" {
 		t.Errorf("images after rmi: got %q", out)
+	}
+}
+
+// dockerHost is hostd's engine behind a Docker API socket, driven by the
+// stock CLI.
+func dockerHost(t *testing.T) (*engineHost, dockerCLI) {
+	t.Helper()
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("needs the docker CLI (docker-ce-cli or docker.io)")
+	}
+	h := startEngineHost(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	sock := filepath.Join(h.dir, "docker.sock")
+	if err := hostd.ServeDockerAPI(ctx, h.e, sock, os.Getuid(), nil); err != nil {
+		t.Fatal(err)
+	}
+	return h, dockerCLI{sock: sock, config: t.TempDir()}
+}
+
+// TestDockerRunStdin feeds a container's main process from the client:
+// docker run -i, with the input's end closing the container's stdin.
+func TestDockerRunStdin(t *testing.T) {
+	h, d := dockerHost(t)
+	d.must(t, "pull", h.ref)
+	if out, code := d.run(t, "hello\n", "run", "-i", "--rm", h.ref, "cat"); code != 0 || out != "hello\n" {
+		t.Errorf("echo hello | docker run -i --rm cat: got %q, exit %d, want %q, exit 0", out, code, "hello\n")
+	}
+	if out, code := d.run(t, "a\nb\nc\n", "run", "-i", "--name", "counted", h.ref, "wc", "-l"); code != 0 || strings.TrimSpace(out) != "3" {
+		t.Errorf("docker run -i wc -l: got %q, exit %d, want 3, exit 0", out, code)
+	}
+	// Without -i the container's stdin is empty, whatever the client has.
+	if out, code := d.run(t, "ignored\n", "run", "--rm", h.ref, "cat"); code != 0 || out != "" {
+		t.Errorf("docker run cat without -i: got %q, exit %d, want no output, exit 0", out, code)
+	}
+	if out := d.must(t, "inspect", "-f", "{{.Config.OpenStdin}} {{.Config.StdinOnce}}", "counted"); out != "true true\n" {
+		t.Errorf("inspect OpenStdin StdinOnce: got %q, want %q", out, "true true\n")
+	}
+	// -t: a terminal, whose output comes raw (one stream), with TERM set.
+	if out := d.must(t, "run", "-t", "--rm", h.ref, "sh", "-c", "tty; echo $TERM; echo err >&2"); out != "/dev/pts/0\r\nxterm\r\nerr\r\n" {
+		t.Errorf("docker run -t: got %q, want %q", out, "/dev/pts/0\r\nxterm\r\nerr\r\n")
+	}
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("docker run -it needs a terminal on the client side: script(1), apt-get install bsdutils")
+	}
+	cmd := exec.Command(script, "-q", "-e", "-c", "docker -H unix://"+d.sock+" run -it --rm "+h.ref+" sh -c 'read line; echo got $line'", "/dev/null")
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+d.config)
+	cmd.Stdin = strings.NewReader("typed\n")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "got typed") {
+		t.Errorf("docker run -it: got %q, %v, want it to contain %q", out, err, "got typed")
+	}
+}
+
+// TestDockerRunOptions: volumes (rw and ro), user, workdir and entrypoint
+// given to docker run reach the container.
+func TestDockerRunOptions(t *testing.T) {
+	h, d := dockerHost(t)
+	d.must(t, "pull", h.ref)
+	vol := t.TempDir()
+	if out := d.must(t, "run", "--rm", "-v", vol+":/data", h.ref, "sh", "-c", "echo written > /data/out.txt"); out != "" {
+		t.Errorf("run -v: got %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(vol, "out.txt")); err != nil || string(b) != "written\n" {
+		t.Errorf("file the container wrote to the volume: got %q, %v, want %q", b, err, "written\n")
+	}
+	out, code := d.run(t, "", "run", "--rm", "-v", vol+":/data:ro", h.ref, "sh", "-c", "cat /data/out.txt; echo refused > /data/ro.txt")
+	// Stdout and stderr are separate streams: their order is not kept.
+	if code == 0 || !strings.Contains(out, "written\n") || !strings.Contains(out, "Read-only file system") {
+		t.Errorf("run -v :ro: got %q, exit %d, want the file read, the write refused (read-only) and a failure", out, code)
+	}
+	if _, err := os.Stat(filepath.Join(vol, "ro.txt")); !os.IsNotExist(err) {
+		t.Errorf("a write through a read-only volume reached the host: %v", err)
+	}
+	if out := d.must(t, "run", "--rm", "-u", "1000:1000", h.ref, "sh", "-c", "id -u; id -g"); out != "1000\n1000\n" {
+		t.Errorf("run -u 1000:1000: got %q, want %q", out, "1000\n1000\n")
+	}
+	// A missing workdir is made, as Docker does.
+	if out := d.must(t, "run", "--rm", "-w", "/srv/new", h.ref, "pwd"); out != "/srv/new\n" {
+		t.Errorf("run -w: got %q, want %q", out, "/srv/new\n")
+	}
+	entRef := strings.TrimSuffix(h.ref, "/busybox:latest") + "/ent:latest"
+	testimg.Push(t, entRef, testimg.Image(t, v1.Config{Entrypoint: []string{"echo", "from-image"}}))
+	d.must(t, "pull", entRef)
+	if out := d.must(t, "run", "--rm", entRef, "arg"); out != "from-image arg\n" {
+		t.Errorf("run with the image's entrypoint: got %q, want %q", out, "from-image arg\n")
+	}
+	if out := d.must(t, "run", "--rm", "--entrypoint", "echo", entRef, "replaced"); out != "replaced\n" {
+		t.Errorf("run --entrypoint: got %q, want %q", out, "replaced\n")
 	}
 }

@@ -252,6 +252,30 @@ func (a engineAPI) attach(w http.ResponseWriter, r *http.Request) {
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
 	code := -1
+	// The request body is the container's stdin: read while the answer
+	// streams, until the container has exited.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	if r.URL.Query().Get("stdin") == "1" {
+		if !c.Spec.OpenStdin {
+			http.Error(w, fmt.Sprintf("attaching stdin of %s: %v (create it with -i)", c.Name, engine.ErrNoStdin), http.StatusBadRequest)
+			return
+		}
+		rc := http.NewResponseController(w)
+		_ = rc.EnableFullDuplex()
+		forwarded := make(chan struct{})
+		go func() {
+			defer close(forwarded)
+			_ = a.e.ForwardStdin(ctx, c.ID, r.Body)
+		}()
+		// The body must not be read once the handler returns: end a read
+		// still waiting for the client's input, and the forwarder.
+		defer func() {
+			cancel()
+			_ = rc.SetReadDeadline(time.Now())
+			<-forwarded
+		}()
+	}
 	o := engine.LogOptions{Follow: true, NextRun: true, Since: time.Now(), ExitCode: &code, Ready: func() error {
 		if err := a.e.Start(r.Context(), c.ID); err != nil {
 			httpError(w, err)

@@ -129,9 +129,15 @@ func (c EngineClient) Logs(ctx context.Context, ref string, follow bool, tail in
 }
 
 // Attach starts a created container, calls fn for each line of its output
-// and returns its exit code.
-func (c EngineClient) Attach(ctx context.Context, ref string, fn func(logs.Entry) error) (int, error) {
-	resp, err := c.stream(ctx, http.MethodPost, "/v1/containers/"+esc(ref)+"/attach", nil)
+// and returns its exit code. stdin, when not nil, feeds the container's
+// stdin (it must have been created with OpenStdin); its end closes the
+// container's stdin when the container was created with StdinOnce.
+func (c EngineClient) Attach(ctx context.Context, ref string, stdin io.Reader, fn func(logs.Entry) error) (int, error) {
+	path := "/v1/containers/" + esc(ref) + "/attach"
+	if stdin != nil {
+		path += "?stdin=1"
+	}
+	resp, err := c.stream(ctx, http.MethodPost, path, stdin)
 	if err != nil {
 		return -1, err
 	}

@@ -3,7 +3,12 @@ package hostd_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,11 +17,13 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd"
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 	"github.com/bulkhead-os/bulkhead/hostd/hostctl"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
 func TestMain(m *testing.M) { testimg.Main(m) }
@@ -28,17 +35,24 @@ type engineHost struct {
 	e                *engine.Engine
 }
 
-func startEngineHost(t *testing.T) *engineHost {
+func startEngineHost(t *testing.T) *engineHost { return startEngineHostOn(t, nil) }
+
+// startEngineHostOn is startEngineHost with a bridge network (nil: none).
+func startEngineHostOn(t *testing.T, br *network.Bridge) *engineHost {
 	t.Helper()
 	testimg.RequireHost(t)
 	host, ref := testimg.BusyboxRegistry(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "hostd.sock")
-	e, err := engine.New(context.Background(), engine.Config{
+	cfg := engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: []string{host}},
 		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
-	})
+	}
+	if br != nil {
+		cfg.Network = br
+	}
+	e, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,5 +174,90 @@ func TestLogsFollow(t *testing.T) {
 	// -f returns once the container has exited and its log is read.
 	if out := h.must(t, "logs", "-f", "counter"); out != "1\n2\n3\n" {
 		t.Errorf("logs -f: got %q, want %q", out, "1\n2\n3\n")
+	}
+}
+
+// TestHostctlRunInteractive: hostctl run -i feeds its stdin to the
+// container's main process, and the input's end ends `cat`.
+func TestHostctlRunInteractive(t *testing.T) {
+	h := startEngineHost(t)
+	if out, err := h.hostctl(t, "hello\n", "run", "-i", "--rm", h.ref, "cat"); err != nil || out != "hello\n" {
+		t.Errorf("hostctl run -i --rm cat: got %q, %v, want %q", out, err, "hello\n")
+	}
+	if out, err := h.hostctl(t, "ignored\n", "run", "--rm", h.ref, "cat"); err != nil || out != "" {
+		t.Errorf("hostctl run cat without -i: got %q, %v, want no output", out, err)
+	}
+	// A container that exits on its own ends the run even while the input
+	// is still open (a terminal nobody types on).
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	var out bytes.Buffer
+	cmd := hostctl.NewRootCmd(hostctl.Deps{Stdout: &out, Stderr: &out, Root: fsroot.Root(h.dir), Socket: h.socket})
+	cmd.SetArgs([]string{"run", "-i", "--rm", h.ref, "echo", "done"})
+	cmd.SetIn(pr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cmd.ExecuteContext(ctx); err != nil || out.String() != "done\n" {
+		t.Errorf("hostctl run -i with open input: got %q, %v, want %q", out.String(), err, "done\n")
+	}
+}
+
+// TestHostctlRandomPort: hostctl run -p 127.0.0.1::80 publishes on a port
+// hostd picks, shown by hostctl inspect and ps, answering over loopback.
+func TestHostctlRandomPort(t *testing.T) {
+	testimg.RequireHost(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables: apt-get install iptables")
+	}
+	dir := t.TempDir()
+	// A bridge and subnet of the test's own, removed with its rules.
+	br := &network.Bridge{
+		Name: fmt.Sprintf("hdc%d", os.Getpid()%100000), Subnet: fmt.Sprintf("10.214.%d.0/24", os.Getpid()%200),
+		StateDir: filepath.Join(dir, "leases"), NetnsDir: filepath.Join(dir, "netns"), HostRoot: "/", Runner: run.Exec{},
+	}
+	t.Cleanup(func() {
+		if err := br.Destroy(context.Background()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	h := startEngineHostOn(t, br)
+	h.must(t, "run", "-d", "--name", "web", "-p", "127.0.0.1::80", h.ref,
+		"sh", "-c", "mkdir /www; echo random > /www/index.html; exec busybox httpd -f -p 80 -h /www")
+	var insp []engine.Container
+	if err := json.Unmarshal([]byte(h.must(t, "inspect", "web")), &insp); err != nil || len(insp) != 1 {
+		t.Fatalf("inspect: %v", err)
+	}
+	ports := insp[0].Ports
+	if len(ports) != 1 || ports[0].HostPort == 0 || ports[0].HostIP != "127.0.0.1" || ports[0].ContainerPort != 80 {
+		t.Fatalf("inspect ports: got %+v, want 127.0.0.1:<a port> -> 80/tcp", ports)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0].HostPort)
+	if ps := h.must(t, "ps"); !strings.Contains(ps, addr+"->80/tcp") {
+		t.Errorf("ps: got %q, want %s->80/tcp", ps, addr)
+	}
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			break
+		}
+	}
+	if body != "random\n" {
+		t.Errorf("GET %s: got %q, want %q", addr, body, "random\n")
+	}
+	// -P publishes what --expose adds (and the image's EXPOSE).
+	h.must(t, "run", "-d", "--name", "all", "-P", "--expose", "80", "--expose", "53/udp", h.ref, "sleep", "60")
+	var all []engine.Container
+	if err := json.Unmarshal([]byte(h.must(t, "inspect", "all")), &all); err != nil || len(all) != 1 {
+		t.Fatalf("inspect: %v", err)
+	}
+	got := map[string]bool{}
+	for _, p := range all[0].Ports {
+		got[fmt.Sprintf("%d/%s", p.ContainerPort, p.Proto)] = p.HostPort != 0 && p.HostPort != ports[0].HostPort && p.HostIP == ""
+	}
+	if len(got) != 2 || !got["80/tcp"] || !got["53/udp"] {
+		t.Errorf("-P ports: got %+v, want 80/tcp and 53/udp each on a new host port, all addresses", all[0].Ports)
 	}
 }

@@ -74,7 +74,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /containers/{id}/kill", a.kill)
 	mux.HandleFunc("POST /containers/{id}/wait", a.wait)
 	mux.HandleFunc("POST /containers/{id}/attach", a.attach)
-	mux.HandleFunc("POST /containers/{id}/resize", ok)
+	mux.HandleFunc("POST /containers/{id}/resize", a.resize)
 	mux.HandleFunc("GET /containers/{id}/logs", a.logs)
 	mux.HandleFunc("DELETE /containers/{id}", a.remove)
 	mux.HandleFunc("POST /containers/{id}/exec", a.execCreate)
@@ -204,13 +204,11 @@ type portJSON struct {
 	Type        string `json:"Type"`
 }
 
+// ports are the running container's published ports, random host ports
+// resolved; none when it is not running, as with Docker.
 func ports(c engine.Container) []portJSON {
 	out := []portJSON{}
-	for _, s := range c.Spec.Ports {
-		p, err := engine.ParsePort(s)
-		if err != nil {
-			continue
-		}
+	for _, p := range c.Ports {
 		ip := p.HostIP
 		if ip == "" {
 			ip = "0.0.0.0"
@@ -411,12 +409,13 @@ func (a *API) attach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("stdin") == "1" || q.Get("stdin") == "true" {
-		apiError(w, fmt.Errorf("%w: attaching stdin to a container's main process is not supported (use exec)", errBadRequest))
-		return
-	}
+	// Docker ignores stdin=1 for a container created without -i.
+	withStdin := (q.Get("stdin") == "1" || q.Get("stdin") == "true") && c.Spec.OpenStdin
+	// Ends the stdin forwarding when the attach ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var conn net.Conn
-	var mux *stream.Mux
+	var stdout, stderr io.Writer
 	o := engine.LogOptions{}
 	if q.Get("stream") == "1" || q.Get("stream") == "true" {
 		// Output from now until the run (maybe not started yet) exits.
@@ -427,30 +426,73 @@ func (a *API) attach(w http.ResponseWriter, r *http.Request) {
 	o.Ready = func() error {
 		var brw *bufio.ReadWriter
 		var err error
-		if conn, brw, err = hijack(w, r, "application/vnd.docker.multiplexed-stream"); err != nil {
+		if conn, brw, err = hijack(w, r, streamType(c)); err != nil {
 			return err
 		}
-		// The CLI half-closes its side at once when it sends no stdin:
-		// that does not end the attach; the container's exit (or a failed
-		// write to a client that went away) does.
-		go func() { _, _ = io.Copy(io.Discard, brw) }()
-		mux = stream.NewMux(conn)
+		if withStdin {
+			go a.forwardStdin(ctx, c.ID, brw.Reader)
+		} else {
+			// The CLI half-closes its side at once when it sends no
+			// stdin: that does not end the attach; the container's exit
+			// (or a failed write to a client that went away) does.
+			go func() { _, _ = io.Copy(io.Discard, brw) }()
+		}
+		stdout, stderr = outputs(c, conn, nil)
 		return nil
 	}
-	err = a.E.Logs(context.Background(), c.ID, o, func(e logs.Entry) error {
-		id := stream.Stdout
+	// The writers exist once Ready has hijacked the connection.
+	_ = a.E.Logs(context.Background(), c.ID, o, func(e logs.Entry) error {
+		w := stdout
 		if e.Stream == "stderr" {
-			id = stream.Stderr
+			w = stderr
 		}
-		_, err := io.WriteString(mux.Writer(id), e.Log)
+		_, err := io.WriteString(w, e.Log)
 		return err
 	})
+	cancel() // before the close: the stdin forwarder's read error is expected
 	if conn != nil {
 		if tc, ok := conn.(interface{ CloseWrite() error }); ok {
 			_ = tc.CloseWrite()
 		}
 		conn.Close()
 	}
+}
+
+// forwardStdin feeds an attached client's input to the container's stdin.
+func (a *API) forwardStdin(ctx context.Context, id string, in io.Reader) {
+	if err := a.E.ForwardStdin(ctx, id, in); err != nil {
+		a.log().Warn("attaching stdin", "container", id[:12], "err", err)
+	}
+	// Drain what the client still sends, so its writes do not block.
+	_, _ = io.Copy(io.Discard, in)
+}
+
+func (a *API) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.Default()
+	}
+	return a.Log
+}
+
+// resize is POST /containers/{id}/resize?h=ROWS&w=COLS: the CLI sends it
+// after starting a -t container and when its window changes.
+func (a *API) resize(w http.ResponseWriter, r *http.Request) {
+	h, herr := strconv.ParseUint(r.URL.Query().Get("h"), 10, 16)
+	wd, werr := strconv.ParseUint(r.URL.Query().Get("w"), 10, 16)
+	if herr != nil || werr != nil {
+		apiError(w, fmt.Errorf("%w: resize needs h and w (rows and columns)", errBadRequest))
+		return
+	}
+	err := a.E.Resize(r.PathValue("id"), uint16(h), uint16(wd))
+	switch {
+	case errors.Is(err, engine.ErrNoTerminal):
+		// Docker answers a resize of a container without a terminal
+		// with success too; the CLI sends one for every attach.
+	case err != nil:
+		apiError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
 
 func (a *API) logs(w http.ResponseWriter, r *http.Request) {
@@ -471,21 +513,57 @@ func (a *API) logs(w http.ResponseWriter, r *http.Request) {
 			since = time.Unix(0, int64(sec*1e9))
 		}
 	}
-	w.Header().Set("Content-Type", "application/vnd.docker.multiplexed-stream")
+	w.Header().Set("Content-Type", streamType(c))
 	w.WriteHeader(http.StatusOK)
-	mux := stream.NewMux(w)
+	var flush func()
 	if f, ok := w.(http.Flusher); ok {
-		mux.Flush = f.Flush
+		flush = f.Flush
 		f.Flush()
 	}
+	muxOut, muxErr := outputs(c, w, flush)
 	stdout, stderr := io.Discard, io.Discard
 	if q.Get("stdout") == "1" || q.Get("stdout") == "true" {
-		stdout = mux.Writer(stream.Stdout)
+		stdout = muxOut
 	}
 	if q.Get("stderr") == "1" || q.Get("stderr") == "true" {
-		stderr = mux.Writer(stream.Stderr)
+		stderr = muxErr
 	}
 	_ = a.followOutput(r.Context(), c.ID, engine.LogOptions{Follow: follow, Since: since, Tail: tail}, stdout, stderr)
+}
+
+// streamType is the attach and logs content type: raw for a container
+// with a terminal (its output is one stream), multiplexed otherwise.
+func streamType(c engine.Container) string {
+	if c.Spec.Tty {
+		return "application/vnd.docker.raw-stream"
+	}
+	return "application/vnd.docker.multiplexed-stream"
+}
+
+// outputs are the writers for a container's stdout and stderr on w, in
+// Docker's framing (see streamType); flush, when set, follows each write
+// so followed logs arrive as they are written.
+func outputs(c engine.Container, w io.Writer, flush func()) (stdout, stderr io.Writer) {
+	if c.Spec.Tty {
+		if flush != nil {
+			w = flushWriter{w, flush}
+		}
+		return w, w
+	}
+	mux := stream.NewMux(w)
+	mux.Flush = flush
+	return mux.Writer(stream.Stdout), mux.Writer(stream.Stderr)
+}
+
+type flushWriter struct {
+	w     io.Writer
+	flush func()
+}
+
+func (fw flushWriter) Write(p []byte) (int, error) {
+	n, err := fw.w.Write(p)
+	fw.flush()
+	return n, err
 }
 
 // sortedKeys is for deterministic output.

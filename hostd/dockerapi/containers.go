@@ -25,6 +25,7 @@ type createBody struct {
 	WorkingDir   string
 	Tty          bool
 	OpenStdin    bool
+	StdinOnce    bool
 	ExposedPorts map[string]struct{}
 	Healthcheck  *struct {
 		Test        []string
@@ -43,12 +44,13 @@ type createBody struct {
 			Name              string
 			MaximumRetryCount int
 		}
-		AutoRemove     bool
-		NetworkMode    string
-		Memory         int64
-		NanoCpus       int64
-		PidsLimit      *int64
-		ReadonlyRootfs bool
+		AutoRemove      bool
+		PublishAllPorts bool
+		NetworkMode     string
+		Memory          int64
+		NanoCpus        int64
+		PidsLimit       *int64
+		ReadonlyRootfs  bool
 	}
 }
 
@@ -58,6 +60,8 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 		Name: name, Image: b.Image, Command: b.Cmd, Entrypoint: b.Entrypoint, Env: b.Env,
 		Workdir: b.WorkingDir, User: b.User, Hostname: b.Hostname, Volumes: b.HostConfig.Binds,
 		AutoRemove: b.HostConfig.AutoRemove, ReadOnly: b.HostConfig.ReadonlyRootfs,
+		OpenStdin: b.OpenStdin, StdinOnce: b.OpenStdin && b.StdinOnce, Tty: b.Tty, PublishAll: b.HostConfig.PublishAllPorts,
+		Expose: sortedKeys(b.ExposedPorts),
 	}
 	h := b.HostConfig
 	switch h.NetworkMode {
@@ -71,9 +75,7 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 			proto = "tcp"
 		}
 		for _, hb := range h.PortBindings[cport] {
-			if hb.HostPort == "" {
-				return s, fmt.Errorf("%w: publishing %s on a random host port is not supported; give one", errBadRequest, cport)
-			}
+			// An empty host port (-p 80, -p 127.0.0.1::80) is a random one.
 			p := hb.HostPort + ":" + num + "/" + proto
 			if hb.HostIP != "" && hb.HostIP != "0.0.0.0" {
 				p = hb.HostIP + ":" + p
@@ -115,10 +117,6 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 	var b createBody
 	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
 		apiError(w, fmt.Errorf("%w: %v", errBadRequest, err))
-		return
-	}
-	if b.OpenStdin {
-		apiError(w, fmt.Errorf("%w: stdin for a container's main process (-i) is not supported; use exec -i", errBadRequest))
 		return
 	}
 	spec, err := b.toSpec(strings.TrimPrefix(r.URL.Query().Get("name"), "/"))
@@ -168,10 +166,21 @@ func inspectJSON(c engine.Container) map[string]any {
 	if len(c.Args) > 0 {
 		path, args = c.Args[0], c.Args[1:]
 	}
+	// Docker's shape: exposed ports map to null, published ones to their
+	// bindings (`docker port` reads this).
 	portMap := map[string]any{}
+	for _, x := range c.Exposed {
+		portMap[x] = nil
+	}
+	bindings := map[string][]map[string]string{}
 	for _, p := range ports(c) {
 		k := fmt.Sprintf("%d/%s", p.PrivatePort, p.Type)
-		portMap[k] = []map[string]string{{"HostIp": p.IP, "HostPort": strconv.Itoa(p.PublicPort)}}
+		bindings[k] = append(bindings[k], map[string]string{"HostIp": p.IP, "HostPort": strconv.Itoa(p.PublicPort)})
+		portMap[k] = bindings[k]
+	}
+	exposed := map[string]struct{}{}
+	for _, x := range c.Exposed {
+		exposed[x] = struct{}{}
 	}
 	rp := c.Spec.Restart
 	if rp == "" {
@@ -184,12 +193,13 @@ func inspectJSON(c engine.Container) map[string]any {
 		"Image": c.ImageID, "Name": "/" + c.Name, "RestartCount": c.RestartCount, "Driver": "overlay2", "Platform": "linux",
 		"Config": map[string]any{
 			"Hostname": c.ID[:12], "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
-			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": false, "OpenStdin": false, "Labels": map[string]string{},
+			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": c.Spec.Tty, "OpenStdin": c.Spec.OpenStdin, "StdinOnce": c.Spec.StdinOnce,
+			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": map[string]string{},
 		},
 		"HostConfig": map[string]any{
 			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
 			"RestartPolicy":  map[string]any{"Name": name, "MaximumRetryCount": n},
-			"ReadonlyRootfs": c.Spec.ReadOnly,
+			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
 		"Mounts":          []any{},
@@ -346,4 +356,23 @@ func writeWait(w http.ResponseWriter, code int, err error) {
 		body["Error"] = map[string]string{"Message": err.Error()}
 	}
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// portBindings is HostConfig.PortBindings: the ports asked for, an empty
+// HostPort for a random one.
+func portBindings(specs []string) map[string][]map[string]string {
+	out := map[string][]map[string]string{}
+	for _, s := range specs {
+		p, err := engine.ParsePort(s)
+		if err != nil {
+			continue
+		}
+		hp := ""
+		if p.HostPort != 0 {
+			hp = strconv.Itoa(p.HostPort)
+		}
+		k := fmt.Sprintf("%d/%s", p.ContainerPort, p.Proto)
+		out[k] = append(out[k], map[string]string{"HostIp": p.HostIP, "HostPort": hp})
+	}
+	return out
 }

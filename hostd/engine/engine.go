@@ -78,6 +78,9 @@ type Container struct {
 	// workload loader owns it, and the boot health gate waits for it.
 	Managed bool   `json:"managed,omitempty"`
 	IP      string `json:"ip,omitempty"`
+	// Ports are the current run's published ports, random host ports
+	// resolved (cleared at exit, as Docker's NetworkSettings.Ports).
+	Ports []Port `json:"ports,omitempty"`
 	// Resolved at create time from the image config and the spec, so the
 	// container still starts after its image is untagged.
 	Layers []string `json:"layers"`
@@ -85,6 +88,9 @@ type Container struct {
 	Env    []string `json:"env"`
 	Cwd    string   `json:"cwd"`
 	User   string   `json:"user,omitempty"`
+	// Exposed are the image's exposed ports and the spec's (80/tcp), for
+	// PublishAll.
+	Exposed []string `json:"exposed,omitempty"`
 }
 
 // Networker attaches containers to the bridge network.

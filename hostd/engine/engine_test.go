@@ -370,3 +370,74 @@ func TestExitWhileEngineDownIsRecorded(t *testing.T) {
 		t.Errorf("the snapshot of an exited container is still mounted")
 	}
 }
+
+// sendStdin writes in to the container's stdin as one attached client.
+func sendStdin(t *testing.T, e *Engine, id, in string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.ForwardStdin(ctx, id, strings.NewReader(in)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStdinSurvivesEngineRestart: the shim holds a -i container's stdin,
+// so input still reaches it after hostd restarts, and one client's EOF
+// does not close it (no StdinOnce).
+func TestStdinSurvivesEngineRestart(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "reader", OpenStdin: true, Command: []string{"sh", "-c", "while read l; do echo got $l; done; echo eof; exit 7"}})
+	sendStdin(t, te.Engine, c.ID, "one\n")
+	eventually(t, "the first line", func() bool { return te.logText(t, c.ID) == "got one\n" })
+	te.Close()
+	e2, err := New(context.Background(), te.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.Engine = e2
+	sendStdin(t, e2, c.ID, "two\n")
+	eventually(t, "the line sent after the restart", func() bool { return te.logText(t, c.ID) == "got one\ngot two\n" })
+	if got, _ := e2.Get(c.ID); got.State != StateRunning {
+		t.Errorf("after two clients' EOF: got state %s, want running (stdin stays open)", got.State)
+	}
+}
+
+// TestStdinOnceClosesAtEOF: with StdinOnce the first client's EOF is the
+// container's.
+func TestStdinOnceClosesAtEOF(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "once", OpenStdin: true, StdinOnce: true, Command: []string{"sh", "-c", "cat; echo eof; exit 7"}})
+	sendStdin(t, te.Engine, c.ID, "only\n")
+	if code, err := te.Wait(context.Background(), c.ID); err != nil || code != 7 {
+		t.Fatalf("wait: got %d, %v, want 7", code, err)
+	}
+	if got := te.logText(t, c.ID); got != "only\neof\n" {
+		t.Errorf("got %q, want %q", got, "only\neof\n")
+	}
+	plain := te.run(t, ContainerSpec{Name: "plain", Command: []string{"sleep", "30"}})
+	if _, err := te.AttachStdin(context.Background(), plain.ID); !errors.Is(err, ErrNoStdin) {
+		t.Errorf("stdin of a container without OpenStdin: got %v, want ErrNoStdin", err)
+	}
+}
+
+// TestResizeTerminal: a -t container's terminal takes the size a client
+// sets (docker run -it then the window's size).
+func TestResizeTerminal(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "term", Tty: true, OpenStdin: true, Command: []string{"sh", "-c", "read go; busybox stty size"}})
+	if err := te.Resize(c.ID, 40, 100); err != nil {
+		t.Fatal(err)
+	}
+	sendStdin(t, te.Engine, c.ID, "go\n")
+	if code, err := te.Wait(context.Background(), c.ID); err != nil || code != 0 {
+		t.Fatalf("wait: got %d, %v", code, err)
+	}
+	// The terminal echoes the input; stty's answer follows.
+	if got := te.logText(t, c.ID); !strings.HasSuffix(got, "40 100\r\n") {
+		t.Errorf("got %q, want it to end with %q", got, "40 100\r\n")
+	}
+	plain := te.run(t, ContainerSpec{Name: "plain", Command: []string{"sleep", "30"}})
+	if err := te.Resize(plain.ID, 40, 100); !errors.Is(err, ErrNoTerminal) {
+		t.Errorf("resize without a terminal: got %v, want ErrNoTerminal", err)
+	}
+}

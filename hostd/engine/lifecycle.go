@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +48,18 @@ func resolveProcess(c *Container, img v1.Config) error {
 	c.User = s.User
 	if c.User == "" {
 		c.User = img.User
+	}
+	seen := map[string]bool{}
+	for _, x := range append(slices.Sorted(maps.Keys(img.ExposedPorts)), s.Expose...) {
+		p, err := ParseExpose(x)
+		if err != nil {
+			continue // an image's odd EXPOSE (a range) is not published
+		}
+		k := fmt.Sprintf("%d/%s", p.ContainerPort, p.Proto)
+		if !seen[k] {
+			seen[k] = true
+			c.Exposed = append(c.Exposed, k)
+		}
 	}
 	return nil
 }
@@ -105,6 +119,7 @@ func (e *Engine) start(ctx context.Context, id string, byUser bool) error {
 	if err := e.launch(ctx, &c); err != nil {
 		_, _ = e.update(id, func(x *Container) {
 			x.State, x.Error, x.ExitCode, x.FinishedAt = StateExited, err.Error(), -1, time.Now().UTC()
+			x.Ports = nil
 		})
 		e.cleanup(ctx, id)
 		return fmt.Errorf("starting %s: %w", c.Name, err)
@@ -134,7 +149,12 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 		ID: c.ID, Rootfs: rootfs, Args: c.Args, Cwd: c.Cwd, UID: uid, GID: gid, Groups: groups,
 		Hostname: c.hostname(), ReadOnly: c.Spec.ReadOnly, Seccomp: e.cfg.Seccomp,
 		Env:          mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home)),
-		CgroupParent: "/hostd",
+		CgroupParent: "/hostd", Terminal: c.Spec.Tty,
+	}
+	if c.Spec.Tty {
+		// Docker's: a terminal's programs need a TERM; the image's or
+		// the user's wins.
+		in.Env = mergeEnv([]string{"TERM=xterm"}, in.Env)
 	}
 	if in.Limits.MemoryBytes, err = runtime.ParseMemory(c.Spec.Limits.Memory); err != nil {
 		return err
@@ -142,15 +162,14 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	in.Limits.CPUs, in.Limits.Pids = c.Spec.Limits.CPUs, c.Spec.Limits.Pids
 	network := c.network(e.cfg.Network != nil)
 	ip := ""
+	var ports []Port
 	switch network {
 	case NetworkBridge:
 		if e.cfg.Network == nil {
 			return errors.New("the bridge network is not available on this host")
 		}
-		var ports []Port
-		for _, p := range c.Spec.Ports {
-			pp, _ := ParsePort(p)
-			ports = append(ports, pp)
+		if ports, err = e.publish(c); err != nil {
+			return err
 		}
 		in.Network, ip, err = e.cfg.Network.Setup(ctx, c.ID, ports)
 		if err != nil {
@@ -186,7 +205,7 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	if err := fsroot.WriteFile(filepath.Join(e.dir(c.ID), shim.SpecFile), b, 0o600); err != nil {
 		return err
 	}
-	st, cmd, err := e.spawnShim(ctx, c.ID)
+	st, cmd, err := e.spawnShim(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -203,6 +222,7 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	}
 	if _, err := e.update(c.ID, func(x *Container) {
 		x.State, x.Pid, x.ShimPid, x.StartedAt, x.Error, x.IP, x.Health = StateRunning, st.Pid, st.ShimPid, st.StartedAt, "", ip, health
+		x.Ports = ports
 	}); err != nil {
 		return err
 	}
@@ -323,8 +343,10 @@ func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, er
 
 // spawnShim starts `hostd shim` for id in its own session (so it outlives
 // hostd) and waits for its report: the container runs, or the error.
-func (e *Engine) spawnShim(ctx context.Context, id string) (shim.State, *exec.Cmd, error) {
-	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles}
+func (e *Engine) spawnShim(ctx context.Context, c *Container) (shim.State, *exec.Cmd, error) {
+	id := c.ID
+	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles,
+		Stdin: c.Spec.OpenStdin, StdinOnce: c.Spec.StdinOnce}
 	if cfg.LogMax == 0 {
 		cfg.LogMax = 10 << 20
 	}
@@ -427,6 +449,7 @@ func (e *Engine) exited(id string, l *liveState) {
 	e.cleanup(context.Background(), id)
 	c, uerr := e.update(id, func(x *Container) {
 		x.State, x.ExitCode, x.FinishedAt, x.Error, x.Pid, x.ShimPid = StateExited, ex.Code, ex.FinishedAt, ex.Error, 0, 0
+		x.Ports = nil
 		if x.Health != "" {
 			x.Health = HealthUnhealthy
 		}

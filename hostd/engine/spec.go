@@ -35,8 +35,22 @@ type ContainerSpec struct {
 	ReadOnly    bool         `yaml:"readOnly,omitempty" json:"readOnly,omitempty"`
 	Network     string       `yaml:"network,omitempty" json:"network,omitempty"` // bridge (default), host, none
 	Hostname    string       `yaml:"hostname,omitempty" json:"hostname,omitempty"`
+	// PublishAll publishes every exposed port (the image's EXPOSE and
+	// Expose) on a random host port (docker run -P).
+	PublishAll bool `yaml:"publishAll,omitempty" json:"publishAll,omitempty"`
+	// Expose adds ports (80, 53/udp) to the image's exposed ones.
+	Expose []string `yaml:"expose,omitempty" json:"expose,omitempty"`
 	// AutoRemove deletes the container when it exits (docker run --rm).
 	AutoRemove bool `yaml:"-" json:"autoRemove,omitempty"`
+	// OpenStdin gives the main process a stdin that clients attach to
+	// (docker run -i); the shim holds it, so it outlives a hostd restart.
+	OpenStdin bool `yaml:"-" json:"openStdin,omitempty"`
+	// StdinOnce closes that stdin when the first attached client's input
+	// ends (docker run -i without -d), so `cat` sees EOF.
+	StdinOnce bool `yaml:"-" json:"stdinOnce,omitempty"`
+	// Tty gives the main process a terminal (docker run -t); its output,
+	// both streams, is logged as stdout.
+	Tty bool `yaml:"-" json:"tty,omitempty"`
 }
 
 // Healthcheck is an exec probe.
@@ -165,13 +179,15 @@ func ParseRestart(s string) (RestartPolicy, error) {
 
 // Port is a parsed published port.
 type Port struct {
-	HostIP        string // "" for all addresses
-	HostPort      int
-	ContainerPort int
-	Proto         string // tcp or udp
+	HostIP        string `json:"hostIp,omitempty"` // "" for all addresses
+	HostPort      int    `json:"hostPort"`         // 0: a free one is picked at start
+	ContainerPort int    `json:"containerPort"`
+	Proto         string `json:"proto"` // tcp or udp
 }
 
-// ParsePort parses [ip:]hostPort:containerPort[/proto].
+// ParsePort parses [ip:][hostPort:]containerPort[/proto]; an empty or 0
+// host port (80, 127.0.0.1::80, 0:80) means a free ephemeral port picked
+// when the container starts, as Docker's -p 80 does.
 func ParsePort(s string) (Port, error) {
 	p := Port{Proto: "tcp"}
 	spec, proto, hasProto := strings.Cut(s, "/")
@@ -188,16 +204,35 @@ func ParsePort(s string) (Port, error) {
 		}
 		p.HostIP, parts = parts[0], parts[1:]
 	}
+	if len(parts) == 1 {
+		parts = []string{"", parts[0]}
+	}
 	if len(parts) != 2 {
-		return p, fmt.Errorf("port %q: want [ip:]hostPort:containerPort[/tcp|udp]", s)
+		return p, fmt.Errorf("port %q: want [ip:][hostPort:]containerPort[/tcp|udp]", s)
 	}
 	var err1, err2 error
-	p.HostPort, err1 = strconv.Atoi(parts[0])
+	if parts[0] != "" {
+		p.HostPort, err1 = strconv.Atoi(parts[0])
+	}
 	p.ContainerPort, err2 = strconv.Atoi(parts[1])
-	if err1 != nil || err2 != nil || p.HostPort < 1 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
-		return p, fmt.Errorf("port %q: ports must be numbers from 1 to 65535", s)
+	if err1 != nil || err2 != nil || p.HostPort < 0 || p.HostPort > 65535 || p.ContainerPort < 1 || p.ContainerPort > 65535 {
+		return p, fmt.Errorf("port %q: ports must be numbers from 1 to 65535 (host port 0 or empty for a free one)", s)
 	}
 	return p, nil
+}
+
+// ParseExpose parses an exposed port: 80, 80/tcp, 53/udp (the image
+// config's ExposedPorts keys).
+func ParseExpose(s string) (Port, error) {
+	num, proto, _ := strings.Cut(s, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > 65535 || (proto != "tcp" && proto != "udp") {
+		return Port{}, fmt.Errorf("exposed port %q: want PORT[/tcp|udp], PORT from 1 to 65535", s)
+	}
+	return Port{ContainerPort: n, Proto: proto}, nil
 }
 
 // Volume is a parsed volume.
@@ -301,8 +336,16 @@ func (s ContainerSpec) Validate() error {
 	default:
 		add("network", "%q: want bridge, host or none", s.Network)
 	}
-	if len(s.Ports) > 0 && s.Network != "" && s.Network != NetworkBridge {
+	for i, x := range s.Expose {
+		if _, err := ParseExpose(x); err != nil {
+			add(fmt.Sprintf("expose[%d]", i), "%v", err)
+		}
+	}
+	if (len(s.Ports) > 0 || s.PublishAll) && s.Network != "" && s.Network != NetworkBridge {
 		add("ports", "published ports need the bridge network")
+	}
+	if s.StdinOnce && !s.OpenStdin {
+		add("stdinOnce", "needs openStdin")
 	}
 	return errors.Join(errs...)
 }

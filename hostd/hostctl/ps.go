@@ -32,7 +32,7 @@ func newPsCmd(d Deps) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tSTATUS\tPORTS\tNAMES")
 			for _, c := range ctrs {
-				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%s\n", c.ID[:12], c.Spec.Image, strings.Join(c.Args, " "), status(c), strings.Join(c.Spec.Ports, ","), c.Name)
+				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\t%s\t%s\n", c.ID[:12], c.Spec.Image, strings.Join(c.Args, " "), status(c), portsColumn(c), c.Name)
 			}
 			return tw.Flush()
 		},
@@ -55,4 +55,21 @@ func status(c engine.Container) string {
 		return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, time.Since(c.FinishedAt).Round(time.Second))
 	}
 	return "Created"
+}
+
+// portsColumn shows a running container's published ports as docker ps
+// does (random host ports resolved), else the ports asked for.
+func portsColumn(c engine.Container) string {
+	if len(c.Ports) == 0 {
+		return strings.Join(c.Spec.Ports, ",")
+	}
+	var out []string
+	for _, p := range c.Ports {
+		ip := p.HostIP
+		if ip == "" {
+			ip = "0.0.0.0"
+		}
+		out = append(out, fmt.Sprintf("%s:%d->%d/%s", ip, p.HostPort, p.ContainerPort, p.Proto))
+	}
+	return strings.Join(out, ",")
 }

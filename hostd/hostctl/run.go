@@ -2,6 +2,7 @@ package hostctl
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +13,7 @@ import (
 
 func newRunCmd(d Deps) *cobra.Command {
 	var s engine.ContainerSpec
-	var detach bool
+	var detach, interactive bool
 	var entrypoint string
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
@@ -26,6 +27,9 @@ func newRunCmd(d Deps) *cobra.Command {
 			if entrypoint != "" {
 				s.Entrypoint = []string{entrypoint}
 			}
+			// As docker run -i: attached, the input's end is the
+			// container's; detached, its stdin stays open for attaches.
+			s.OpenStdin, s.StdinOnce = interactive, interactive && !detach
 			c := hostd.NewEngineClient(d.Socket)
 			ctr, err := c.Create(cmd.Context(), s, detach)
 			if err != nil {
@@ -36,7 +40,11 @@ func newRunCmd(d Deps) *cobra.Command {
 				return nil
 			}
 			out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
-			code, err := c.Attach(cmd.Context(), ctr.ID, func(e logs.Entry) error {
+			var stdin io.Reader
+			if interactive {
+				stdin = cmd.InOrStdin()
+			}
+			code, err := c.Attach(cmd.Context(), ctr.ID, stdin, func(e logs.Entry) error {
 				w := out
 				if e.Stream == "stderr" {
 					w = errw
@@ -57,9 +65,12 @@ func newRunCmd(d Deps) *cobra.Command {
 	f.SetInterspersed(false) // flags after IMAGE belong to the command
 	f.StringVar(&s.Name, "name", "", "container name")
 	f.BoolVarP(&detach, "detach", "d", false, "print the id and return")
+	f.BoolVarP(&interactive, "interactive", "i", false, "feed standard input to the container")
 	f.BoolVar(&s.AutoRemove, "rm", false, "remove the container when it exits")
 	f.StringArrayVarP((*[]string)(&s.Env), "env", "e", nil, "KEY=VALUE (repeatable)")
-	f.StringArrayVarP(&s.Ports, "publish", "p", nil, "[ip:]hostPort:containerPort[/proto] (repeatable)")
+	f.StringArrayVarP(&s.Ports, "publish", "p", nil, "[ip:][hostPort:]containerPort[/proto], no host port for a free one (repeatable)")
+	f.BoolVarP(&s.PublishAll, "publish-all", "P", false, "publish every exposed port on a free host port")
+	f.StringArrayVar(&s.Expose, "expose", nil, "expose a port (80, 53/udp) in addition to the image's (repeatable)")
 	f.StringArrayVarP(&s.Volumes, "volume", "v", nil, "/host:/path[:ro] or name:/path (repeatable)")
 	f.StringVarP(&s.Workdir, "workdir", "w", "", "working directory")
 	f.StringVarP(&s.User, "user", "u", "", "user[:group]")

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -9,10 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/vishvananda/netlink"
 
 	"github.com/bulkhead-os/bulkhead/hostd/dockerapi"
@@ -160,6 +163,22 @@ func TestDockerRunPublish(t *testing.T) {
 	}
 	b := testBridge(t)
 	e, ref := bridgedEngine(t, b)
+	docker := dockerOn(t, e)
+	port := freePort(t)
+	docker("run", "-d", "--name", "pub", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), ref,
+		"sh", "-c", "mkdir /www; echo published > /www/index.html; exec busybox httpd -f -p 80 -h /www")
+	if body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); body != "published\n" {
+		t.Errorf("got %q, want %q", body, "published\n")
+	}
+	if out := docker("ps"); !strings.Contains(out, fmt.Sprintf("127.0.0.1:%d->80/tcp", port)) {
+		t.Errorf("docker ps does not show the published port: %s", out)
+	}
+}
+
+// dockerOn serves the Docker API for e on a temporary socket and returns a
+// function running the stock CLI against it.
+func dockerOn(t *testing.T, e *engine.Engine) func(args ...string) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -168,18 +187,73 @@ func TestDockerRunPublish(t *testing.T) {
 	srv := &http.Server{Handler: (&dockerapi.API{E: e, Version: "test"}).Handler()}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	port := freePort(t)
-	cmd := exec.Command("docker", "-H", "unix://"+sock, "run", "-d", "--name", "pub", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), ref,
-		"sh", "-c", "mkdir /www; echo published > /www/index.html; exec busybox httpd -f -p 80 -h /www")
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker run -p: %v: %s", err, out)
+	config := t.TempDir()
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("docker", append([]string{"-H", "unix://" + sock}, args...)...)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+config)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("docker %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
 	}
-	if body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); body != "published\n" {
-		t.Errorf("got %q, want %q", body, "published\n")
+}
+
+// TestDockerRunRandomPorts publishes on host ports hostd picks: -p 80,
+// -p 127.0.0.1::80 and -P (the image's EXPOSE), each visible in docker
+// port, docker inspect, docker ps and the engine's record, and answering
+// over loopback.
+func TestDockerRunRandomPorts(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("needs the docker CLI (docker-ce-cli or docker.io)")
 	}
-	out, _ := exec.Command("docker", "-H", "unix://"+sock, "ps").CombinedOutput()
-	if !strings.Contains(string(out), fmt.Sprintf("127.0.0.1:%d->80/tcp", port)) {
-		t.Errorf("docker ps does not show the published port: %s", out)
+	b := testBridge(t)
+	e, ref := bridgedEngine(t, b)
+	webRef := strings.TrimSuffix(ref, "/busybox:latest") + "/web:latest"
+	serve := []string{"sh", "-c", "mkdir /www; hostname > /www/index.html; exec busybox httpd -f -p 80 -h /www"}
+	testimg.Push(t, webRef, testimg.Image(t, v1.Config{Cmd: serve, ExposedPorts: map[string]struct{}{"80/tcp": {}}}))
+	docker := dockerOn(t, e)
+	cases := []struct {
+		name   string
+		args   []string
+		wantIP string
+	}{
+		{"any", append([]string{"-p", "80", ref}, serve...), "0.0.0.0"},
+		{"loopback", append([]string{"-p", "127.0.0.1::80", ref}, serve...), "127.0.0.1"},
+		{"all", []string{"-P", webRef}, "0.0.0.0"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// The id is the last line (after the pull's messages).
+			out := strings.Fields(docker(append([]string{"run", "-d", "--name", tc.name}, tc.args...)...))
+			id := out[len(out)-1]
+			got := strings.TrimSpace(docker("port", tc.name, "80"))
+			ip, port, err := net.SplitHostPort(got)
+			if err != nil || ip != tc.wantIP || port == "0" {
+				t.Fatalf("docker port: got %q, want %s:<a port>", got, tc.wantIP)
+			}
+			if body := get(t, "http://127.0.0.1:"+port+"/"); body != id[:12]+"\n" {
+				t.Errorf("GET 127.0.0.1:%s: got %q, want %q", port, body, id[:12]+"\n")
+			}
+			var insp []struct {
+				NetworkSettings struct {
+					Ports map[string][]struct{ HostIp, HostPort string }
+				}
+			}
+			if err := json.Unmarshal([]byte(docker("inspect", tc.name)), &insp); err != nil || len(insp) != 1 {
+				t.Fatalf("inspect: %v", err)
+			}
+			if b := insp[0].NetworkSettings.Ports["80/tcp"]; len(b) != 1 || b[0].HostPort != port || b[0].HostIp != tc.wantIP {
+				t.Errorf("inspect NetworkSettings.Ports: got %+v, want %s:%s", b, tc.wantIP, port)
+			}
+			if ps := docker("ps", "--filter", "name="+tc.name); !strings.Contains(ps, tc.wantIP+":"+port+"->80/tcp") {
+				t.Errorf("docker ps: got %q, want %s:%s->80/tcp", ps, tc.wantIP, port)
+			}
+			c, err := e.Get(tc.name)
+			if err != nil || len(c.Ports) != 1 || strconv.Itoa(c.Ports[0].HostPort) != port {
+				t.Errorf("engine record ports: got %+v, %v, want host port %s", c.Ports, err, port)
+			}
+		})
 	}
 }

@@ -8,7 +8,10 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// Stdio is a process's standard streams; nil ones are /dev/null.
+// Stdio is a process's standard streams; nil ones are /dev/null. The
+// runtime may read Stdin until the process is gone (with a terminal it
+// copies Stdin to the terminal's master); an *os.File is handed to the
+// process itself.
 type Stdio struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer

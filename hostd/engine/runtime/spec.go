@@ -50,6 +50,9 @@ type SpecInput struct {
 	CgroupParent string
 	// Seccomp applies the default profile (needs a build with -tags seccomp).
 	Seccomp bool
+	// Terminal gives the process a pseudo-terminal (docker run -t): its
+	// output, both streams, comes from the terminal's master.
+	Terminal bool
 }
 
 // DefaultCaps is Docker's default capability set: enough for ordinary
@@ -105,6 +108,7 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 				Bounding: DefaultCaps, Effective: caps, Permitted: caps,
 			},
 			NoNewPrivileges: true,
+			Terminal:        in.Terminal,
 			// No rlimits: the container inherits hostd's (systemd's
 			// LimitNOFILE on the unit), as with runc and Docker's defaults.
 		},

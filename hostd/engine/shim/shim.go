@@ -53,12 +53,22 @@ type Config struct {
 	StateRoot string // libcontainer state root
 	LogMax    int64
 	LogFiles  int
+	// Stdin gives the container a stdin fed through StdinSocket;
+	// StdinOnce closes it when the first client's input ends.
+	Stdin, StdinOnce bool
 }
 
 // Args renders cfg as the shim's command line arguments (after "shim").
 func (c Config) Args() []string {
-	return []string{"--id", c.ID, "--dir", c.Dir, "--state", c.StateRoot,
+	args := []string{"--id", c.ID, "--dir", c.Dir, "--state", c.StateRoot,
 		"--log-max", fmt.Sprint(c.LogMax), "--log-files", fmt.Sprint(c.LogFiles)}
+	if c.Stdin {
+		args = append(args, "--stdin")
+	}
+	if c.StdinOnce {
+		args = append(args, "--stdin-once")
+	}
+	return args
 }
 
 // Main is `hostd shim ARGS`: it parses args and runs the shim. It reports
@@ -71,6 +81,8 @@ func Main(ctx context.Context, args []string, newRuntime runtime.Factory) error 
 	fs.StringVar(&c.StateRoot, "state", "", "libcontainer state root")
 	fs.Int64Var(&c.LogMax, "log-max", 10<<20, "log file size before rotation")
 	fs.IntVar(&c.LogFiles, "log-files", 3, "log files kept")
+	fs.BoolVar(&c.Stdin, "stdin", false, "give the container a stdin on "+StdinSocket)
+	fs.BoolVar(&c.StdinOnce, "stdin-once", false, "close that stdin when the first client's input ends")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,9 +125,24 @@ func Run(ctx context.Context, c Config, rt runtime.Runtime, started func(error))
 	lw := &logs.Writer{Dir: c.Dir, MaxBytes: c.LogMax, Files: c.LogFiles}
 	defer lw.Close()
 	stdout, stderr := lw.Stream("stdout"), lw.Stream("stderr")
+	stdio := runtime.Stdio{Stdout: stdout, Stderr: stderr}
+	var stdin *stdinPipe
+	if c.Stdin {
+		// Listening before the start: once hostd records the container as
+		// running, clients can attach.
+		if stdin, err = openStdin(c.Dir, c.StdinOnce); err != nil {
+			started(err)
+			return err
+		}
+		// The read end is the runtime's until the container is gone: with
+		// a terminal, the runtime copies it to the terminal's master.
+		defer stdin.r.Close()
+		defer stdin.closeAll()
+		stdio.Stdin = stdin.r
+	}
 	// A container left by a shim that was killed has the same id: clear it.
 	_ = rt.Destroy(c.ID)
-	r, err := rt.Start(ctx, c.ID, &spec, runtime.Stdio{Stdout: stdout, Stderr: stderr})
+	r, err := rt.Start(ctx, c.ID, &spec, stdio)
 	if err != nil {
 		started(err)
 		_ = writeJSON(filepath.Join(c.Dir, ExitFile), Exit{Code: -1, FinishedAt: time.Now().UTC(), Error: err.Error()})
@@ -129,6 +156,9 @@ func Run(ctx context.Context, c Config, rt runtime.Runtime, started func(error))
 		return err
 	}
 	started(nil)
+	if stdin != nil {
+		go stdin.serve()
+	}
 	// The shim idles for the container's whole life: give back what
 	// starting it took (one per container, so its footprint counts).
 	debug.FreeOSMemory()

@@ -40,8 +40,9 @@ func New(stateRoot string) runtime.Runtime { return Runtime{StateRoot: stateRoot
 
 // Running is a started container's init process.
 type Running struct {
-	c *libcontainer.Container
-	p *libcontainer.Process
+	c   *libcontainer.Container
+	p   *libcontainer.Process
+	tty *ttyCopier // nil without a terminal
 }
 
 // Config converts a spec to libcontainer's configuration.
@@ -75,11 +76,30 @@ func (r Runtime) Start(ctx context.Context, id string, spec *specs.Spec, stdio S
 	}
 	p := processOf(spec.Process, stdio)
 	p.Init = true
+	var tty *ttyCopier
+	if spec.Process.Terminal {
+		if tty, err = newTTY(p, stdio); err != nil {
+			_ = c.Destroy()
+			return nil, fmt.Errorf("starting container %s: %w", id, err)
+		}
+	}
 	if err := c.Run(p); err != nil {
+		if tty != nil {
+			tty.Close()
+		}
 		_ = c.Destroy()
 		return nil, fmt.Errorf("starting container %s: %w", id, err)
 	}
-	return &Running{c: c, p: p}, nil
+	if tty != nil {
+		if err := tty.start(); err != nil {
+			tty.Close()
+			_ = p.Signal(syscall.SIGKILL)
+			_, _ = p.Wait()
+			_ = c.Destroy()
+			return nil, fmt.Errorf("starting container %s: %w", id, err)
+		}
+	}
+	return &Running{c: c, p: p, tty: tty}, nil
 }
 
 func processOf(sp *specs.Process, stdio Stdio) *libcontainer.Process {
@@ -115,7 +135,14 @@ func (x *Running) Pid() int {
 func (x *Running) Wait() (int, error) {
 	st, werr := x.p.Wait()
 	code := ExitCode(st)
-	if derr := x.c.Destroy(); derr != nil {
+	derr := x.c.Destroy()
+	if x.tty != nil {
+		// Every process holding the terminal is gone now: drain what it
+		// printed (the copy ends at EIO).
+		x.tty.wait()
+		x.tty.Close()
+	}
+	if derr != nil {
 		return code, fmt.Errorf("destroying container %s: %w", x.c.ID(), derr)
 	}
 	if st == nil && werr != nil {
