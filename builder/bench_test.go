@@ -38,7 +38,7 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	bin := b.TempDir()
 	writeBins := func(tag string) {
-		for _, n := range []string{"hostd", "hostctl"} {
+		for _, n := range []string{"hostd"} {
 			if err := os.WriteFile(filepath.Join(bin, n), []byte("#!/bin/sh\necho "+n+" "+tag+"\n"), 0o755); err != nil {
 				b.Fatal(err)
 			}

@@ -24,7 +24,7 @@ type Builder struct {
 	Log      *slog.Logger
 	Progress io.Writer // step lines and timings for the terminal; nil for none
 	CacheDir string    // root trees and the .deb cache, kept across builds
-	BinDir   string    // holds the hostd and hostctl binaries to install
+	BinDir   string    // holds the hostd binary to install (also run as hostctl)
 	Epoch    int64     // SOURCE_DATE_EPOCH for every timestamp
 }
 
@@ -34,10 +34,8 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	if os.Geteuid() != 0 {
 		return nil, errors.New("building an image needs root (mmdebstrap, chroot and file ownership in the tree)")
 	}
-	for _, bin := range []string{"hostd", "hostctl"} {
-		if _, err := os.Stat(filepath.Join(b.BinDir, bin)); err != nil {
-			return nil, fmt.Errorf("building %s: the %s binary to install: %w (build it first, e.g. make bin)", def.Name, bin, err)
-		}
+	if _, err := os.Stat(filepath.Join(b.BinDir, "hostd")); err != nil {
+		return nil, fmt.Errorf("building %s: the hostd binary to install (hostctl is a link to it): %w (build it first, e.g. make bin)", def.Name, err)
 	}
 	start := time.Now()
 	ids := IDs{Name: def.Name, Version: def.Version}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	// libcontainer's C constructor: when this binary is re-executed as a
 	// container's init (or an exec'd process), it joins the namespaces
@@ -14,10 +15,16 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/hostd"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
+	"github.com/bulkhead-os/bulkhead/hostd/hostctl"
 	"github.com/bulkhead-os/bulkhead/internal/cli"
 )
 
 func main() {
+	// One binary for both commands in the image: /usr/bin/hostctl is a
+	// link to hostd (see hostctl.Main).
+	if filepath.Base(os.Args[0]) == "hostctl" {
+		os.Exit(hostctl.Main())
+	}
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libct.Init() // a container's init: never returns
 	}

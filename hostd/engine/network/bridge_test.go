@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +257,54 @@ func TestDockerRunRandomPorts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Init on a fresh host adds every global rule (in one iptables-restore);
+// Init again, as a restarted hostd does, finds them and adds no copies.
+func TestInitRulesOnceEach(t *testing.T) {
+	b := testBridge(t)
+	count := func() map[string]int {
+		n := map[string]int{}
+		for _, r := range b.globalRules() {
+			out, err := exec.Command("iptables", "-t", r.Table, "-S", r.Chain).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "-A " + r.Chain + " " + strings.Join(r.Args, " ")
+			for _, line := range strings.Split(string(out), "\n") {
+				// iptables -S prints "! -o" before "-s" for the first rule.
+				if sameWords(line, want) {
+					n[want]++
+				}
+			}
+		}
+		return n
+	}
+	check := func(when string) {
+		got := count()
+		for _, r := range b.globalRules() {
+			want := "-A " + r.Chain + " " + strings.Join(r.Args, " ")
+			if got[want] != 1 {
+				t.Errorf("%s: rule %q present %d times, want once", when, want, got[want])
+			}
+		}
+	}
+	check("after a fresh Init")
+	restarted := &Bridge{Name: b.Name, Subnet: b.Subnet, StateDir: b.StateDir, NetnsDir: b.NetnsDir, HostRoot: b.HostRoot, Runner: b.Runner}
+	if err := restarted.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check("after Init by a restarted hostd")
+}
+
+// sameWords compares two rule lines as sets of words, since iptables -S
+// may print matches in another order than they were given.
+func sameWords(a, b string) bool {
+	x, y := strings.Fields(a), strings.Fields(b)
+	if len(x) != len(y) {
+		return false
+	}
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
 }
