@@ -111,9 +111,11 @@ func (c *Client) open(ctx context.Context, p string, offset int64) (io.ReadClose
 		return resp.Body, true, total, nil
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 		// The partial file is already as long as (or longer than) the
-		// resource: restart from zero and let the digest decide.
+		// resource: restart from zero and let the digest decide. The
+		// reader starts at 0, not at offset: not resumed.
 		resp.Body.Close()
-		return c.open(ctx, p, 0)
+		rc, _, total, err := c.open(ctx, p, 0)
+		return rc, false, total, err
 	case resp.StatusCode == http.StatusOK:
 		return resp.Body, offset == 0, resp.ContentLength, nil
 	}
@@ -220,6 +222,18 @@ func (c *Client) Download(ctx context.Context, r DownloadRequest) (string, error
 		return "", fmt.Errorf("downloading %s: %w", r.Name, err)
 	}
 	if have > r.Part.Size {
+		have = 0
+	}
+	// Complete but not renamed: a power cut after the download, whose
+	// rename did not reach the disk. Nothing to fetch; check and keep it.
+	if have == r.Part.Size {
+		if _, sum, err := builder.HashFile(partial); err == nil && sum == r.Part.SHA256 {
+			if err := os.Rename(partial, final); err != nil {
+				return "", fmt.Errorf("downloading %s: %w", r.Name, err)
+			}
+			report(r, have)
+			return final, nil
+		}
 		have = 0
 	}
 	rc, resumed, _, err := c.open(ctx, VersionPath(r.Version, r.Part.File), have)

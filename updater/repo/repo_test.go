@@ -117,10 +117,12 @@ type server struct {
 	cutAfter  atomic.Int64 // > 0: close the body after this many bytes, once
 	noRange   bool
 	ranges    atomic.Int64
+	requests  atomic.Int64
 	corrupted bool
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
 	if r.Header.Get("Range") != "" {
 		s.ranges.Add(1)
 		if s.noRange {
@@ -190,6 +192,33 @@ func TestDownloadResumes(t *testing.T) {
 	got, _ := os.ReadFile(p)
 	if !bytes.Equal(got, b.Usr) || last != int64(len(b.Usr)) {
 		t.Errorf("resumed download differs (progress %d of %d)", last, len(b.Usr))
+	}
+}
+
+// A power cut after a download finished but before its rename reached the
+// disk leaves a complete .partial file: the next run keeps it without a
+// request (and so never asks for a range past the end).
+func TestDownloadCompletePartial(t *testing.T) {
+	repoDir, b, _ := publish(t, "1.2.0")
+	srv := &server{dir: repoDir}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c := &Client{Base: ts.URL}
+	m := manifestOf(t, c)
+	dl := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dl, "usr.erofs.partial"), b.Usr, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := srv.requests.Load()
+	p, err := c.Download(context.Background(), DownloadRequest{Version: "1.2.0", Name: "usr", Part: m.Parts["usr"], Dir: dl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, b.Usr) {
+		t.Error("kept download differs")
+	}
+	if n := srv.requests.Load() - before; n != 0 {
+		t.Errorf("got %d requests, want none", n)
 	}
 }
 
