@@ -39,13 +39,7 @@ func TestGrowImageFile(t *testing.T) {
 	for _, label := range []string{"dos", "gpt"} {
 		t.Run(label, func(t *testing.T) {
 			ctx := context.Background()
-			img := filepath.Join(t.TempDir(), "disk.img")
-			if err := os.WriteFile(img, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Truncate(img, 1<<30); err != nil {
-				t.Fatal(err)
-			}
+			img := imageFile(t, 1<<30)
 			var partx int
 			r := noKernel{run.Exec{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, &partx}
 			layout := "label: " + label + "\nstart=2048, size=100MiB\nsize=200MiB\n"
@@ -100,13 +94,7 @@ func TestGrowMissingPartition(t *testing.T) {
 		t.Skip("needs sfdisk (Debian package fdisk)")
 	}
 	ctx := context.Background()
-	img := filepath.Join(t.TempDir(), "disk.img")
-	if err := os.WriteFile(img, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 64<<20); err != nil {
-		t.Fatal(err)
-	}
+	img := imageFile(t, 64<<20)
 	r := run.Exec{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if _, err := r.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"-q", img}, Stdin: strings.NewReader("label: dos\nstart=2048, size=10MiB\n")}); err != nil {
 		t.Fatal(err)
@@ -115,4 +103,17 @@ func TestGrowMissingPartition(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "growing partition 3 of "+img) {
 		t.Errorf("got %v, want an error about partition 3 of %s", err, img)
 	}
+}
+
+// imageFile is a sparse file of size bytes standing in for a disk.
+func imageFile(t *testing.T, size int64) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatal(err)
+	}
+	return img
 }
