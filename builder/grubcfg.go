@@ -52,6 +52,14 @@ if [ "$slot" = "b" ]; then
 else
   set default=slot-a
 fi
+# A slot whose kernel, initrd or entry fails to load (a power cut before
+# its boot files reached the disk) must not leave GRUB at its menu: it falls
+# back to the default slot, and the spent try still counts.
+if [ "$` + bootcfg.VarDefault + `" = "b" ]; then
+  set fallback=slot-b
+else
+  set fallback=slot-a
+fi
 echo "Bulkhead: slot $slot (default $` + bootcfg.VarDefault + `, trying '$` + bootcfg.VarTry + `' with $` + bootcfg.VarTries + ` tries left)"
 
 menuentry "Bulkhead, slot A" --id slot-a {

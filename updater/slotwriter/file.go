@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // InstallFile copies src to dst with Install.
@@ -72,9 +74,16 @@ func Install(ctx context.Context, r io.Reader, dst string, perm os.FileMode) (in
 
 // SyncDir flushes a directory's entries (renames, removals). Best effort: a
 // filesystem that cannot sync directories has nothing better to offer.
+//
+// It also syncs dir's whole filesystem: on vfat (the ESP) a directory's
+// entries live in the block device's buffers, which fsync of the directory
+// does not reach. TestUpdatePowerCut found boot files with their names but
+// size 0 after a power cut right after the trial was set; the GRUB
+// environment, written later, had reached the disk.
 func SyncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
+		_ = unix.Syncfs(int(d.Fd()))
 		d.Close()
 	}
 }
