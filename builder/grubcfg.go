@@ -55,10 +55,12 @@ fi
 # A slot whose kernel, initrd or entry fails to load (a power cut before
 # its boot files reached the disk) must not leave GRUB at its menu: it falls
 # back to the default slot, and the spent try still counts.
+# By number (slot-a is entry 0, slot-b entry 1): GRUB 2.06 does not look
+# fallback up by id.
 if [ "$` + bootcfg.VarDefault + `" = "b" ]; then
-  set fallback=slot-b
+  set fallback=1
 else
-  set fallback=slot-a
+  set fallback=0
 fi
 echo "Bulkhead: slot $slot (default $` + bootcfg.VarDefault + `, trying '$` + bootcfg.VarTry + `' with $` + bootcfg.VarTries + ` tries left)"
 

@@ -465,7 +465,9 @@ func measureUpdate(b *testing.B, url string) (apply, down time.Duration) {
 // the health gate never runs, must reboot so GRUB counts the try down
 // rather than sit at a shell with the try spent. The trial is set up by
 // hand with grub-editenv: slot a stands in for a freshly written slot on
-// trial, b (empty here) for the good default it would fall back to.
+// trial, b (empty here) for the good default it would fall back to. Then
+// the reverse: a trial of the empty slot b, whose boot files cannot load,
+// falls back to a instead of stopping at GRUB's menu.
 func TestUpdateTrialEmergency(t *testing.T) {
 	vm := bootVM(t, BootOpts{Firmware: BIOS})
 	checkBooted(t, vm)
@@ -473,7 +475,7 @@ func TestUpdateTrialEmergency(t *testing.T) {
 	mark := vm.Console().Len()
 	// Through systemd-run: isolating stops the guest agent answering us.
 	sh(t, vm, "systemd-run --on-active=2 systemctl isolate emergency.target")
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	for _, want := range []string{`slot a is on trial \(2 tries left\): rebooting`, `Booting Bulkhead \S+ from slot a`} {
 		_, end, err := vm.Console().Wait(ctx, regexp.MustCompile(want), mark)
@@ -484,5 +486,20 @@ func TestUpdateTrialEmergency(t *testing.T) {
 	}
 	// GRUB took a try (2 -> 1) and booted a; its health gate passes and
 	// bless makes it the default.
+	checkBooted(t, vm)
+
+	// A trial slot whose boot files cannot load (here: b is empty, as after
+	// a power cut before its files reached the disk) must not leave GRUB at
+	// its menu: it falls back to the default slot.
+	sh(t, vm, "grub-editenv /efi/grub/grubenv set bulkhead_default=a bulkhead_try=b bulkhead_tries=1")
+	mark = vm.Console().Len()
+	sh(t, vm, "systemd-run --on-active=2 systemctl reboot")
+	for _, want := range []string{`Bulkhead: slot b \(default a`, `Falling back to`, `Booting Bulkhead \S+ from slot a`} {
+		_, end, err := vm.Console().Wait(ctx, regexp.MustCompile(want), mark)
+		if err != nil {
+			t.Fatalf("waiting for %q on the console: %v", want, err)
+		}
+		mark = end
+	}
 	checkBooted(t, vm)
 }
