@@ -447,8 +447,8 @@ func (u *Updater) clearSlot(s bootcfg.Slot) error {
 			return fmt.Errorf("clearing slot %s: %w", s, err)
 		}
 	}
-	slotwriter.SyncDir(dir)
-	return nil
+	// The slot's directory may never have existed: sync the ESP by its root.
+	return slotwriter.SyncFS(h.ESP())
 }
 
 // installESP writes the slot's boot files; release goes last because it is
@@ -469,8 +469,11 @@ func (u *Updater) installESP(ctx context.Context, p *Plan, files map[string]stri
 	if _, _, err := slotwriter.Install(ctx, strings.NewReader(p.Entry.GrubConfig()), filepath.Join(dir, bootcfg.EntryFile), 0o644); err != nil {
 		return err
 	}
-	_, _, err := slotwriter.Install(ctx, strings.NewReader(p.Entry.Release(m.Name)), filepath.Join(dir, bootcfg.ReleaseFile), 0o644)
-	return err
+	if _, _, err := slotwriter.Install(ctx, strings.NewReader(p.Entry.Release(m.Name)), filepath.Join(dir, bootcfg.ReleaseFile), 0o644); err != nil {
+		return err
+	}
+	// The files must be on disk before commit points GRUB at them.
+	return slotwriter.SyncFS(dir)
 }
 
 // commit puts the target on trial: the one write that makes GRUB boot it.

@@ -74,18 +74,29 @@ func Install(ctx context.Context, r io.Reader, dst string, perm os.FileMode) (in
 
 // SyncDir flushes a directory's entries (renames, removals). Best effort: a
 // filesystem that cannot sync directories has nothing better to offer.
-//
-// It also syncs dir's whole filesystem: on vfat (the ESP) a directory's
-// entries live in the block device's buffers, which fsync of the directory
-// does not reach. TestUpdatePowerCut found boot files with their names but
-// size 0 after a power cut right after the trial was set; the GRUB
-// environment, written later, had reached the disk.
 func SyncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
-		_ = unix.Syncfs(int(d.Fd()))
 		d.Close()
 	}
+}
+
+// SyncFS flushes the whole filesystem that holds dir. On vfat (the ESP) a
+// directory's entries live in the block device's buffers, which fsync of
+// the directory does not reach: TestUpdatePowerCut found boot files with
+// their names but size 0 after a power cut right after the trial was set,
+// while the GRUB environment, written later, had reached the disk. Call it
+// before a write that makes the boot configuration depend on the files.
+func SyncFS(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing the filesystem of %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncing the filesystem of %s: %w", dir, err)
+	}
+	return nil
 }
 
 // ctxReader stops a long copy when ctx ends.
