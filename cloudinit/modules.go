@@ -18,33 +18,41 @@ import (
 	"github.com/bulkhead-os/bulkhead/cloudinit/ignition"
 	"github.com/bulkhead-os/bulkhead/cloudinit/networkd"
 	"github.com/bulkhead-os/bulkhead/cloudinit/units"
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
+	storagesetup "github.com/bulkhead-os/bulkhead/storage-setup"
+	"github.com/bulkhead-os/bulkhead/updater/reboot"
 	"go.yaml.in/yaml/v3"
 )
 
 func (p *provisioner) modules() []module {
 	return []module{
-		{"bootcmd", PerBoot, p.bootcmd},
-		{"boothooks", PerBoot, p.runBoothooks},
-		{"write_files", PerInstance, func(ctx context.Context) error { return p.writeFiles(false) }},
-		{"growpart", PerBoot, p.growpart},
-		{"resize_rootfs", PerBoot, p.resizeRootfs},
-		{"mounts", PerInstance, p.mounts},
-		{"hostname", PerInstance, p.hostname},
-		{"users_groups", PerInstance, p.usersGroups},
-		{"ssh", PerInstance, p.ssh},
-		{"set_passwords", PerInstance, p.setPasswords},
-		{"timezone", PerInstance, p.timezone},
-		{"network_config", PerInstance, p.networkConfig},
-		{"ignition", PerInstance, p.applyIgnition},
-		{"coreos_units", PerInstance, p.coreosUnits},
-		{"bulkhead", PerInstance, p.bulkhead},
-		{"runcmd", PerInstance, p.runcmd},
-		{"scripts_user", PerInstance, p.scriptsUser},
-		{"write_files_deferred", PerInstance, func(ctx context.Context) error { return p.writeFiles(true) }},
-		{"final_message", PerBoot, p.finalMessage},
-		{"power_state", PerInstance, p.powerState},
+		{"bootcmd", StageInit, PerBoot, p.bootcmd},
+		{"boothooks", StageInit, PerBoot, p.runBoothooks},
+		{"write_files", StageInit, PerInstance, func(ctx context.Context) error { return p.writeFiles(false) }},
+		{"growpart", StageInit, PerBoot, p.growpart},
+		{"resize_rootfs", StageInit, PerBoot, p.resizeRootfs},
+		{"mounts", StageInit, PerInstance, p.mounts},
+		{"hostname", StageInit, PerInstance, p.hostname},
+		{"update_etc_hosts", StageInit, PerBoot, p.updateEtcHosts},
+		{"users_groups", StageInit, PerInstance, p.usersGroups},
+		{"ssh", StageInit, PerInstance, p.ssh},
+		{"ssh_host_keys", StageInit, PerInstance, p.sshHostKeys},
+		{"set_passwords", StageInit, PerInstance, p.setPasswords},
+		{"timezone", StageInit, PerInstance, p.timezone},
+		{"network_config", StageInit, PerInstance, p.networkConfig},
+		{"ignition", StageInit, PerInstance, p.applyIgnition},
+		{"coreos_units", StageInit, PerInstance, p.coreosUnits},
+		{"bulkhead", StageInit, PerInstance, p.bulkhead},
+		// The host keys' fingerprints go to the console early in the final
+		// stage, before runcmd, so a runcmd that hangs cannot hide them.
+		{"keys_to_console", StageFinal, PerInstance, p.keysToConsole},
+		{"write_files_deferred", StageFinal, PerInstance, func(ctx context.Context) error { return p.writeFiles(true) }},
+		{"runcmd", StageFinal, PerInstance, p.runcmd},
+		{"scripts_user", StageFinal, PerInstance, p.scriptsUser},
+		{"final_message", StageFinal, PerBoot, p.finalMessage},
+		{"power_state", StageFinal, PerInstance, p.powerState},
 	}
 }
 
@@ -72,9 +80,11 @@ func (p *provisioner) runScript(ctx context.Context, key, name string, content [
 	if p.o.Offline {
 		path = scriptsDir + "/" + name // as seen inside the chroot
 	}
-	cmd := run.Cmd{Name: path, Env: []string{"INSTANCE_ID=" + p.data.MetaData.InstanceID}, Stdout: p.o.Console}
+	// Standard output and error both reach the console and the output log
+	// (Console is both), as in cloud-init-output.log.
+	cmd := run.Cmd{Name: path, Env: []string{"INSTANCE_ID=" + p.data.MetaData.InstanceID}, Stdout: p.o.Console, Stderr: p.o.Console}
 	if !strings.HasPrefix(string(content), "#!") {
-		cmd = run.Cmd{Name: "/bin/sh", Args: []string{path}, Env: cmd.Env, Stdout: cmd.Stdout}
+		cmd = run.Cmd{Name: "/bin/sh", Args: []string{path}, Env: cmd.Env, Stdout: cmd.Stdout, Stderr: cmd.Stderr}
 	}
 	if _, err := p.o.Runner.Run(ctx, cmd); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
@@ -82,9 +92,10 @@ func (p *provisioner) runScript(ctx context.Context, key, name string, content [
 	return nil
 }
 
-// shellScript renders bootcmd/runcmd as one sh script, as cloud-init
-// does: strings are shell lines, lists are quoted words; a failing line
-// does not stop the next.
+// shellScript renders bootcmd/runcmd as one sh script, as cloud-init's
+// shellify does: a string is a shell line as written; a list has every
+// element single-quoted, so a list is argv, never re-split or expanded. A
+// failing line does not stop the next.
 func shellScript(cmds []cloudconfig.Command) []byte {
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n")
@@ -92,7 +103,12 @@ func shellScript(cmds []cloudconfig.Command) []byte {
 		if c.Argv == nil {
 			b.WriteString(c.Shell)
 		} else {
-			b.WriteString(run.Cmd{Name: c.Argv[0], Args: c.Argv[1:]}.String())
+			for i, a := range c.Argv {
+				if i > 0 {
+					b.WriteByte(' ')
+				}
+				b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+			}
 		}
 		b.WriteByte('\n')
 	}
@@ -240,20 +256,11 @@ func (p *provisioner) hostname(ctx context.Context) error {
 	if c.PreserveHostname {
 		return errNothing
 	}
-	name := c.Hostname
-	fqdn := c.FQDN
-	if name == "" && fqdn == "" {
-		name = p.data.MetaData.LocalHostname
-	}
-	if name == "" {
-		name = fqdn
-	}
+	name, fqdn := p.hostnames()
 	if name == "" {
 		return errNothing
 	}
-	if !c.PreferFQDN || fqdn == "" {
-		name, _, _ = strings.Cut(name, ".")
-	} else {
+	if c.PreferFQDN && c.FQDN != "" {
 		name = fqdn
 	}
 	if !validHostname(name) {
@@ -275,21 +282,60 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])
 
 func validHostname(s string) bool { return len(s) <= 253 && hostnameRE.MatchString(s) }
 
+// defaultUserOf is the account "default" stands for: the image's default
+// user with the top-level user key applied (a name, or a mapping whose
+// set fields replace the defaults), as cloud-init's normalize_users_groups.
+func (p *provisioner) defaultUserOf() cloudconfig.User {
+	d := defaultUser
+	u := p.cfg.User
+	if u == nil {
+		return d
+	}
+	if u.Name != "" {
+		d.Name = u.Name
+	}
+	if u.Gecos != "" {
+		d.Gecos = u.Gecos
+	}
+	if u.Groups != nil {
+		d.Groups = u.Groups
+	}
+	if u.Sudo != nil {
+		d.Sudo = u.Sudo
+	}
+	if u.Shell != "" {
+		d.Shell = u.Shell
+	}
+	d.PrimaryGroup, d.Homedir, d.UID = u.PrimaryGroup, u.Homedir, u.UID
+	d.LockPasswd, d.LockPasswdDash = u.LockPasswd, u.LockPasswdDash
+	d.Passwd, d.HashedPasswd, d.PlainTextPasswd = u.Passwd, u.HashedPasswd, u.PlainTextPasswd
+	d.SSHAuthorizedKeys, d.SSHAuthorizedKeysDash = u.SSHAuthorizedKeys, u.SSHAuthorizedKeysDash
+	return d
+}
+
 // users returns the users to create, with "default" (or an absent users
-// key) standing for the default user.
+// key, or a top-level user key, which cloud-init adds to users) standing
+// for the default user.
 func (p *provisioner) users() (list []cloudconfig.User, hasDefault bool) {
 	if p.cfg.Users == nil {
-		return []cloudconfig.User{defaultUser}, true
+		return []cloudconfig.User{p.defaultUserOf()}, true
 	}
 	for _, u := range p.cfg.Users {
 		if u.Default {
-			d := defaultUser
+			if hasDefault {
+				continue
+			}
+			d := p.defaultUserOf()
 			d.SetIndexFrom(u)
 			list = append(list, d)
 			hasDefault = true
 			continue
 		}
 		list = append(list, u)
+	}
+	if !hasDefault && p.cfg.User != nil {
+		list = append(list, p.defaultUserOf())
+		hasDefault = true
 	}
 	return list, hasDefault
 }
@@ -326,7 +372,7 @@ func (p *provisioner) user(ctx context.Context, u cloudconfig.User) error {
 	au := accounts.User{
 		Name: u.Name, Groups: u.Groups, System: u.System,
 		NoCreateHome: u.NoCreateHome, NoUserGroup: u.NoUserGroup,
-		Lock: u.LockPasswd == nil || *u.LockPasswd,
+		Lock: u.Locked(),
 	}
 	if u.Gecos != "" {
 		au.Gecos = &u.Gecos
@@ -360,8 +406,15 @@ func (p *provisioner) user(ctx context.Context, u cloudconfig.User) error {
 		if err := accounts.SetPasswords(ctx, p.o.Runner, []string{u.Name + ":" + u.PlainTextPasswd}, false); err != nil {
 			return err
 		}
+		// lock_passwd (default true) holds even with a password: cloud-init
+		// sets it, then locks the account, so it serves sudo but no login.
+		if au.Lock {
+			if _, err := p.o.Runner.Run(ctx, run.Cmd{Name: "usermod", Args: []string{"--lock", u.Name}}); err != nil {
+				return fmt.Errorf("locking password of %s: %w", u.Name, err)
+			}
+		}
 	}
-	return accounts.AddAuthorizedKeys(p.o.Root, u.Name, u.SSHAuthorizedKeys)
+	return accounts.AddAuthorizedKeys(p.o.Root, u.Name, u.AuthorizedKeys())
 }
 
 // ssh gives top-level and meta-data keys to the default user and sets
@@ -375,7 +428,7 @@ func (p *provisioner) ssh(ctx context.Context) error {
 		did = true
 		if _, hasDefault := p.users(); !hasDefault {
 			errs = append(errs, fmt.Errorf("ssh_authorized_keys: no default user to give %d key(s) to: add \"default\" to users or put the keys on a user", len(keys)))
-		} else if err := accounts.AddAuthorizedKeys(p.o.Root, defaultUser.Name, keys); err != nil {
+		} else if err := accounts.AddAuthorizedKeys(p.o.Root, p.defaultUserOf().Name, keys); err != nil {
 			errs = append(errs, fmt.Errorf("ssh_authorized_keys: %w", err))
 		}
 	}
@@ -398,28 +451,42 @@ func (p *provisioner) ssh(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// hashedRE is cloud-init's test for a password that is already a crypt(3)
+// hash (set_passwords: MD5, Blowfish, SHA-256, SHA-512), which chpasswd
+// must take with --encrypted.
+var hashedRE = regexp.MustCompile(`^\$(1|2a|2y|5|6)(\$.+){2}$`)
+
+// setPasswords is cloud-init's set_passwords: chpasswd.list (lines of
+// name:password), chpasswd.users, or the top-level password for the
+// default user. R or RANDOM asks for a generated password, printed to the
+// console; expire (default true) makes every listed user change theirs.
 func (p *provisioner) setPasswords(ctx context.Context) error {
 	c := p.cfg.Chpasswd
-	if c == nil {
+	if c == nil && p.cfg.Password == "" {
 		return errNothing
+	}
+	if c == nil {
+		c = &cloudconfig.Chpasswd{}
 	}
 	type entry struct{ name, pass, typ string }
 	var entries []entry
 	var errs []error
+	classify := func(pass string) string {
+		switch {
+		case pass == "R" || pass == "RANDOM":
+			return "RANDOM"
+		case hashedRE.MatchString(pass):
+			return "hash"
+		}
+		return "text"
+	}
 	for i, l := range c.List {
 		name, pass, ok := strings.Cut(l, ":")
 		if !ok || name == "" {
 			errs = append(errs, fmt.Errorf("chpasswd.list[%d]: want name:password", i))
 			continue
 		}
-		typ := "text"
-		switch {
-		case pass == "R" || pass == "RANDOM":
-			typ = "RANDOM"
-		case strings.HasPrefix(pass, "$"):
-			typ = "hash"
-		}
-		entries = append(entries, entry{name, pass, typ})
+		entries = append(entries, entry{name, pass, classify(pass)})
 	}
 	for i, u := range c.Users {
 		typ := u.Type
@@ -430,9 +497,19 @@ func (p *provisioner) setPasswords(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("chpasswd.users[%d]: want a name and type text, hash or RANDOM", i))
 			continue
 		}
+		if typ == "text" && (u.Password == "R" || u.Password == "RANDOM") {
+			typ = "RANDOM"
+		}
 		entries = append(entries, entry{u.Name, u.Password, typ})
 	}
-	var plain, hashed, names []string
+	if len(entries) == 0 && p.cfg.Password != "" {
+		if _, hasDefault := p.users(); !hasDefault {
+			errs = append(errs, fmt.Errorf("password: no default user to set it for: add \"default\" to users or use chpasswd"))
+		} else {
+			entries = append(entries, entry{p.defaultUserOf().Name, p.cfg.Password, classify(p.cfg.Password)})
+		}
+	}
+	var plain, hashed, names, random []string
 	for _, e := range entries {
 		switch e.typ {
 		case "RANDOM":
@@ -440,9 +517,7 @@ func (p *provisioner) setPasswords(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			// cloud-init prints random passwords to the console: the one
-			// place the owner of a new VM can read them.
-			fmt.Fprintf(p.o.Console, "chpasswd: %s:%s\n", e.name, pw)
+			random = append(random, e.name+":"+pw)
 			plain = append(plain, e.name+":"+pw)
 		case "hash":
 			hashed = append(hashed, e.name+":"+e.pass)
@@ -453,6 +528,10 @@ func (p *provisioner) setPasswords(ctx context.Context) error {
 	}
 	if err := accounts.SetPasswords(ctx, p.o.Runner, plain, false); err != nil {
 		errs = append(errs, fmt.Errorf("chpasswd: %w", err))
+	} else if len(random) > 0 {
+		// cloud-init prints generated passwords to the console, in these
+		// words: the one place the owner of a new VM can read them.
+		fmt.Fprintf(p.o.Console, "Set the following 'random' passwords\n%s\n", strings.Join(random, "\n"))
 	}
 	if err := accounts.SetPasswords(ctx, p.o.Runner, hashed, true); err != nil {
 		errs = append(errs, fmt.Errorf("chpasswd: %w", err))
@@ -627,41 +706,55 @@ func (p *provisioner) coreosUnits(ctx context.Context) error {
 
 var containerName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
-// bulkhead writes our own section to the files other components read.
+// bulkhead writes our own section to the files other components read,
+// after checking each part with the same strict code that reads the file
+// later (the updater, storage-setup, hostd), so a typo is reported now,
+// naming the key, and a part that does not pass is not written.
 func (p *provisioner) bulkhead(ctx context.Context) error {
 	b := p.cfg.Bulkhead
 	if b == nil {
 		return errNothing
 	}
 	var errs []error
-	write := func(key, path string, v any) {
+	write := func(key, path string, v any, check func([]byte) error) {
 		data, err := yaml.Marshal(v)
+		if err == nil {
+			err = check(data)
+		}
 		if err == nil {
 			err = fsroot.WriteFile(p.o.Root.Join(path), data, 0o644)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+			msg := strings.ReplaceAll(err.Error(), ":\n", ": ")
+			msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+			errs = append(errs, fmt.Errorf("%s: %s", key, msg))
 		}
 	}
 	if b.Update != nil {
-		write("bulkhead.update", "/etc/bulkhead/update.yaml", b.Update)
+		write("bulkhead.update", reboot.ConfigPath, b.Update, func(data []byte) error {
+			_, err := reboot.ParseConfig(data)
+			return err
+		})
 	}
 	if b.Storage != nil {
-		write("bulkhead.storage", "/etc/bulkhead/storage.yaml", b.Storage)
+		write("bulkhead.storage", storagesetup.CloudConfigFile, b.Storage, func(data []byte) error {
+			_, err := storagesetup.ParseCloudConfig(data)
+			return err
+		})
 	}
 	for i, c := range b.Containers {
 		key := fmt.Sprintf("bulkhead.containers[%d]", i)
 		name, _ := c["name"].(string)
-		image, _ := c["image"].(string)
 		switch {
 		case name == "":
 			errs = append(errs, fmt.Errorf("%s.name: required", key))
 		case !containerName.MatchString(name):
 			errs = append(errs, fmt.Errorf("%s.name: %q: want letters, digits, _ . - only", key, name))
-		case image == "":
-			errs = append(errs, fmt.Errorf("%s.image: required", key))
 		default:
-			write(key, "/etc/hostd/containers/"+name+".yaml", c)
+			write(key, engine.WorkloadDir+"/"+name+".yaml", c, func(data []byte) error {
+				_, err := engine.ParseWorkload(data, name+".yaml")
+				return err
+			})
 		}
 	}
 	return errors.Join(errs...)
@@ -724,8 +817,12 @@ func (p *provisioner) powerState(ctx context.Context) error {
 	if ps.Message != "" {
 		args = append(args, ps.Message)
 	}
-	if _, err := p.o.Runner.Run(ctx, run.Cmd{Name: "shutdown", Args: args}); err != nil {
-		return fmt.Errorf("power_state: %w", err)
+	// Provision runs it once the report and the state are saved.
+	p.power = func(ctx context.Context) error {
+		if _, err := p.o.Runner.Run(ctx, run.Cmd{Name: "shutdown", Args: args}); err != nil {
+			return fmt.Errorf("power_state: %w", err)
+		}
+		return nil
 	}
 	return nil
 }

@@ -177,9 +177,9 @@ func TestPerInstance(t *testing.T) {
 		wantNew bool
 		want    string
 	}{
-		{"first boot", first, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran runcmd=ran final_message=ran"},
-		{"reboot", second, false, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=skipped users_groups=skipped runcmd=skipped final_message=ran"},
-		{"new instance", third, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran runcmd=ran final_message=ran"},
+		{"first boot", first, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran ssh_host_keys=ran runcmd=ran final_message=ran"},
+		{"reboot", second, false, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=skipped users_groups=skipped ssh_host_keys=skipped runcmd=skipped final_message=ran"},
+		{"new instance", third, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran ssh_host_keys=ran runcmd=ran final_message=ran"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := status(tc.rep); got != tc.want {

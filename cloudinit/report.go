@@ -38,6 +38,7 @@ const (
 type ModuleResult struct {
 	Name      string    `json:"name"`
 	Frequency Frequency `json:"frequency"`
+	Stage     Stage     `json:"stage,omitempty"`
 	Status    Status    `json:"status"`
 	DurMS     float64   `json:"dur_ms"`
 	Error     string    `json:"error,omitempty"`
@@ -46,6 +47,13 @@ type ModuleResult struct {
 // Report is the record of one provisioning run, kept in
 // /var/lib/bulkhead/provision/report.json for `hostctl status`.
 type Report struct {
+	// Stage is the last stage that ran this boot: init, then final (or
+	// all, for a tree provisioned offline).
+	Stage Stage `json:"stage,omitempty"`
+	// BootID is the kernel's boot_id of the boot the report is about.
+	BootID string `json:"boot_id,omitempty"`
+	// Disabled says why provisioning did not run (cloud-init.disabled).
+	Disabled    string    `json:"disabled,omitempty"`
 	InstanceID  string    `json:"instance_id,omitempty"`
 	Source      string    `json:"source,omitempty"`
 	NewInstance bool      `json:"new_instance"`
@@ -57,6 +65,12 @@ type Report struct {
 	Modules  []ModuleResult `json:"modules"`
 	// Errors are modules or items that failed while applying.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// Done says whether provisioning has finished for the boot the report is
+// about: the final stage ran, or it was disabled.
+func (r *Report) Done() bool {
+	return r.Disabled != "" || r.Stage == StageFinal || r.Stage == StageAll
 }
 
 // OK reports whether the run had neither problems nor errors.
@@ -73,6 +87,10 @@ func (r *Report) String() string {
 	inst := "same instance"
 	if r.NewInstance {
 		inst = "new instance"
+	}
+	if r.Disabled != "" {
+		fmt.Fprintf(&b, "provisioning: disabled (%s)\n", r.Disabled)
+		return b.String()
 	}
 	fmt.Fprintf(&b, "provisioning: source %s, instance %s (%s), %s, took %.0f ms\n",
 		src, orDash(r.InstanceID), inst, r.Started.UTC().Format(time.RFC3339), r.DurMS)

@@ -10,12 +10,25 @@ type Config struct {
 	PreferFQDN       bool   `yaml:"prefer_fqdn_over_hostname"`
 
 	// Users nil means "users" was absent: the default user is created.
-	Users             []User      `yaml:"users"`
-	Groups            Groups      `yaml:"groups"`
+	Users  []User `yaml:"users"`
+	Groups Groups `yaml:"groups"`
+	// User is the top-level user key: a name, or a users[] mapping, that
+	// replaces the default user's name and settings (cloud-init's
+	// normalize_users_groups; Proxmox VE writes `user: NAME`).
+	User *User `yaml:"user"`
+	// Password is the top-level password key: the default user's password
+	// when chpasswd lists none (cloud-init's set_passwords; its own NoCloud
+	// example and Proxmox VE use it).
+	Password          string      `yaml:"password"`
 	SSHAuthorizedKeys StringList  `yaml:"ssh_authorized_keys"`
 	SSHPwauth         *Scalar     `yaml:"ssh_pwauth"`
+	SSHDeleteKeys     *bool       `yaml:"ssh_deletekeys"`
+	SSHGenKeyTypes    StringList  `yaml:"ssh_genkeytypes"`
 	Chpasswd          *Chpasswd   `yaml:"chpasswd"`
 	WriteFiles        []WriteFile `yaml:"write_files"`
+	// ManageEtcHosts is true/template (rewrite /etc/hosts every boot),
+	// localhost (only the 127.0.1.1 line) or false.
+	ManageEtcHosts *Scalar `yaml:"manage_etc_hosts"`
 
 	Bootcmd []Command `yaml:"bootcmd"`
 	Runcmd  []Command `yaml:"runcmd"`
@@ -33,15 +46,19 @@ type Config struct {
 }
 
 // refused are cloud-init keys that make no sense on an immutable host; they
-// get a clear message instead of "unknown key".
+// get a warning that names them instead of "unknown key", and every other
+// key is still applied (Proxmox VE writes package_upgrade: true into
+// every seed it makes).
 var refused = map[string]string{
-	"packages":                   "refused: Bulkhead is immutable (no package manager); run software as containers (bulkhead.containers)",
-	"package_update":             "refused: Bulkhead is immutable; updates come as whole /usr images (bulkhead.update)",
-	"package_upgrade":            "refused: Bulkhead is immutable; updates come as whole /usr images (bulkhead.update)",
-	"package_reboot_if_required": "refused: Bulkhead is immutable; updates come as whole /usr images (bulkhead.update)",
-	"apt":                        "refused: Bulkhead is immutable (no package manager)",
-	"yum_repos":                  "refused: Bulkhead is immutable (no package manager)",
-	"snap":                       "refused: Bulkhead is immutable (no package manager)",
+	"packages":                   "ignored: Bulkhead is immutable (no package manager); run software as containers (bulkhead.containers)",
+	"package_update":             "ignored: Bulkhead is immutable; updates come as whole /usr images (bulkhead.update)",
+	"package_upgrade":            "ignored: Bulkhead is immutable; updates come as whole /usr images (bulkhead.update)",
+	"package_reboot_if_required": "ignored: Bulkhead is immutable; updates come as whole /usr images (bulkhead.update)",
+	"apt":                        "ignored: Bulkhead is immutable (no package manager)",
+	"apt_update":                 "ignored: Bulkhead is immutable (no package manager)",
+	"apt_upgrade":                "ignored: Bulkhead is immutable (no package manager)",
+	"yum_repos":                  "ignored: Bulkhead is immutable (no package manager)",
+	"snap":                       "ignored: Bulkhead is immutable (no package manager)",
 }
 
 // User is one entry of users: either the string "default" (or a bare
@@ -58,12 +75,17 @@ type User struct {
 	HashedPasswd      string     `yaml:"hashed_passwd"`
 	PlainTextPasswd   string     `yaml:"plain_text_passwd"`
 	SSHAuthorizedKeys StringList `yaml:"ssh_authorized_keys"`
-	System            bool       `yaml:"system"`
-	UID               *Scalar    `yaml:"uid"`
-	Homedir           string     `yaml:"homedir"`
-	NoCreateHome      bool       `yaml:"no_create_home"`
-	NoUserGroup       bool       `yaml:"no_user_group"`
-	ExpireDate        string     `yaml:"expiredate"`
+	// SSHAuthorizedKeysDash is the dash spelling cloud-init still accepts
+	// and virt-install writes (--cloud-init root-ssh-key=).
+	SSHAuthorizedKeysDash StringList `yaml:"ssh-authorized-keys"`
+	// LockPasswdDash is lock-passwd, the old dash spelling.
+	LockPasswdDash *bool   `yaml:"lock-passwd"`
+	System         bool    `yaml:"system"`
+	UID            *Scalar `yaml:"uid"`
+	Homedir        string  `yaml:"homedir"`
+	NoCreateHome   bool    `yaml:"no_create_home"`
+	NoUserGroup    bool    `yaml:"no_user_group"`
+	ExpireDate     string  `yaml:"expiredate"`
 
 	// Default is set for the "default" entry: the distribution's user.
 	Default bool `yaml:"-"`
@@ -73,8 +95,9 @@ type User struct {
 
 // Chpasswd sets passwords of existing users.
 type Chpasswd struct {
-	// List is the old form: "name:password" lines or a list of them.
-	List  StringList      `yaml:"list"`
+	// List is the old form: a multi-line string of name:password lines
+	// (what virt-install writes) or a list of them.
+	List  Lines           `yaml:"list"`
 	Users []ChpasswdEntry `yaml:"users"`
 	// Expire nil means true, as in cloud-init: the user must change it.
 	Expire *bool `yaml:"expire"`
@@ -146,6 +169,23 @@ type Bulkhead struct {
 	Update     map[string]any   `yaml:"update"`
 	Storage    map[string]any   `yaml:"storage"`
 	Containers []map[string]any `yaml:"containers"`
+}
+
+// AuthorizedKeys is the user's keys under both spellings.
+func (u User) AuthorizedKeys() []string {
+	return append(append([]string{}, u.SSHAuthorizedKeys...), u.SSHAuthorizedKeysDash...)
+}
+
+// Locked says whether the account's password is locked: lock_passwd (or
+// lock-passwd) defaults to true, as in cloud-init.
+func (u User) Locked() bool {
+	switch {
+	case u.LockPasswd != nil:
+		return *u.LockPasswd
+	case u.LockPasswdDash != nil:
+		return *u.LockPasswdDash
+	}
+	return true
 }
 
 // item remembers a list entry's position in the input, so errors name

@@ -41,6 +41,39 @@ func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
 	return fmt.Errorf("want a string or a list of strings")
 }
 
+// Lines takes a multi-line string (one item per line, blank lines
+// skipped) or a list of strings: cloud-init's shapes for chpasswd.list,
+// which splits a string with splitlines(), never on commas.
+type Lines []string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (l *Lines) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*l = nil
+		if n.ShortTag() == "!!null" {
+			return nil
+		}
+		for _, s := range strings.FieldsFunc(n.Value, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			if s = strings.TrimSpace(s); s != "" {
+				*l = append(*l, s)
+			}
+		}
+		return nil
+	case yaml.SequenceNode:
+		var out []string
+		for i, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return fmt.Errorf("[%d]: want a string", i)
+			}
+			out = append(out, c.Value)
+		}
+		*l = out
+		return nil
+	}
+	return fmt.Errorf("want a multi-line string or a list of strings")
+}
+
 // Scalar is a value cloud-init accepts as a string, number or boolean
 // (uid: 1000 or "1000"; delay: "+5" or 5; ssh_pwauth: true or "unchanged").
 type Scalar struct {
@@ -120,6 +153,9 @@ func (s *Sudo) UnmarshalYAML(n *yaml.Node) error {
 			return fmt.Errorf("want a sudoers rule such as \"ALL=(ALL) NOPASSWD:ALL\", not true")
 		}
 		*s = nil
+		if n.ShortTag() == "!!bool" {
+			*s = Sudo{} // false: no rules, and say so (it replaces the default user's)
+		}
 		return nil
 	}
 	var l StringList
