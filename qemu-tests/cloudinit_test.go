@@ -110,14 +110,17 @@ func moduleStatus(r *cloudinit.Report) map[string]cloudinit.Status {
 	return m
 }
 
-// waitProvisioned waits for the boot and for bulkhead-provision.service,
-// which must have succeeded whatever the user-data said.
+// waitProvisioned waits for the boot and for both provisioning stages
+// (bulkhead-provision and bulkhead-provision-final), which must have
+// succeeded whatever the user-data said.
 func waitProvisioned(t testing.TB, vm *VM) *cloudinit.Report {
 	t.Helper()
 	waitReady(t, vm)
-	if s := waitUnit(t, vm, "bulkhead-provision.service"); s != "active" {
-		t.Fatalf("bulkhead-provision.service is %s, want active\n%s", s,
-			sh(t, vm, "journalctl -b -u bulkhead-provision --no-pager | tail -40"))
+	for _, unit := range []string{"bulkhead-provision.service", "bulkhead-provision-final.service"} {
+		if s := waitUnit(t, vm, unit); s != "active" {
+			t.Fatalf("%s is %s, want active\n%s", unit, s,
+				sh(t, vm, "journalctl -b -u bulkhead-provision -u bulkhead-provision-final --no-pager | tail -40"))
+		}
 	}
 	return provisionReport(t, vm)
 }
@@ -235,9 +238,21 @@ func TestCloudInitNoCloud(t *testing.T) {
 	t.Log("booting the same disk with a new instance-id")
 	disk := vm.Cfg.Disk
 	vm.Shutdown(2 * time.Minute)
-	seed2 := makeSeed(t, nocloudUserData, "-i", "iid-two")
+	// The new instance's user-data has a typo and a package key: both are
+	// reported by name, on the console too, and everything else applies.
+	seed2 := makeSeed(t, nocloudUserData+"usres: [typo]\npackages: [vim]\n", "-i", "iid-two")
 	vm = bootVM(t, BootOpts{Overlay: disk, Extra: []Disk{{File: seed2, Bus: "sata", CDROM: true}}})
 	r = waitProvisioned(t, vm)
+	if got := strings.Join(r.Problems, "\n"); len(r.Problems) != 2 || !strings.Contains(got, "usres: unknown key") || !strings.Contains(got, "packages: ignored") {
+		t.Errorf("problems %q: want usres and packages named", r.Problems)
+	}
+	if !strings.Contains(vm.Console().String(), "problem: usres: unknown key") {
+		t.Error("the typo was not reported on the console")
+	}
+	if got := sh(t, vm, "hostctl provision status; echo $?"); got != "status: degraded done\n2" {
+		t.Errorf("hostctl provision status: %q, want degraded done and exit 2", got)
+	}
+	r.Problems = nil
 	checkReport(t, r, "nocloud:", "iid-two", true, map[string]cloudinit.Status{
 		"bootcmd": cloudinit.StatusRan, "write_files": cloudinit.StatusRan,
 		"users_groups": cloudinit.StatusRan, "runcmd": cloudinit.StatusRan,

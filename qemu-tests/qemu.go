@@ -200,6 +200,7 @@ type VM struct {
 	dir     string
 	cmd     *exec.Cmd
 	console *Console
+	stdin   io.WriteCloser // the serial console's input
 	done    chan struct{}
 	exitErr error
 	qga     *QGA
@@ -244,6 +245,12 @@ func (vm *VM) Restart() error {
 func (vm *VM) launch(logf *os.File) error {
 	cmd := exec.Command("qemu-system-x86_64", QemuArgs(vm.Cfg)...)
 	cmd.Stdout = vm.console
+	// -serial stdio: what is written here is typed at the serial console.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("starting qemu: %w", err)
+	}
+	vm.stdin = stdin
 	var stderr bytes.Buffer
 	cmd.Stderr = io.MultiWriter(vm.console, &stderr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -263,6 +270,15 @@ func (vm *VM) launch(logf *os.File) error {
 
 // Console returns the serial console.
 func (vm *VM) Console() *Console { return vm.console }
+
+// Type types s at the serial console, as a person at `virsh console` would.
+// QEMU takes input only as fast as the guest's UART accepts it.
+func (vm *VM) Type(s string) error {
+	if _, err := io.WriteString(vm.stdin, s); err != nil {
+		return fmt.Errorf("typing at the serial console: %w", err)
+	}
+	return nil
+}
 
 // Exited reports whether QEMU has exited.
 func (vm *VM) Exited() bool {
