@@ -185,7 +185,22 @@ func FuzzUserData(f *testing.F) {
 				docs = append(docs, p.Content)
 			}
 		}
-		ParseDocs(docs)
+		cfg, probs := ParseDocs(docs)
+		// Whatever parses is usable: no chpasswd line spans lines (a
+		// multi-line string is split into lines, never kept whole), and
+		// every problem says what is wrong.
+		if c := cfg.Chpasswd; c != nil {
+			for _, l := range c.List {
+				if strings.ContainsAny(l, "\n\r") {
+					t.Fatalf("chpasswd.list item %q spans lines", l)
+				}
+			}
+		}
+		for _, p := range probs {
+			if p.Msg == "" {
+				t.Fatalf("problem at %q without a message", p.Path)
+			}
+		}
 	})
 }
 
