@@ -89,9 +89,26 @@ func TestNoCloud(t *testing.T) {
 			wantErr: ErrNotFound,
 		},
 		{
-			name: "missing instance-id",
+			name: "meta-data without instance-id",
 			setup: func(t *testing.T, root fsroot.Root) string {
 				writeFile(t, root.Join("/seed/meta-data"), "local-hostname: x\n")
+				return "ds=nocloud;s=/seed"
+			},
+			want: `source=nocloud:/seed id=nocloud host=x keys=[] ud="" nc="" ign=""`,
+		},
+		{
+			name: "empty meta-data",
+			setup: func(t *testing.T, root fsroot.Root) string {
+				writeFile(t, root.Join("/seed/meta-data"), "")
+				writeFile(t, root.Join("/seed/user-data"), "#cloud-config\n")
+				return "ds=nocloud;s=/seed"
+			},
+			want: `source=nocloud:/seed id=nocloud host= keys=[] ud="#cloud-config\n" nc="" ign=""`,
+		},
+		{
+			name: "malformed meta-data",
+			setup: func(t *testing.T, root fsroot.Root) string {
+				writeFile(t, root.Join("/seed/meta-data"), "instance-id: [\n")
 				return "ds=nocloud;s=/seed"
 			},
 			wantErr: errAny,

@@ -16,6 +16,10 @@ import (
 	"github.com/bulkhead-os/bulkhead/cloudinit/seed"
 )
 
+// DefaultNoCloudInstanceID is the instance-id of a NoCloud seed whose
+// meta-data has none (cloud-init's default).
+const DefaultNoCloudInstanceID = "nocloud"
+
 // NoCloud finds a NoCloud seed: ds=nocloud;s=URL-or-path first (it was
 // asked for by name), then a device labelled cidata/CIDATA through udev's
 // /dev/disk/by-label, then every block device's label read directly (udev
@@ -48,7 +52,11 @@ func NoCloud(ctx context.Context, o Options) (*Data, error) {
 		d.MetaData.LocalHostname = v
 	}
 	if d.MetaData.InstanceID == "" {
-		return nil, fmt.Errorf("%s: meta-data: instance-id: required", d.Source)
+		// cloud-init's DataSourceNoCloud merges its defaults under the
+		// seed's meta-data, {"instance-id": "nocloud"}: virt-install and
+		// `touch meta-data` tutorials write an empty file, and such a seed
+		// provisions once as the instance "nocloud".
+		d.MetaData.InstanceID = DefaultNoCloudInstanceID
 	}
 	return d, nil
 }
