@@ -320,4 +320,3 @@ func (d *Dir) ChownSelf(o Owner) error {
 	}
 	return nil
 }
-
