@@ -3,9 +3,10 @@ package accounts
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -236,9 +237,20 @@ func SetPasswords(ctx context.Context, r run.Runner, lines []string, hashed bool
 	return nil
 }
 
+// maxAuthorizedKeys bounds the authorized_keys read back: sshd itself
+// reads any size, but a user-writable file must not exhaust memory.
+const maxAuthorizedKeys = 4 << 20
+
 // AddAuthorizedKeys adds keys to the user's ~/.ssh/authorized_keys under
 // the root, keeping keys already there and not repeating any, owned by the
 // user, mode 0600 in a 0700 directory (sshd's StrictModes).
+//
+// The home directory belongs to the user, who may have made ~/.ssh or
+// ~/.ssh/authorized_keys a symlink (to /etc, to /etc/shadow): both are
+// refused by name, never followed, and the directory and file are changed
+// through handles (internal/fsroot.Dir), so swapping them for a symlink
+// while this runs redirects nothing. The path to the home directory is
+// resolved inside the root.
 func AddAuthorizedKeys(root fsroot.Root, name string, keys []string) error {
 	if len(keys) == 0 {
 		return nil
@@ -247,9 +259,27 @@ func AddAuthorizedKeys(root fsroot.Root, name string, keys []string) error {
 	if !ok {
 		return fmt.Errorf("writing SSH keys of %s: no such user in /etc/passwd", name)
 	}
-	dir := root.Join(e.Home, ".ssh")
-	path := filepath.Join(dir, "authorized_keys")
-	old, _ := os.ReadFile(path)
+	if err := addAuthorizedKeys(root, e, keys); err != nil {
+		return fmt.Errorf("writing SSH keys of %s: %w", name, err)
+	}
+	return nil
+}
+
+func addAuthorizedKeys(root fsroot.Root, e Entry, keys []string) error {
+	home, err := root.MkdirAll(e.Home, 0o700)
+	if err != nil {
+		return err
+	}
+	defer home.Close()
+	dir, err := home.Subdir(".ssh", 0o700)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	old, err := dir.ReadFile("authorized_keys", maxAuthorizedKeys)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	var lines []string
 	for _, l := range strings.Split(string(old), "\n") {
 		if strings.TrimSpace(l) != "" {
@@ -261,16 +291,17 @@ func AddAuthorizedKeys(root fsroot.Root, name string, keys []string) error {
 			lines = append(lines, k)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("writing SSH keys of %s: %w", name, err)
+	var owner *fsroot.Owner
+	if os.Geteuid() == 0 { // tests as a user write their own files
+		owner = &fsroot.Owner{UID: e.UID, GID: e.GID}
 	}
-	if err := fsroot.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		return fmt.Errorf("writing SSH keys of %s: %w", name, err)
+	if err := dir.WriteFile("authorized_keys", []byte(strings.Join(lines, "\n")+"\n"), 0o600, owner); err != nil {
+		return err
 	}
-	for _, p := range []string{dir, path} {
-		if err := os.Lchown(p, e.UID, e.GID); err != nil && os.Geteuid() == 0 {
-			return fmt.Errorf("writing SSH keys of %s: %w", name, err)
+	if owner != nil {
+		if err := dir.ChownSelf(*owner); err != nil {
+			return err
 		}
 	}
-	return os.Chmod(dir, 0o700)
+	return dir.ChmodSelf(0o700)
 }

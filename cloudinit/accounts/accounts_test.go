@@ -2,9 +2,11 @@ package accounts
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
@@ -113,5 +115,75 @@ func TestAddAuthorizedKeys(t *testing.T) {
 	}
 	if err := AddAuthorizedKeys(root, "nobody", []string{"k"}); err == nil {
 		t.Errorf("got no error for a missing user, want one")
+	}
+}
+
+// TestAddAuthorizedKeysSymlinkAttack: alice owns her home and points
+// ~/.ssh (or ~/.ssh/authorized_keys) at a directory or file she must not
+// write; provisioning refuses by name and nothing there changes.
+func TestAddAuthorizedKeysSymlinkAttack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, root fsroot.Root, outside string)
+	}{
+		{"~/.ssh -> /etc inside the root", func(t *testing.T, root fsroot.Root, outside string) {
+			mustSymlink(t, "/etc", root.Join("/home/alice/.ssh"))
+		}},
+		{"~/.ssh -> directory outside the root", func(t *testing.T, root fsroot.Root, outside string) {
+			mustSymlink(t, outside, root.Join("/home/alice/.ssh"))
+		}},
+		{"~/.ssh/authorized_keys -> /etc/shadow", func(t *testing.T, root fsroot.Root, outside string) {
+			if err := os.Mkdir(root.Join("/home/alice/.ssh"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			mustSymlink(t, "/etc/shadow", root.Join("/home/alice/.ssh/authorized_keys"))
+		}},
+		{"~/.ssh/authorized_keys -> file outside the root", func(t *testing.T, root fsroot.Root, outside string) {
+			if err := os.Mkdir(root.Join("/home/alice/.ssh"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			mustSymlink(t, filepath.Join(outside, "shadow"), root.Join("/home/alice/.ssh/authorized_keys"))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := fixture(t)
+			outside := t.TempDir()
+			secrets := map[string]string{
+				root.Join("/etc/shadow"):         "root:$6$secret:19000::::::\n",
+				filepath.Join(outside, "shadow"): "outside secret\n",
+			}
+			for p, c := range secrets {
+				if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.MkdirAll(root.Join("/home/alice"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			tc.setup(t, root, outside)
+			err := AddAuthorizedKeys(root, "alice", []string{"ssh-ed25519 AAAA attacker"})
+			if !errors.Is(err, fsroot.ErrSymlink) {
+				t.Errorf("got error %v, want a refusal naming the symlink", err)
+			}
+			for p, c := range secrets {
+				data, err := os.ReadFile(p)
+				st, _ := os.Stat(p)
+				if err != nil || string(data) != c || st.Mode().Perm() != 0o600 || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+					t.Errorf("%s changed: %q %v", p, data, st.Mode())
+				}
+			}
+			for _, dir := range []string{root.Join("/etc"), outside} {
+				if _, err := os.Stat(filepath.Join(dir, "authorized_keys")); err == nil {
+					t.Errorf("%s/authorized_keys was written", dir)
+				}
+			}
+		})
+	}
+}
+
+func mustSymlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,15 +1,18 @@
 package datasource
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-os/bulkhead/cloudinit/internal/testtree"
 	"github.com/bulkhead-os/bulkhead/cloudinit/seed"
@@ -89,9 +92,26 @@ func TestNoCloud(t *testing.T) {
 			wantErr: ErrNotFound,
 		},
 		{
-			name: "missing instance-id",
+			name: "meta-data without instance-id",
 			setup: func(t *testing.T, root fsroot.Root) string {
 				writeFile(t, root.Join("/seed/meta-data"), "local-hostname: x\n")
+				return "ds=nocloud;s=/seed"
+			},
+			want: `source=nocloud:/seed id=nocloud host=x keys=[] ud="" nc="" ign=""`,
+		},
+		{
+			name: "empty meta-data",
+			setup: func(t *testing.T, root fsroot.Root) string {
+				writeFile(t, root.Join("/seed/meta-data"), "")
+				writeFile(t, root.Join("/seed/user-data"), "#cloud-config\n")
+				return "ds=nocloud;s=/seed"
+			},
+			want: `source=nocloud:/seed id=nocloud host= keys=[] ud="#cloud-config\n" nc="" ign=""`,
+		},
+		{
+			name: "malformed meta-data",
+			setup: func(t *testing.T, root fsroot.Root) string {
+				writeFile(t, root.Join("/seed/meta-data"), "instance-id: [\n")
 				return "ds=nocloud;s=/seed"
 			},
 			wantErr: errAny,
@@ -143,14 +163,77 @@ func TestNoCloudHTTP(t *testing.T) {
 	checkResult(t, d, err, `source=nocloud:`+srv.URL+`/seed id=net-1 host= keys=[] ud="#cloud-config\n" nc="" ign=""`, nil)
 }
 
-// fakeIMDS is an IMDSv2 server with switchable failure modes.
+// TestNoCloudHTTPLimits: a body over its limit is an error naming the item,
+// not a truncated user-data that would provision half a config.
+func TestNoCloudHTTPLimits(t *testing.T) {
+	for _, tc := range []struct {
+		item string
+		size int
+	}{
+		{"user-data", seed.MaxUserData + 1},
+		{"meta-data", seed.MaxMetaData + 1},
+		{"network-config", seed.MaxNetworkConfig + 1},
+		{"vendor-data", seed.MaxVendorData + 1},
+	} {
+		t.Run(tc.item, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/seed/" + tc.item:
+					w.Write(bytes.Repeat([]byte("#"), tc.size))
+				case "/seed/meta-data":
+					fmt.Fprint(w, "instance-id: net-1\n")
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			_, err := NoCloud(context.Background(), Options{Root: fsroot.Root(t.TempDir()), Cmdline: "ds=nocloud;s=" + srv.URL + "/seed/"})
+			if !errors.Is(err, seed.ErrTooLarge) || !strings.Contains(err.Error(), tc.item) {
+				t.Fatalf("got error %v, want %s over the size limit", err, tc.item)
+			}
+		})
+	}
+}
+
+// TestNoCloudHTTPRetries: a seed server that answers 503 while it starts
+// is retried.
+func TestNoCloudHTTPRetries(t *testing.T) {
+	var mu sync.Mutex
+	fails := 2
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Path == "/meta-data" {
+			fmt.Fprint(w, "instance-id: net-2\n")
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer srv.Close()
+	d, err := NoCloud(context.Background(), Options{Root: fsroot.Root(t.TempDir()), Cmdline: "ds=nocloud;s=" + srv.URL})
+	checkResult(t, d, err, `source=nocloud:`+srv.URL+` id=net-2 host= keys=[] ud="" nc="" ign=""`, nil)
+}
+
+// fakeIMDS is an IMDSv2 server as AWS documents it: PUT /latest/api/token
+// with X-aws-ec2-metadata-token-ttl-seconds (1-21600, else 400) returns a
+// token; every GET needs it in X-aws-ec2-metadata-token (401 without or
+// with an unknown one). Failure modes are switchable.
 type fakeIMDS struct {
-	mu         sync.Mutex
-	disabled   bool // 403 on token
-	expireOnce bool // first GET with the first token answers 401
-	noUserData bool
-	tokens     int
-	hits       []string
+	mu          sync.Mutex
+	disabled    bool // 403 on token
+	expireOnce  bool // first GET with the first token answers 401
+	noUserData  bool
+	tokenFails  int // this many token requests answer 503
+	throttle    int // this many GETs answer 429
+	serverError int // this many GETs answer 500
+	userData    string
+	tokens      int
+	hits        []string
 }
 
 func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -158,7 +241,8 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.hits = append(f.hits, r.Method+" "+r.URL.Path)
 	if r.URL.Path == "/latest/api/token" {
-		if r.Method != http.MethodPut || r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
+		ttl, err := strconv.Atoi(r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds"))
+		if r.Method != http.MethodPut || err != nil || ttl < 1 || ttl > 21600 {
 			http.Error(w, "bad token request", http.StatusBadRequest)
 			return
 		}
@@ -166,13 +250,29 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
+		if f.tokenFails > 0 {
+			f.tokenFails--
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		f.tokens++
+		w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", strconv.Itoa(ttl))
 		fmt.Fprintf(w, "token-%d", f.tokens)
 		return
 	}
 	tok := r.Header.Get("X-aws-ec2-metadata-token")
-	if tok == "" || (f.expireOnce && tok == "token-1") {
+	if !strings.HasPrefix(tok, "token-") || (f.expireOnce && tok == "token-1") {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if f.throttle > 0 {
+		f.throttle--
+		http.Error(w, "slow down", http.StatusTooManyRequests)
+		return
+	}
+	if f.serverError > 0 {
+		f.serverError--
+		http.Error(w, "oops", http.StatusInternalServerError)
 		return
 	}
 	switch r.URL.Path {
@@ -180,11 +280,19 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "i-0123456789abcdef0")
 	case "/latest/meta-data/local-hostname":
 		fmt.Fprint(w, "ip-10-0-0-5.ec2.internal")
+	case "/latest/meta-data/public-keys/":
+		fmt.Fprint(w, "0=first-pair\n1=second-pair")
 	case "/latest/meta-data/public-keys/0/openssh-key":
 		fmt.Fprint(w, "ssh-ed25519 AAAAec2 key\n")
+	case "/latest/meta-data/public-keys/1/openssh-key":
+		fmt.Fprint(w, "ssh-rsa AAAAsecond key2\n")
 	case "/latest/user-data":
 		if f.noUserData {
 			http.NotFound(w, r)
+			return
+		}
+		if f.userData != "" {
+			fmt.Fprint(w, f.userData)
 			return
 		}
 		fmt.Fprint(w, "#cloud-config\nhostname: ec2host\n")
@@ -193,8 +301,9 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+const ec2Full = `source=ec2 id=i-0123456789abcdef0 host=ip-10-0-0-5.ec2.internal keys=[ssh-ed25519 AAAAec2 key ssh-rsa AAAAsecond key2] ud="#cloud-config\nhostname: ec2host\n" nc="" ign=""`
+
 func TestEC2(t *testing.T) {
-	const full = `source=ec2 id=i-0123456789abcdef0 host=ip-10-0-0-5.ec2.internal keys=[ssh-ed25519 AAAAec2 key] ud="#cloud-config\nhostname: ec2host\n" nc="" ign=""`
 	for _, tc := range []struct {
 		name       string
 		srv        *fakeIMDS
@@ -202,10 +311,15 @@ func TestEC2(t *testing.T) {
 		wantErr    error
 		wantTokens int
 	}{
-		{"imdsv2", &fakeIMDS{}, full, nil, 1},
-		{"401 refreshes token", &fakeIMDS{expireOnce: true}, full, nil, 2},
+		{"imdsv2", &fakeIMDS{}, ec2Full, nil, 1},
+		{"401 refreshes token", &fakeIMDS{expireOnce: true}, ec2Full, nil, 2},
 		{"403 disabled", &fakeIMDS{disabled: true}, "", ErrIMDSDisabled, 0},
-		{"404 user-data is none", &fakeIMDS{noUserData: true}, strings.Replace(full, `ud="#cloud-config\nhostname: ec2host\n"`, `ud=""`, 1), nil, 1},
+		{"404 user-data is none", &fakeIMDS{noUserData: true}, strings.Replace(ec2Full, `ud="#cloud-config\nhostname: ec2host\n"`, `ud=""`, 1), nil, 1},
+		{"token 503 retried", &fakeIMDS{tokenFails: 2}, ec2Full, nil, 1},
+		{"429 retried", &fakeIMDS{throttle: 2}, ec2Full, nil, 1},
+		{"500 retried", &fakeIMDS{serverError: 2}, ec2Full, nil, 1},
+		{"500 for good", &fakeIMDS{serverError: 1000}, "", errAny, 1},
+		{"user-data over the limit", &fakeIMDS{userData: strings.Repeat("x", seed.MaxUserData+1)}, "", seed.ErrTooLarge, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(tc.srv)
@@ -216,6 +330,28 @@ func TestEC2(t *testing.T) {
 				t.Errorf("got %d tokens, want %d", tc.srv.tokens, tc.wantTokens)
 			}
 		})
+	}
+}
+
+// TestEC2Timeout: an IMDS that accepts the connection and never answers
+// fails within the per-request timeouts, it does not hang provisioning.
+func TestEC2Timeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	start := time.Now()
+	_, err := EC2(context.Background(), Options{Root: fsroot.Root(t.TempDir()), IMDSBase: srv.URL, RequestTimeout: 50 * time.Millisecond})
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got error %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v, want the request timeouts (3 x 50ms plus backoff)", d)
 	}
 }
 
@@ -261,8 +397,8 @@ func TestDetect(t *testing.T) {
 				writeFile(t, root.Join("/sys/class/dmi/id/sys_vendor"), "Amazon EC2\n")
 				return ""
 			},
-			want:     `source=ec2 id=i-0123456789abcdef0 host=ip-10-0-0-5.ec2.internal keys=[ssh-ed25519 AAAAec2 key] ud="#cloud-config\nhostname: ec2host\n" nc="" ign=""`,
-			wantHits: 5,
+			want:     ec2Full,
+			wantHits: 7,
 		},
 		{
 			name: "ignition from fw_cfg",

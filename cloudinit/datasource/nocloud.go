@@ -4,17 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/bulkhead-os/bulkhead/cloudinit/cloudconfig"
 	"github.com/bulkhead-os/bulkhead/cloudinit/seed"
 )
+
+// DefaultNoCloudInstanceID is the instance-id of a NoCloud seed whose
+// meta-data has none (cloud-init's default).
+const DefaultNoCloudInstanceID = "nocloud"
 
 // NoCloud finds a NoCloud seed: ds=nocloud;s=URL-or-path first (it was
 // asked for by name), then a device labelled cidata/CIDATA through udev's
@@ -48,7 +49,11 @@ func NoCloud(ctx context.Context, o Options) (*Data, error) {
 		d.MetaData.LocalHostname = v
 	}
 	if d.MetaData.InstanceID == "" {
-		return nil, fmt.Errorf("%s: meta-data: instance-id: required", d.Source)
+		// cloud-init's DataSourceNoCloud merges its defaults under the
+		// seed's meta-data, {"instance-id": "nocloud"}: virt-install and
+		// `touch meta-data` tutorials write an empty file, and such a seed
+		// provisions once as the instance "nocloud".
+		d.MetaData.InstanceID = DefaultNoCloudInstanceID
 	}
 	return d, nil
 }
@@ -117,17 +122,21 @@ func seedFrom(ctx context.Context, o Options, s string) (*Data, error) {
 	}
 	d := &Data{Source: "nocloud:" + s}
 	get := func(name string) ([]byte, error) {
-		data, err := os.ReadFile(o.Root.Join(s, name))
+		f, err := os.Open(o.Root.Join(s, name))
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, errNoItem
 		}
-		return data, err
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return seed.ReadLimited(f, seed.MaxSize(name))
 	}
 	if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
 		if !strings.HasSuffix(s, "/") {
 			s += "/"
 		}
-		get = func(name string) ([]byte, error) { return httpGet(ctx, o, s+name) }
+		get = func(name string) ([]byte, error) { return httpGet(ctx, o, s+name, seed.MaxSize(name)) }
 	}
 	var err error
 	if d.metaRaw, err = get("meta-data"); err != nil {
@@ -142,58 +151,4 @@ func seedFrom(ctx context.Context, o Options, s string) (*Data, error) {
 		}
 	}
 	return d, nil
-}
-
-// errNoItem is a 404 or a missing file: the item is absent.
-var errNoItem = errors.New("not found")
-
-// maxBody bounds any HTTP body read (user-data is at most a few MiB).
-const maxBody = 16 << 20
-
-// httpGet fetches url, retrying connection errors until o.NetWait has
-// passed (the network may still be coming up). 404 is errNoItem.
-func httpGet(ctx context.Context, o Options, url string) ([]byte, error) {
-	var body []byte
-	err := retryNet(ctx, o, func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := o.HTTP.Do(req)
-		if err != nil {
-			return true, err
-		}
-		defer resp.Body.Close()
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			return false, errNoItem
-		case resp.StatusCode != http.StatusOK:
-			return false, fmt.Errorf("GET %s: %s", url, resp.Status)
-		}
-		body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
-		return false, err
-	})
-	return body, err
-}
-
-// retryNet calls f with a per-request timeout until it succeeds, fails for
-// good (retry false), or o.NetWait is spent.
-func retryNet(ctx context.Context, o Options, f func(context.Context) (retry bool, err error)) error {
-	deadline := time.Now().Add(o.NetWait)
-	delay := 100 * time.Millisecond
-	for {
-		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
-		retry, err := f(rctx)
-		cancel()
-		if err == nil || !retry || time.Now().Add(delay).After(deadline) {
-			return err
-		}
-		o.Log.Debug("network source not reachable yet", "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 2*time.Second)
-	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat12"
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 )
 
 // ErrNotSeed says a device or image holds no filesystem we can read as a seed.
@@ -74,14 +73,16 @@ func Read(path string) (Files, error) {
 }
 
 // ReadFrom reads the seed files from an open image or device. A malformed
-// image is an error, never a panic: go-diskfs's parsers are not hardened
-// against hostile input, and a seed is input from outside.
-func ReadFrom(f *os.File) (files Files, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			files, err = Files{}, fmt.Errorf("malformed filesystem: %v", r)
-		}
-	}()
+// image is an error, never a panic: ISO9660 is read by our own bounded
+// reader (readISO); go-diskfs's FAT parsers are not hardened against
+// hostile input, so a panic in them becomes an error.
+func ReadFrom(f *os.File) (Files, error) {
+	return readFrom(f, true)
+}
+
+// readFrom is ReadFrom; recoverFAT false lets a panic through, so a fuzz
+// target sees it.
+func readFrom(f *os.File, recoverFAT bool) (files Files, err error) {
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return Files{}, err
@@ -90,13 +91,18 @@ func ReadFrom(f *os.File) (files Files, err error) {
 	if err != nil {
 		return Files{}, err
 	}
-	b := file.New(f, true)
-	var fsys filesystem.FileSystem
 	if fstype == "iso9660" {
-		fsys, err = iso9660.Read(b, size, 0, 2048)
-	} else {
-		fsys, err = readFAT(b, size)
+		return readISO(f, size)
 	}
+	if recoverFAT {
+		defer func() {
+			if r := recover(); r != nil {
+				files, err = Files{}, fmt.Errorf("malformed filesystem: %v", r)
+			}
+		}()
+	}
+	b := file.New(f, true)
+	fsys, err := readFAT(b, size)
 	if err != nil {
 		return Files{}, fmt.Errorf("opening %s: %w", fstype, err)
 	}

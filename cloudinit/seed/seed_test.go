@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func testFiles() Files {
@@ -173,7 +174,9 @@ func TestProbeRejectsOther(t *testing.T) {
 }
 
 // FuzzRead feeds mutated seed images to the reader: it must return an
-// error or files, never panic or hang.
+// error or files, never panic or hang. It calls readFrom without the panic
+// recovery ReadFrom puts around go-diskfs, so a panic fails the target, and
+// checks that what is returned keeps to the size limits.
 func FuzzRead(f *testing.F) {
 	dir := f.TempDir()
 	for _, format := range []Format{FormatISO, FormatVFAT} {
@@ -189,7 +192,38 @@ func FuzzRead(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		Read(path)
+		fh, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		type result struct {
+			files Files
+			err   error
+		}
+		done := make(chan result, 1)
+		go func() {
+			files, err := readFrom(fh, false)
+			done <- result{files, err}
+		}()
+		var got Files
+		select {
+		case r := <-done:
+			if r.err != nil {
+				return
+			}
+			got = r.files
+		case <-time.After(10 * time.Second):
+			t.Fatalf("reading a %d-byte image: no answer in 10s (a loop?)", len(data))
+		}
+		for name, b := range map[string][]byte{"user-data": got.UserData, "meta-data": got.MetaData, "network-config": got.NetworkConfig, "vendor-data": got.VendorData} {
+			if int64(len(b)) > MaxSize(name) {
+				t.Errorf("%s: got %d bytes, over the %d limit", name, len(b), MaxSize(name))
+			}
+			if int64(len(b)) > int64(len(data)) {
+				t.Errorf("%s: got %d bytes from a %d-byte image", name, len(b), len(data))
+			}
+		}
 	})
 }
 

@@ -1,23 +1,67 @@
 package fsroot
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
 )
 
 // Root is a directory that stands for "/".
 type Root string
 
-// Join returns p inside the root. p is treated as absolute; ".." cannot climb
-// above the root.
+// ErrSymlink is a path element that must not be a symlink but is one (a
+// user-owned ~/.ssh pointing at /etc, say).
+var ErrSymlink = errors.New("is a symlink")
+
+// unresolvable ends the path Join returns when the path cannot be resolved
+// inside the root (a symlink loop): a NUL byte makes every system call on
+// it fail with EINVAL instead of acting on a path that may lead outside.
+const unresolvable = "\x00unresolvable"
+
+// Join returns p inside the root. p is treated as absolute; ".." cannot
+// climb above the root. Symlinks in the directories leading to the last
+// element are resolved inside the root (github.com/cyphar/filepath-securejoin:
+// an absolute target is taken relative to the root, ".." stops at it), so a
+// tree with /etc -> /tmp/outside cannot redirect root.Join("/etc/x") out of
+// the tree. The last element is not resolved, so Lstat, Readlink, Remove and
+// Symlink act on it and not on what it points to.
+//
+// Join only makes the path: a symlink created after it returns can still
+// redirect a later open. Writes, chmods and chowns go through WriteFile,
+// MkdirAll, Chmod and Chown, which hold directory handles and cannot race.
+// On the host root ("/") the kernel's own resolution is the same, so the
+// path is only cleaned.
 func (r Root) Join(p ...string) string {
+	out, err := r.resolve(p...)
+	if err != nil {
+		return filepath.Join(string(r), filepath.Clean("/"+filepath.Join(p...))) + unresolvable
+	}
+	return out
+}
+
+// Resolve is Join with the error from resolving the directories (a symlink
+// loop, a directory that cannot be read).
+func (r Root) Resolve(p ...string) (string, error) {
+	return r.resolve(p...)
+}
+
+func (r Root) resolve(p ...string) (string, error) {
 	clean := filepath.Clean("/" + filepath.Join(p...))
 	if r == "" || r == "/" {
-		return clean
+		return clean, nil
 	}
-	return filepath.Join(string(r), clean)
+	if clean == "/" {
+		return filepath.Clean(string(r)), nil
+	}
+	dir, err := securejoin.SecureJoin(string(r), filepath.Dir(clean))
+	if err != nil {
+		return "", fmt.Errorf("resolving %s under %s: %w", clean, r, err)
+	}
+	return filepath.Join(dir, filepath.Base(clean)), nil
 }
 
 // Rel turns a host path inside the root back into the path the system sees.
@@ -31,43 +75,22 @@ func (r Root) Rel(hostPath string) string {
 // WriteFile writes data to path atomically: a temporary file in the same
 // directory, fsync, chmod, rename, fsync of the directory. A reader sees the
 // old content or the new, never a mix; a crash leaves at most a stray temp
-// file (named .path.tmp-*).
+// file (named .path.tmp-*). The directory is opened once and the temporary
+// file is created in it with O_EXCL|O_NOFOLLOW and renamed over the name, so
+// a symlink at path is replaced, never followed. Callers with a Root should
+// prefer Root.WriteFile, which also resolves the directories inside it.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	d, err := openDirPath(dir)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
+	defer d.Close()
+	if err := d.WriteFile(filepath.Base(path), data, perm, nil); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

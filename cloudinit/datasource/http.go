@@ -1,0 +1,107 @@
+package datasource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/bulkhead-os/bulkhead/cloudinit/seed"
+)
+
+// errNoItem is a 404 or a missing file: the item is absent.
+var errNoItem = errors.New("not found")
+
+// minAttempts is how often a retryable failure is tried even when
+// Options.NetWait is spent (or zero): a 503 from a busy IMDS is not the
+// network being down.
+const minAttempts = 3
+
+// response is what one HTTP exchange gave: the status, and the body when
+// the status was 200.
+type response struct {
+	status int
+	body   []byte
+}
+
+// fetch makes the request newReq builds, retrying with backoff (see
+// retryNet) on connection errors, timeouts, 5xx and 429. The body of a 200
+// is read within the per-request timeout and must fit in limit bytes: a
+// larger one is an error wrapping seed.ErrTooLarge, never a truncation.
+// Other statuses are returned for the caller to judge.
+func fetch(ctx context.Context, o Options, newReq func(context.Context) (*http.Request, error), limit int64) (response, error) {
+	var out response
+	err := retryNet(ctx, o, func(ctx context.Context) (bool, error) {
+		req, err := newReq(ctx)
+		if err != nil {
+			return false, err
+		}
+		what := req.Method + " " + req.URL.Redacted()
+		resp, err := o.HTTP.Do(req)
+		if err != nil {
+			return true, fmt.Errorf("%s: %w", what, err)
+		}
+		defer resp.Body.Close()
+		out = response{status: resp.StatusCode}
+		switch {
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+			return true, fmt.Errorf("%s: %s", what, resp.Status)
+		case resp.StatusCode != http.StatusOK:
+			return false, nil
+		}
+		out.body, err = seed.ReadLimited(resp.Body, limit)
+		if errors.Is(err, seed.ErrTooLarge) {
+			return false, fmt.Errorf("%s: body %w", what, err)
+		}
+		if err != nil {
+			// A body cut off mid-way (timeout, reset) is worth another try.
+			return true, fmt.Errorf("%s: reading body: %w", what, err)
+		}
+		return false, nil
+	})
+	return out, err
+}
+
+// httpGet fetches url, retrying as fetch does. 404 is errNoItem.
+func httpGet(ctx context.Context, o Options, url string, limit int64) ([]byte, error) {
+	resp, err := fetch(ctx, o, func(ctx context.Context) (*http.Request, error) {
+		return http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	}, limit)
+	switch {
+	case err != nil:
+		return nil, err
+	case resp.status == http.StatusNotFound:
+		return nil, errNoItem
+	case resp.status != http.StatusOK:
+		return nil, fmt.Errorf("GET %s: HTTP %d", url, resp.status)
+	}
+	return resp.body, nil
+}
+
+// retryNet calls f with a per-request timeout (o.RequestTimeout) until it
+// succeeds, fails for good (retry false), or both o.NetWait is spent and
+// minAttempts were made. The delay between attempts doubles from 100ms up
+// to 2s, as the network may still be coming up.
+func retryNet(ctx context.Context, o Options, f func(context.Context) (retry bool, err error)) error {
+	deadline := time.Now().Add(o.NetWait)
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
+		retry, err := f(rctx)
+		cancel()
+		if err == nil || !retry {
+			return err
+		}
+		if attempt >= minAttempts && time.Now().Add(delay).After(deadline) {
+			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		o.Log.Debug("network source not answering yet", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (canceled: %w)", err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}

@@ -1,0 +1,201 @@
+package seed
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// isoImage writes a valid seed ISO with our writer and returns its bytes.
+func isoImage(t testing.TB, files Files) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "seed.iso")
+	if err := Write(path, files, FormatISO); err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// putBoth writes v as ECMA-119's both-byte-order 32-bit field at off.
+func putBoth(b []byte, off int, v uint32) {
+	binary.LittleEndian.PutUint32(b[off:], v)
+	binary.BigEndian.PutUint32(b[off+4:], v)
+}
+
+// pvdRoot is the offset of the primary volume descriptor's root record.
+const pvdRoot = 16*isoSector + 156
+
+// recordOffset finds the byte offset of name's directory record in the
+// root directory of the primary volume.
+func recordOffset(t *testing.T, img []byte, name string) int {
+	t.Helper()
+	start := int(binary.LittleEndian.Uint32(img[pvdRoot+2:])) * isoSector
+	n := int(binary.LittleEndian.Uint32(img[pvdRoot+10:]))
+	for off := start; off < start+n; {
+		l := int(img[off])
+		if l == 0 {
+			off = (off/isoSector + 1) * isoSector
+			continue
+		}
+		nl := int(img[off+32])
+		su := img[off+33+nl : off+l]
+		if nl%2 == 0 {
+			su = su[1:]
+		}
+		if got, ok, _ := rockRidgeName(bytes.NewReader(img), int64(len(img)), isoSector, su); ok && got == name {
+			return off
+		}
+		off += l
+	}
+	t.Fatalf("no record for %s", name)
+	return 0
+}
+
+// TestHostileISO feeds crafted images (a valid seed, then one field
+// patched) to Read: each gives an error naming the seed and the problem,
+// quickly and without allocating what the image claims.
+func TestHostileISO(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		files   Files
+		patch   func(t *testing.T, img []byte) []byte
+		wantErr string
+		is      error
+	}{
+		{
+			name: "root directory extent of 4 GiB",
+			patch: func(t *testing.T, img []byte) []byte {
+				putBoth(img, pvdRoot+10, 0xffffffff)
+				return img
+			},
+			wantErr: "root directory: extent of 4294967295 bytes: over the 1048576-byte limit",
+		},
+		{
+			name: "root directory past the end",
+			patch: func(t *testing.T, img []byte) []byte {
+				putBoth(img, pvdRoot+2, 0x00ffffff)
+				return img
+			},
+			wantErr: "runs past the end",
+		},
+		{
+			name: "user-data claims 4 GiB",
+			patch: func(t *testing.T, img []byte) []byte {
+				putBoth(img, recordOffset(t, img, "user-data")+10, 0xffffffff)
+				return img
+			},
+			wantErr: "user-data: 4294967295 bytes: more than 16777216 bytes",
+			is:      ErrTooLarge,
+		},
+		{
+			name: "meta-data extent past the end",
+			patch: func(t *testing.T, img []byte) []byte {
+				putBoth(img, recordOffset(t, img, "meta-data")+2, 0x00fffff0)
+				return img
+			},
+			wantErr: "meta-data: extent of",
+		},
+		{
+			name: "truncated image",
+			patch: func(t *testing.T, img []byte) []byte {
+				return img[:17*isoSector]
+			},
+			wantErr: "volume descriptor set runs past the end",
+		},
+		{
+			name:    "user-data over the limit",
+			files:   Files{UserData: bytes.Repeat([]byte("#"), MaxUserData+1), MetaData: []byte("instance-id: big\n")},
+			patch:   func(t *testing.T, img []byte) []byte { return img },
+			wantErr: "user-data: 16777217 bytes: more than 16777216 bytes",
+			is:      ErrTooLarge,
+		},
+		{
+			name: "rock ridge continuation loop",
+			patch: func(t *testing.T, img []byte) []byte {
+				// Replace user-data's first SUSP entry with a CE that
+				// points back at a copy of itself: an endless chain.
+				off := recordOffset(t, img, "user-data")
+				nl := int(img[off+32])
+				su := off + 33 + nl
+				if nl%2 == 0 {
+					su++
+				}
+				ce := make([]byte, 28)
+				copy(ce, "CE")
+				ce[2], ce[3] = 28, 1
+				area := len(img) - isoSector // last sector holds the CE again
+				putBoth(ce, 4, uint32(area/isoSector))
+				putBoth(ce, 12, 0)
+				putBoth(ce, 20, 28)
+				copy(img[su:], ce)
+				copy(img[area:], ce)
+				return img
+			},
+			wantErr: "more than 16 rock ridge continuation areas",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := tc.files
+			if files.UserData == nil {
+				files = testFiles()
+			}
+			img := tc.patch(t, isoImage(t, files))
+			path := filepath.Join(t.TempDir(), "hostile.iso")
+			if err := os.WriteFile(path, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Read(path)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("got error %v, want one naming %s and %q", err, path, tc.wantErr)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("got error %v, want errors.Is %v", err, tc.is)
+			}
+		})
+	}
+}
+
+// TestReadXorrisofs reads seeds as xorrisofs writes them with Rock Ridge
+// and Joliet (virt-install), Joliet only, and Rock Ridge only.
+func TestReadXorrisofs(t *testing.T) {
+	if _, err := exec.LookPath("xorrisofs"); err != nil {
+		t.Skip("xorrisofs not installed (apt package xorriso)")
+	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"rock ridge and joliet", []string{"-J", "-rational-rock"}},
+		{"joliet only", []string{"-J"}},
+		{"rock ridge only", []string{"-rational-rock"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "src")
+			os.Mkdir(src, 0o755)
+			files := testFiles()
+			os.WriteFile(filepath.Join(src, "user-data"), files.UserData, 0o644)
+			os.WriteFile(filepath.Join(src, "meta-data"), files.MetaData, 0o644)
+			os.WriteFile(filepath.Join(src, "network-config"), files.NetworkConfig, 0o644)
+			img := filepath.Join(dir, "seed.iso")
+			args := append([]string{"-o", img, "-input-charset", "utf8", "-V", "cidata"}, tc.flags...)
+			if out, err := exec.Command("xorrisofs", append(args, src)...).CombinedOutput(); err != nil {
+				t.Fatalf("xorrisofs: %v: %s", err, out)
+			}
+			got, err := Read(img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertFiles(t, got, files)
+		})
+	}
+}
