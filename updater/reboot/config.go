@@ -38,7 +38,6 @@ const (
 //	etcd:
 //	  endpoints: [https://10.0.0.1:2379]
 //	  group: workers               # "" is locksmith's default group
-//	  max_holders: 2
 //	  ca_file: /etc/bulkhead/etcd/ca.pem
 //	  cert_file: /etc/bulkhead/etcd/client.pem
 //	  key_file: /etc/bulkhead/etcd/client-key.pem
@@ -85,7 +84,10 @@ type FleetLockConfig struct {
 type EtcdConfig struct {
 	Endpoints  []string `yaml:"endpoints"`
 	Group      string   `yaml:"group,omitempty"`       // "" is locksmith's default group
-	MaxHolders int      `yaml:"max_holders,omitempty"` // default 1
+	// MaxHolders is refused: the group's size is the operator's (hostctl
+	// reboot-lock set-max), read by hosts from etcd. It stays a known key
+	// so that an old configuration gets that answer, not "unknown field".
+	MaxHolders int `yaml:"max_holders,omitempty"`
 	CAFile     string   `yaml:"ca_file,omitempty"`
 	CertFile   string   `yaml:"cert_file,omitempty"`
 	KeyFile    string   `yaml:"key_file,omitempty"`
@@ -209,8 +211,8 @@ func (c Config) Validate() []string {
 				add(fmt.Sprintf("etcd.endpoints[%d]", i), "%q is not an http(s) URL", ep)
 			}
 		}
-		if e.MaxHolders < 0 {
-			add("etcd.max_holders", "%d must be >= 1", e.MaxHolders)
+		if e.MaxHolders != 0 {
+			add("etcd.max_holders", "hosts no longer size the group (each overwrote the others): the operator sets it once with hostctl reboot-lock set-max N")
 		}
 		if (e.CertFile == "") != (e.KeyFile == "") {
 			add("etcd", "cert_file and key_file go together")
@@ -247,8 +249,6 @@ func (f FleetLockConfig) FleetLockGroup() string {
 	return f.Group
 }
 
-// Max is the configured number of slots, at least 1.
-func (e EtcdConfig) Max() int { return max(e.MaxHolders, 1) }
 
 // BuildWindow turns the configuration into window arithmetic, loading the
 // time zone under root.

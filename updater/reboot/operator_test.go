@@ -23,7 +23,7 @@ func TestOperatorEtcd(t *testing.T) {
 	ep := reboottest.StartEtcd(t)
 	root := hostRoot(t, `
 strategy: etcd-lock
-etcd: {endpoints: [`+ep+`], group: workers, max_holders: 2}
+etcd: {endpoints: [`+ep+`], group: workers}
 window: {days: [mon], start: "02:00", length: 1h, timezone: UTC}
 `)
 	cfg, err := LoadConfig(root)
@@ -33,7 +33,10 @@ window: {days: [mon], start: "02:00", length: 1h, timezone: UTC}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := reboottest.Client(t, ep)
-	dead := &etcdlock.Lock{KV: c, Group: "workers", ID: "0123456789abcdef0123456789abcdef", Max: 2}
+	if err := (Operator{Root: root, Cfg: cfg}).SetMax(ctx, "", 2); err != nil {
+		t.Fatal(err)
+	}
+	dead := &etcdlock.Lock{KV: c, Group: "workers", ID: "0123456789abcdef0123456789abcdef"}
 	if err := dead.PreReboot(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,6 @@ strategy: etcd-lock
 etcd:
   endpoints: [https://10.0.0.1:2379, https://10.0.0.2:2379]
   group: workers
-  max_holders: 3
 window:
   days: [mon-fri]
   start: "02:00"

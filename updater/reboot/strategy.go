@@ -93,7 +93,7 @@ func New(cfg Config, opts Options) (Strategy, error) {
 		if err != nil {
 			return nil, err
 		}
-		s = &etcdlock.Lock{KV: c, Group: cfg.Etcd.Group, ID: id, Max: cfg.Etcd.Max(), Log: log, Backoff: pol, OnClose: c.Close}
+		s = &etcdlock.Lock{KV: c, Group: cfg.Etcd.Group, ID: id, Log: log, Backoff: pol, OnClose: c.Close}
 	}
 	if cfg.Window != nil {
 		w, err := cfg.Window.BuildWindow(opts.Root)
