@@ -118,7 +118,9 @@ func TestRunPeriodicRetriesConfigErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- e.u.RunPeriodic(ctx, Schedule{Interval: 20 * time.Millisecond, First: time.Millisecond}) }()
+	go func() {
+		done <- e.u.RunPeriodic(ctx, Schedule{Interval: 20 * time.Millisecond, First: time.Millisecond})
+	}()
 	waitFor(t, ctx, func() bool {
 		c, _ := ReadLastCheck(e.host.Root)
 		return c != nil && strings.Contains(c.Error, "strategy")

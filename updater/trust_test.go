@@ -309,4 +309,3 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("got interval %s policy %s", cfg.CheckEvery(), cfg.PolicyName())
 	}
 }
-

@@ -82,15 +82,15 @@ type FleetLockConfig struct {
 
 // EtcdConfig points at the etcd cluster holding locksmith's semaphore.
 type EtcdConfig struct {
-	Endpoints  []string `yaml:"endpoints"`
-	Group      string   `yaml:"group,omitempty"`       // "" is locksmith's default group
+	Endpoints []string `yaml:"endpoints"`
+	Group     string   `yaml:"group,omitempty"` // "" is locksmith's default group
 	// MaxHolders is refused: the group's size is the operator's (hostctl
 	// reboot-lock set-max), read by hosts from etcd. It stays a known key
 	// so that an old configuration gets that answer, not "unknown field".
-	MaxHolders int `yaml:"max_holders,omitempty"`
-	CAFile     string   `yaml:"ca_file,omitempty"`
-	CertFile   string   `yaml:"cert_file,omitempty"`
-	KeyFile    string   `yaml:"key_file,omitempty"`
+	MaxHolders int    `yaml:"max_holders,omitempty"`
+	CAFile     string `yaml:"ca_file,omitempty"`
+	CertFile   string `yaml:"cert_file,omitempty"`
+	KeyFile    string `yaml:"key_file,omitempty"`
 }
 
 // file is update.yaml: our Config and the updater's keys, which we accept
@@ -248,7 +248,6 @@ func (f FleetLockConfig) FleetLockGroup() string {
 	}
 	return f.Group
 }
-
 
 // BuildWindow turns the configuration into window arithmetic, loading the
 // time zone under root.
