@@ -94,6 +94,9 @@ func (s UpdateStatus) Print(w io.Writer) {
 	}
 	for _, c := range s.EtcConflicts {
 		fmt.Fprintf(w, "  /etc conflict: /etc/%s: %s\n", c.Path, c.Reason)
+		if c.New != "" {
+			fmt.Fprintf(w, "    new default in /etc/%s: merge it by hand, then remove it\n", c.New)
+		}
 	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(w, "  unknown: %s\n", p)
