@@ -309,3 +309,16 @@ func TestParseConfig(t *testing.T) {
 		t.Errorf("got interval %s policy %s", cfg.CheckEvery(), cfg.PolicyName())
 	}
 }
+
+// FuzzParseConfig: update.yaml comes from cloud-config; whatever
+// ParseConfig accepts must validate.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("url: https://u.example/\npolicy: stage\ninterval: 2h\nstrategy: immediate\n"))
+	f.Add([]byte("policy: check\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ParseConfig(data)
+		if err == nil && len(cfg.Validate()) > 0 {
+			t.Errorf("ParseConfig accepted a config that Validate rejects: %v", cfg.Validate())
+		}
+	})
+}

@@ -26,7 +26,7 @@ strategy: etcd-lock
 etcd: {endpoints: [`+ep+`], group: workers}
 window: {days: [mon], start: "02:00", length: 1h, timezone: UTC}
 `)
-	cfg, err := LoadConfig(root)
+	cfg, err := loadConfig(root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ window: {days: [mon], start: "02:00", length: 1h, timezone: UTC}
 func TestOperatorFleetLock(t *testing.T) {
 	srv := reboottest.StartFleetLock(t, 1)
 	root := hostRoot(t, "strategy: fleetlock\nfleetlock: {base_url: '"+srv.URL+"', group: workers}\n")
-	cfg, err := LoadConfig(root)
+	cfg, err := loadConfig(root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -267,12 +267,3 @@ func (w *Windowed) SteadyState(ctx context.Context) error { return w.Then.Steady
 
 // Close implements Strategy.
 func (w *Windowed) Close() error { return w.Then.Close() }
-
-// Open is what hostd calls: LoadConfig under opts.Root, then New.
-func Open(opts Options) (Strategy, error) {
-	cfg, err := LoadConfig(opts.Root)
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, opts)
-}
