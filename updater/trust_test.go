@@ -160,10 +160,22 @@ func TestPlanRecordsSpentTrialItself(t *testing.T) {
 	}
 	e.setBootState(bootcfg.State{Default: bootcfg.SlotA, Try: bootcfg.SlotB, TriesLeft: 0})
 	before := e.host.Snapshot(t)
+	h := slots.Host{Root: e.host.Root}
+	o := e.opts()
+	o.DryRun = true
+	if _, err := e.u.Upgrade(context.Background(), o); !errors.Is(err, ErrVersionBad) {
+		t.Errorf("dry run: got %v, want ErrVersionBad", err)
+	}
+	if bad, _ := h.BadVersions(); len(bad) != 0 {
+		t.Errorf("a dry run recorded %v", bad)
+	}
 	if _, err := e.u.Upgrade(context.Background(), e.opts()); !errors.Is(err, ErrVersionBad) {
 		t.Errorf("got %v, want ErrVersionBad", err)
 	}
 	updatertest.SameSnapshot(t, before, e.host.Snapshot(t))
+	if bad, _ := h.BadVersions(); len(bad) != 1 || bad[0] != "1.1.0" {
+		t.Errorf("got bad versions %v, want [1.1.0]", bad)
+	}
 }
 
 // TestDownloadDoesNotHoldUpdateLock (issue 11, item 5): while a download

@@ -96,6 +96,7 @@ type Plan struct {
 	Pinned        string            `json:"pinned,omitempty"` // the operator's pin the periodic check followed
 	Policy        string            `json:"policy,omitempty"` // update.yaml's policy, for periodic checks
 	DryRun        bool              `json:"dryRun,omitempty"` // planned only: nothing written
+	failedTrial   string            // the version GRUB fell back from in this boot, if any
 	SignedBy      string            `json:"signedBy,omitempty"`
 	Manifest      *payload.Manifest `json:"manifest,omitempty"`
 	Usr           Partition         `json:"usr"`
@@ -160,13 +161,19 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	// bulkhead-record-trial.service does this early in boot; doing it here
-	// too means no check can ever take a spent trial for a slot to refill
-	// with the same version (hostd restarted, the unit masked).
-	if v, err := h.RecordFailedTrial(); err != nil {
+	// bulkhead-record-trial.service records a failed trial early in boot;
+	// doing it here too means no check can ever take a spent trial for a
+	// slot to refill with the same version (hostd restarted, the unit
+	// masked). A dry run only takes it into account.
+	failed, err := h.FailedTrial()
+	if err != nil {
 		return nil, err
-	} else if v != "" {
-		u.log().Warn("trial failed: version recorded bad", "version", v)
+	}
+	if failed != "" && !o.DryRun {
+		if err := h.MarkBad(failed); err != nil {
+			return nil, err
+		}
+		u.log().Warn("trial failed: version recorded bad", "version", failed)
 	}
 	st, _, err := h.BootState()
 	if err != nil {
@@ -214,6 +221,7 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err := u.verifyManifest(ctx, client, p); err != nil {
 		return nil, err
 	}
+	p.failedTrial = failed
 	return p, u.decide(ctx, o, p, st)
 }
 
@@ -253,7 +261,7 @@ func (u *Updater) decide(ctx context.Context, o Options, p *Plan, st bootcfg.Sta
 	if err != nil {
 		return err
 	}
-	if slices.Contains(bad, m.Version) && o.AllowBad != m.Version {
+	if (slices.Contains(bad, m.Version) || p.failedTrial == m.Version) && o.AllowBad != m.Version {
 		return fmt.Errorf("updating to %s: %w", m.Version, ErrVersionBad)
 	}
 	switch c := payload.CompareVersions(m.Version, p.From); {

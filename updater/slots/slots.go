@@ -159,6 +159,16 @@ func (h Host) writeBad(v []string) error {
 // so it is safe to run early in boot (bulkhead-record-trial.service), before
 // hostd's periodic check or bless can act on the spent trial.
 func (h Host) RecordFailedTrial() (string, error) {
+	v, err := h.FailedTrial()
+	if err != nil || v == "" {
+		return "", err
+	}
+	return v, h.MarkBad(v)
+}
+
+// FailedTrial returns the version of the trial GRUB fell back from in this
+// boot, or "" when this boot is no fallback. It writes nothing.
+func (h Host) FailedTrial() (string, error) {
 	booted, err := h.Booted()
 	if err != nil {
 		return "", err
@@ -171,10 +181,10 @@ func (h Host) RecordFailedTrial() (string, error) {
 		return "", nil
 	}
 	r, err := h.Release(st.Try)
-	if err != nil || r == nil || r["VERSION"] == "" {
+	if err != nil || r == nil {
 		return "", err
 	}
-	return r["VERSION"], h.MarkBad(r["VERSION"])
+	return r["VERSION"], nil
 }
 
 // FellBack tells whether booted is GRUB's fallback from a spent trial.
