@@ -52,7 +52,7 @@ func NewRootCmd(log *slog.Logger, rt ...runtime.Factory) *cobra.Command {
 				// same lock as hostctl upgrade.
 				u := &updater.Updater{Root: cfg.Root, Runner: run.Exec{Log: log}, Log: log}
 				go func() {
-					if err := u.RunPeriodic(ctx, updater.CheckInterval); err != nil && ctx.Err() == nil {
+					if err := u.RunPeriodic(ctx, updater.Schedule{}); err != nil && ctx.Err() == nil {
 						log.Error("periodic update checks stopped", "err", err)
 					}
 				}()

@@ -16,7 +16,8 @@ import (
 // LastCheckFile records the last check for `hostctl status`.
 const LastCheckFile = "/var/lib/bulkhead/updater/last-check.json"
 
-// CheckInterval is how often hostd checks when update.yaml sets a url.
+// CheckInterval is how often hostd checks when update.yaml sets a url and
+// no interval.
 const CheckInterval = time.Hour
 
 // LastCheck is the outcome of the last check.
@@ -28,6 +29,8 @@ type LastCheck struct {
 	Available string    `json:"available,omitempty"`
 	Staged    bool      `json:"staged,omitempty"` // written and on trial, waiting for a reboot
 	Held      string    `json:"held,omitempty"`   // why the rollout holds the host back
+	Pinned    string    `json:"pinned,omitempty"` // the operator's pin, when one holds the host
+	Policy    string    `json:"policy,omitempty"` // update.yaml's policy for periodic checks
 	Error     string    `json:"error,omitempty"`
 }
 
@@ -36,8 +39,8 @@ func (u *Updater) RecordCheck(p *Plan, opErr error) error {
 	c := LastCheck{Time: u.now().UTC()}
 	if p != nil {
 		c.Channel, c.Source, c.Current, c.Available = p.Channel, p.Source, p.From, p.To
-		c.Staged = p.AlreadyStaged || (opErr == nil && p.Ready())
-		c.Held = p.Held
+		c.Staged = p.AlreadyStaged || (opErr == nil && p.Ready() && !p.DryRun)
+		c.Held, c.Pinned, c.Policy = p.Held, p.Pinned, p.Policy
 	}
 	if opErr != nil {
 		c.Error = opErr.Error()
@@ -79,28 +82,80 @@ func (u *Updater) Reboot(ctx context.Context, s reboot.Strategy) error {
 	return nil
 }
 
-// AutoUpdate is one periodic check, for hostd: when update.yaml sets a url,
-// upgrade from its channel honouring the rollout, record the outcome, and if
-// a new version is staged, reboot by the strategy. It returns nil without
-// doing anything when periodic updates are not configured, and ErrLocked
-// when a person is running an upgrade or rollback.
+// AutoUpdate is one periodic check, for hostd. When update.yaml sets a url
+// and a policy other than off, it plans from the channel honouring the
+// rollout, or, when the operator pinned a version, toward that version only;
+// then, by policy, reports (check), writes the slot (stage), or writes and
+// reboots by the strategy (apply). It records the outcome for `hostctl
+// status`, a configuration error included. It returns ErrLocked when a
+// person is running an upgrade or rollback.
 func (u *Updater) AutoUpdate(ctx context.Context, s reboot.Strategy) error {
 	cfg, err := LoadConfig(u.Root)
 	if err != nil {
+		u.record(nil, err)
 		return err
 	}
-	if cfg.URL == "" {
+	if cfg.URL == "" || cfg.PolicyName() == PolicyOff {
 		return nil
 	}
-	p, err := u.Upgrade(ctx, Options{Source: cfg.URL, Channel: cfg.Channel, HonourRollout: true})
-	if rerr := u.RecordCheck(p, err); rerr != nil {
-		u.log().Warn("recording update check", "err", rerr)
+	o := Options{Source: cfg.URL, Channel: cfg.Channel, HonourRollout: true, DryRun: cfg.PolicyName() == PolicyCheck}
+	pin, err := ReadPin(u.Root)
+	if err != nil {
+		u.record(nil, err)
+		return err
 	}
+	if pin != nil {
+		if p, err := u.pinnedInPlace(cfg, pin); err != nil || p != nil {
+			u.record(p, err)
+			return err
+		}
+		o.To, o.HonourRollout = pin.Version, false
+	}
+	p, err := u.Upgrade(ctx, o)
+	if p != nil {
+		p.Policy = cfg.PolicyName()
+		if pin != nil {
+			p.Pinned = pin.Version
+		}
+	}
+	u.record(p, err)
 	if err != nil {
 		return err
 	}
-	if p.UpToDate || p.Held != "" {
+	if o.DryRun || !p.Ready() || cfg.PolicyName() == PolicyStage {
 		return nil
 	}
 	return u.Reboot(ctx, s)
+}
+
+// pinnedInPlace returns an up-to-date plan, without asking the repository,
+// when the pinned version already is in a slot: booted, or waiting to be
+// booted after a rollback. nil means the pin asks for an update.
+func (u *Updater) pinnedInPlace(cfg Config, pin *Pin) (*Plan, error) {
+	h := u.host()
+	booted, err := h.Booted()
+	if err != nil {
+		return nil, err
+	}
+	from, err := u.bootedVersion(booted)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Source: cfg.URL, Channel: cfg.Channel, From: from, To: pin.Version, UpToDate: true,
+		Booted: booted, Target: booted.Other(), Pinned: pin.Version, Policy: cfg.PolicyName()}
+	if from == pin.Version {
+		return p, nil
+	}
+	if rel, err := h.Release(booted.Other()); err != nil || rel["VERSION"] != pin.Version {
+		return nil, err
+	}
+	return p, nil
+}
+
+// record is RecordCheck for the periodic loop, which has nobody to return
+// a recording error to.
+func (u *Updater) record(p *Plan, opErr error) {
+	if err := u.RecordCheck(p, opErr); err != nil {
+		u.log().Warn("recording update check", "err", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,16 +105,62 @@ func TestCheckSpace(t *testing.T) {
 	}
 }
 
-// TestRunPeriodicWithoutURL: with no url configured the loop only releases
-// the reboot slot (SteadyState) and returns.
-func TestRunPeriodicWithoutURL(t *testing.T) {
+// TestRunPeriodicRetriesConfigErrors: a broken update.yaml does not stop the
+// loop for good (it used to return at once): the error is recorded for
+// hostctl status, and once the file is fixed the next round checks and
+// stages the update.
+func TestRunPeriodicRetriesConfigErrors(t *testing.T) {
 	e := newEnv(t)
-	if err := e.u.RunPeriodic(context.Background(), time.Hour); err != nil {
+	rec := &run.Recorder{}
+	e.u.Runner = rec
+	e.publish("1.1.0", "")
+	updatertest.WriteFile(t, e.host.Root.Join(reboot.ConfigPath), []byte("strategy: nonsense\n"))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- e.u.RunPeriodic(ctx, Schedule{Interval: 20 * time.Millisecond, First: time.Millisecond})
+	}()
+	waitFor(t, ctx, func() bool {
+		c, _ := ReadLastCheck(e.host.Root)
+		return c != nil && strings.Contains(c.Error, "strategy")
+	})
+	var out bytes.Buffer
+	ReadUpdateStatus(e.host.Root).Print(&out)
+	if !strings.Contains(out.String(), "update.yaml is invalid; periodic checks retry") {
+		t.Errorf("status does not show the configuration error:\n%s", out.String())
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the loop stopped on a configuration error: %v", err)
+	default:
+	}
+	updatertest.WriteFile(t, e.host.Root.Join(reboot.ConfigPath), []byte(fmt.Sprintf("url: %s\npolicy: stage\n", e.srv.URL)))
+	waitFor(t, ctx, func() bool {
+		c, _ := ReadLastCheck(e.host.Root)
+		return c != nil && c.Staged
+	})
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	updatertest.WriteFile(t, e.host.Root.Join(reboot.ConfigPath), []byte("strategy: nonsense\n"))
-	if err := e.u.RunPeriodic(context.Background(), time.Hour); !errors.Is(err, reboot.ErrInvalidConfig) {
-		t.Errorf("got %v, want ErrInvalidConfig", err)
+	if e.bootState().Try != bootcfg.SlotB {
+		t.Error("update not staged after the configuration was fixed")
+	}
+	if rec.Transcript() != "" {
+		t.Errorf("policy stage rebooted: %q", rec.Transcript())
+	}
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(t *testing.T, ctx context.Context, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("timed out")
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
 
@@ -126,6 +173,10 @@ func TestUpdateStatus(t *testing.T) {
 	if err := e.u.RecordCheck(&Plan{Channel: "beta", From: "1.0.0", To: "1.1.0"}, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.u.Hold(Pin{Version: "1.1.0", Reason: "hostctl upgrade --to 1.1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	slots.Host{Root: e.host.Root}.MarkBad("1.2.0")
 	var out bytes.Buffer
 	ReadUpdateStatus(e.host.Root).Print(&out)
 	golden.Assert(t, "update-status.txt", out.Bytes())
@@ -144,7 +195,7 @@ func TestRunPeriodicWaitsForBless(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := e.u.RunPeriodic(ctx, time.Hour); err != nil {
+	if err := e.u.RunPeriodic(ctx, Schedule{}); err != nil {
 		t.Errorf("got %v, want nil: an unblessed boot must not even read update.yaml", err)
 	}
 }

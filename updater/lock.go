@@ -17,8 +17,13 @@ import (
 // `hostctl upgrade`, `hostctl rollback` and hostd's periodic updater.
 const LockFile = "/run/bulkhead/update.lock"
 
+// DownloadLockFile serializes downloaders of update payloads. It is not
+// LockFile: a download waits on the network, and bless and rollback must
+// not wait on it.
+const DownloadLockFile = "/run/bulkhead/update-download.lock"
+
 // ErrLocked means another update or rollback is running.
-var ErrLocked = errors.New("another update is running (" + LockFile + " is locked)")
+var ErrLocked = errors.New("another update is running")
 
 // Lock is a held update lock.
 type Lock struct{ f *os.File }
@@ -27,7 +32,12 @@ type Lock struct{ f *os.File }
 // open file, so it goes away with the process: a crashed writer never
 // leaves a stale lock behind.
 func TryLock(root fsroot.Root) (*Lock, error) {
-	p := root.Join(LockFile)
+	return tryLockFile(root, LockFile)
+}
+
+// tryLockFile takes the flock on file under root without waiting.
+func tryLockFile(root fsroot.Root, file string) (*Lock, error) {
+	p := root.Join(file)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, fmt.Errorf("taking update lock: %w", err)
 	}
@@ -38,7 +48,7 @@ func TryLock(root fsroot.Root) (*Lock, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, ErrLocked
+			return nil, fmt.Errorf("%w (%s is locked)", ErrLocked, file)
 		}
 		return nil, fmt.Errorf("taking update lock %s: %w", p, err)
 	}
@@ -63,6 +73,19 @@ func WaitLock(ctx context.Context, root fsroot.Root) (*Lock, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+// WaitLockFor is WaitLock bounded by d: past it, the error wraps ErrLocked
+// and says how long it waited, so a boot-time caller (bless) fails clearly
+// instead of hanging on a stuck writer.
+func WaitLockFor(ctx context.Context, root fsroot.Root, d time.Duration) (*Lock, error) {
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	l, err := WaitLock(wctx, root)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("waited %s for the update lock %s: %w", d, root.Join(LockFile), ErrLocked)
+	}
+	return l, err
 }
 
 // Unlock releases the lock.

@@ -9,43 +9,46 @@ import (
 	"github.com/bulkhead-os/bulkhead/updater/reboot"
 )
 
+// Schedule times the periodic loop.
+type Schedule struct {
+	// Interval is used when update.yaml sets none or cannot be read; 0 is
+	// CheckInterval.
+	Interval time.Duration
+	// First is the wait before the first check after the boot is blessed;
+	// 0 is a minute.
+	First time.Duration
+}
+
 // RunPeriodic is hostd's update loop; run it in a goroutine once per hostd
 // start. It waits until the booted slot is blessed (bulkhead-bless.service
-// ran after boot-complete.target: the GRUB default is the booted slot),
-// builds the reboot strategy from update.yaml, gives back any fleet reboot
-// slot the previous boot held (Strategy.SteadyState), and then, when
-// update.yaml sets a url, runs AutoUpdate every interval (jittered by up to
-// a tenth so a fleet does not hit the repository in step) until ctx ends.
-// Without a url it returns after SteadyState. A check that finds another
-// writer (ErrLocked) or fails is logged and retried at the next tick.
-func (u *Updater) RunPeriodic(ctx context.Context, interval time.Duration) error {
+// ran after boot-complete.target: the GRUB default is the booted slot), then
+// each round rereads update.yaml, builds the reboot strategy from it, gives
+// back any fleet reboot slot the previous boot held (Strategy.SteadyState,
+// once) and runs AutoUpdate (which does nothing without a url or with
+// policy off). Rounds are update.yaml's interval apart, jittered by up to a
+// tenth so a fleet does not hit the repository in step. Nothing stops the
+// loop but ctx: a configuration error, a check that fails or finds another
+// writer (ErrLocked) is recorded for `hostctl status` and retried at the
+// next round, so fixing update.yaml needs no hostd restart.
+func (u *Updater) RunPeriodic(ctx context.Context, sch Schedule) error {
 	if err := u.waitBlessed(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
-	cfg, err := LoadConfig(u.Root)
-	if err != nil {
-		return err
+	if sch.Interval <= 0 {
+		sch.Interval = CheckInterval
 	}
-	s, err := reboot.New(cfg.Config, reboot.Options{Root: u.Root, Log: u.log(), HTTP: u.HTTP, Now: u.Now})
-	if err != nil {
-		return err
+	if sch.First <= 0 {
+		sch.First = time.Minute
 	}
-	defer s.Close()
-	if err := s.SteadyState(ctx); err != nil {
-		u.log().Warn("releasing reboot slot", "strategy", s.Name(), "err", err)
-	}
-	if cfg.URL == "" {
-		return nil
-	}
-	// The first check comes soon after boot, the rest every interval.
-	wait := jitter(time.Minute)
+	steady := false
+	wait := time.Duration(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		err := u.AutoUpdate(ctx, s)
+		interval, err := u.round(ctx, &steady, sch)
 		switch {
 		case errors.Is(err, ErrLocked):
 			u.log().Info("update check skipped: another update is running")
@@ -54,6 +57,36 @@ func (u *Updater) RunPeriodic(ctx context.Context, interval time.Duration) error
 		}
 		wait = jitter(interval)
 	}
+}
+
+// round is one turn of RunPeriodic; it returns the interval to the next.
+func (u *Updater) round(ctx context.Context, steady *bool, sch Schedule) (time.Duration, error) {
+	cfg, err := LoadConfig(u.Root)
+	if err != nil {
+		u.record(nil, err)
+		return sch.Interval, err
+	}
+	interval := sch.Interval
+	if cfg.Interval != "" {
+		interval = cfg.CheckEvery()
+	}
+	s, err := reboot.New(cfg.Config, reboot.Options{Root: u.Root, Log: u.log(), HTTP: u.HTTP, Now: u.Now})
+	if err != nil {
+		u.record(nil, err)
+		return interval, err
+	}
+	defer s.Close()
+	if !*steady {
+		if err := s.SteadyState(ctx); err != nil {
+			u.log().Warn("releasing reboot slot", "strategy", s.Name(), "err", err)
+		}
+		*steady = true
+		// The first check comes soon after boot, the rest every interval.
+		if cfg.URL != "" {
+			return sch.First, nil
+		}
+	}
+	return interval, u.AutoUpdate(ctx, s)
 }
 
 // jitter returns d plus up to a tenth of d.

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-os/bulkhead/internal/golden"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
@@ -149,7 +150,7 @@ func TestUpgradeEndToEnd(t *testing.T) {
 	}
 
 	// Rollback by hand to v1 in slot a.
-	r, err := e.u.Rollback(context.Background())
+	r, err := e.u.Rollback(context.Background(), RollbackOptions{})
 	if err != nil || !r.Changed || r.To != bootcfg.SlotA || r.Version != "1.0.0" {
 		t.Fatalf("got %+v, %v", r, err)
 	}
@@ -223,8 +224,18 @@ func TestUpgradeRefusals(t *testing.T) {
 			h.WriteBootState(bootcfg.State{Default: bootcfg.SlotB}, env)
 			return e.opts()
 		}, ErrNotBlessed},
-		{"another writer holds the lock", func(e *env) Options {
+		{"another upgrade is downloading", func(e *env) Options {
 			e.publish("1.1.0", "")
+			l, err := tryLockFile(e.host.Root, DownloadLockFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { l.Unlock() })
+			return e.opts()
+		}, ErrLocked},
+		{"a rollback or bless holds the lock past the bound", func(e *env) Options {
+			e.publish("1.1.0", "")
+			e.u.LockWait = 50 * time.Millisecond
 			l, err := TryLock(e.host.Root)
 			if err != nil {
 				t.Fatal(err)
@@ -321,7 +332,7 @@ func TestUpgradeWriteFaultLeavesBootable(t *testing.T) {
 	if rel, _ := (slots.Host{Root: e.host.Root}).Release(bootcfg.SlotB); rel != nil {
 		t.Errorf("slot b still claims version %s over a half-written partition", rel["VERSION"])
 	}
-	if _, err := e.u.Rollback(context.Background()); !errors.Is(err, bootcfg.ErrSlotEmpty) {
+	if _, err := e.u.Rollback(context.Background(), RollbackOptions{}); !errors.Is(err, bootcfg.ErrSlotEmpty) {
 		t.Errorf("rollback to a half-written slot: got %v, want ErrSlotEmpty", err)
 	}
 	e.u.Open = nil
@@ -399,19 +410,19 @@ func TestDryRunWritesNothing(t *testing.T) {
 func TestRollbackRefusals(t *testing.T) {
 	e := newEnv(t)
 	before := e.host.Snapshot(t)
-	if _, err := e.u.Rollback(context.Background()); !errors.Is(err, bootcfg.ErrSlotEmpty) {
+	if _, err := e.u.Rollback(context.Background(), RollbackOptions{}); !errors.Is(err, bootcfg.ErrSlotEmpty) {
 		t.Errorf("empty slot b: got %v, want ErrSlotEmpty", err)
 	}
 	old := updatertest.MakeBuild(t, t.TempDir(), "0.9.0", 8)
 	updatertest.WriteFile(t, e.host.Root.Join("/efi/b/release"), []byte(e.host.Entry(bootcfg.SlotB, old).Release("default")))
-	if _, err := e.u.Rollback(context.Background()); !errors.Is(err, ErrSlotIncomplete) {
+	if _, err := e.u.Rollback(context.Background(), RollbackOptions{}); !errors.Is(err, ErrSlotIncomplete) {
 		t.Errorf("slot without kernel: got %v, want ErrSlotIncomplete", err)
 	}
 	for _, f := range []string{"vmlinuz", "initrd.img", "entry.cfg"} {
 		updatertest.WriteFile(t, e.host.Root.Join("/efi/b", f), []byte(f))
 	}
 	slots.Host{Root: e.host.Root}.MarkBad("0.9.0")
-	if _, err := e.u.Rollback(context.Background()); !errors.Is(err, ErrVersionBad) {
+	if _, err := e.u.Rollback(context.Background(), RollbackOptions{}); !errors.Is(err, ErrVersionBad) {
 		t.Errorf("bad version: got %v, want ErrVersionBad", err)
 	}
 	delete(before, "/efi/b/release")
@@ -430,7 +441,7 @@ func TestRollbackClearsTrial(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.boot(bootcfg.SlotB, v2) // booted b, not blessed yet
-	r, err := e.u.Rollback(context.Background())
+	r, err := e.u.Rollback(context.Background(), RollbackOptions{})
 	if err != nil || r.To != bootcfg.SlotA {
 		t.Fatalf("got %+v, %v", r, err)
 	}

@@ -29,7 +29,7 @@ import (
 var (
 	ErrDowngrade       = errors.New("version is older than the booted one (--allow-downgrade to take it)")
 	ErrBelowMinVersion = errors.New("booted version is below the update's minimum version")
-	ErrVersionBad      = errors.New("version is recorded bad: its trial failed")
+	ErrVersionBad      = errors.New("version is recorded bad: its trial failed (--allow-bad VERSION to take it, hostctl update forget-bad VERSION to clear it)")
 	ErrTargetBooted    = errors.New("target slot is the booted slot")
 	ErrNotBlessed      = errors.New("the slot to write is the default (fallback) slot: the booted slot is not blessed yet")
 	ErrVersionMismatch = errors.New("repository manifest names another version")
@@ -52,6 +52,10 @@ type Updater struct {
 	// ("download usr", "write usr", "verify usr", ...).
 	Progress func(what string, done, total int64)
 	Now      func() time.Time // nil for time.Now
+	// LockWait bounds how long an upgrade, its payload downloaded, waits
+	// for a bless or rollback to release the update lock (0 for
+	// DefaultLockWait).
+	LockWait time.Duration
 }
 
 // Options select the update.
@@ -60,7 +64,10 @@ type Options struct {
 	Channel        string // "" for update.yaml's channel (default stable)
 	To             string // version; "" for the channel's
 	AllowDowngrade bool
-	DryRun         bool
+	// AllowBad names the one recorded-bad version the operator accepts
+	// (`hostctl upgrade --allow-bad VERSION`); nothing else stages one.
+	AllowBad string
+	DryRun   bool
 	// HonourRollout makes the channel's staged rollout apply (hostd's
 	// periodic checks). A person running hostctl upgrade is not held back.
 	HonourRollout bool
@@ -85,7 +92,11 @@ type Plan struct {
 	UpToDate      bool              `json:"upToDate,omitempty"`
 	AlreadyStaged bool              `json:"alreadyStaged,omitempty"` // the target slot already waits on trial with this version
 	Downgrade     bool              `json:"downgrade,omitempty"`
-	Held          string            `json:"held,omitempty"` // why the rollout holds this host back
+	Held          string            `json:"held,omitempty"`   // why the rollout holds this host back
+	Pinned        string            `json:"pinned,omitempty"` // the operator's pin the periodic check followed
+	Policy        string            `json:"policy,omitempty"` // update.yaml's policy, for periodic checks
+	DryRun        bool              `json:"dryRun,omitempty"` // planned only: nothing written
+	failedTrial   string            // the version GRUB fell back from in this boot, if any
 	SignedBy      string            `json:"signedBy,omitempty"`
 	Manifest      *payload.Manifest `json:"manifest,omitempty"`
 	Usr           Partition         `json:"usr"`
@@ -150,6 +161,20 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// bulkhead-record-trial.service records a failed trial early in boot;
+	// doing it here too means no check can ever take a spent trial for a
+	// slot to refill with the same version (hostd restarted, the unit
+	// masked). A dry run only takes it into account.
+	failed, err := h.FailedTrial()
+	if err != nil {
+		return nil, err
+	}
+	if failed != "" && !o.DryRun {
+		if err := h.MarkBad(failed); err != nil {
+			return nil, err
+		}
+		u.log().Warn("trial failed: version recorded bad", "version", failed)
+	}
 	st, _, err := h.BootState()
 	if err != nil {
 		return nil, err
@@ -196,6 +221,7 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err := u.verifyManifest(ctx, client, p); err != nil {
 		return nil, err
 	}
+	p.failedTrial = failed
 	return p, u.decide(ctx, o, p, st)
 }
 
@@ -235,7 +261,7 @@ func (u *Updater) decide(ctx context.Context, o Options, p *Plan, st bootcfg.Sta
 	if err != nil {
 		return err
 	}
-	if slices.Contains(bad, m.Version) {
+	if (slices.Contains(bad, m.Version) || p.failedTrial == m.Version) && o.AllowBad != m.Version {
 		return fmt.Errorf("updating to %s: %w", m.Version, ErrVersionBad)
 	}
 	switch c := payload.CompareVersions(m.Version, p.From); {
@@ -349,22 +375,43 @@ func checkSpace(p *Plan, slotDir string) error {
 // A power cut anywhere leaves GRUB booting the booted slot: until step 5 the
 // environment names the target neither as default nor as trial (step 2 only
 // removes a trial), and the booted slot's partitions and ESP files are never
-// opened for writing. The update lock is held throughout.
+// opened for writing.
+//
+// The download (step 1) runs under the download lock only, so a stalled
+// repository never holds up bless or rollback; the update lock, which they
+// take, is held from step 2 on, after the boot state is checked again.
 func (u *Updater) Upgrade(ctx context.Context, o Options) (*Plan, error) {
-	if !o.DryRun {
-		lock, err := TryLock(u.Root)
-		if err != nil {
-			return nil, err
+	if o.DryRun {
+		p, err := u.Plan(ctx, o)
+		if p != nil {
+			p.DryRun = true
 		}
-		defer lock.Unlock()
+		return p, err
 	}
+	dl, err := tryLockFile(u.Root, DownloadLockFile)
+	if err != nil {
+		return nil, err
+	}
+	defer dl.Unlock()
 	p, err := u.Plan(ctx, o)
-	if err != nil || o.DryRun || !p.Ready() {
+	if err != nil || !p.Ready() {
 		return p, err
 	}
 	log := u.log().With("version", p.To, "slot", p.Target)
 	files, err := u.download(ctx, p)
 	if err != nil {
+		return p, err
+	}
+	wait := u.LockWait
+	if wait <= 0 {
+		wait = DefaultLockWait
+	}
+	lock, err := WaitLockFor(ctx, u.Root, wait)
+	if err != nil {
+		return p, err
+	}
+	defer lock.Unlock()
+	if err := u.recheck(o, p); err != nil {
 		return p, err
 	}
 	log.Info("payload downloaded and verified")
@@ -398,6 +445,37 @@ func (u *Updater) Upgrade(ctx context.Context, o Options) (*Plan, error) {
 		log.Warn("removing downloads", "err", err)
 	}
 	return p, nil
+}
+
+// DefaultLockWait bounds how long an upgrade with its payload downloaded
+// waits for a bless or rollback to finish before giving up (the download
+// stays for the next try).
+const DefaultLockWait = 2 * time.Minute
+
+// recheck repeats, under the update lock, the decisions Plan made from the
+// boot state before the download: a rollback, a bless or another upgrade may
+// have run in the meantime.
+func (u *Updater) recheck(o Options, p *Plan) error {
+	h := u.host()
+	booted, err := h.Booted()
+	if err != nil {
+		return err
+	}
+	st, _, err := h.BootState()
+	if err != nil {
+		return err
+	}
+	if booted != p.Booted || st.Default == p.Target {
+		return fmt.Errorf("updating slot %s: %w", p.Target, ErrNotBlessed)
+	}
+	bad, err := h.BadVersions()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(bad, p.To) && o.AllowBad != p.To {
+		return fmt.Errorf("updating to %s: %w", p.To, ErrVersionBad)
+	}
+	return nil
 }
 
 // download fetches every part into the version's download directory, after
@@ -440,6 +518,9 @@ func (u *Updater) clearSlot(s bootcfg.Slot) error {
 		if err := h.WriteBootState(bootcfg.State{Default: st.Default}, env); err != nil {
 			return fmt.Errorf("cancelling trial of slot %s: %w", s, err)
 		}
+	}
+	if err := h.ForgetBlessed(s); err != nil {
+		return err
 	}
 	dir := h.ESP(bootcfg.SlotDir(s))
 	for _, f := range []string{bootcfg.ReleaseFile, bootcfg.EntryFile, bootcfg.KernelFile, bootcfg.InitrdFile} {

@@ -33,7 +33,7 @@ func TestRebootLockVerbs(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dead := &etcdlock.Lock{KV: reboottest.Client(t, ep), ID: "deadbeefdeadbeefdeadbeefdeadbeef", Max: 1}
+	dead := &etcdlock.Lock{KV: reboottest.Client(t, ep), ID: "deadbeefdeadbeefdeadbeefdeadbeef"}
 	if err := dead.PreReboot(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +55,15 @@ func TestRebootLockVerbs(t *testing.T) {
 	}
 	if out := hostctl("reboot-lock", "status", "--group", ""); !strings.Contains(out, "1 of 1 free") {
 		t.Errorf("status after release: got %q, want a free slot", out)
+	}
+	// The operator, not the hosts, sizes the group.
+	if got, want := hostctl("reboot-lock", "set-max", "3"), "group \"\" (coreos.com/updateengine/rebootlock/semaphore): at most 3 hosts reboot at once\n"; got != want {
+		t.Errorf("set-max: got %q, want %q", got, want)
+	}
+	if err := dead.PreReboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if out := hostctl("reboot-lock", "status"); !strings.Contains(out, "2 of 3 free") {
+		t.Errorf("status after set-max 3 and a lock: got %q, want 2 of 3 free", out)
 	}
 }

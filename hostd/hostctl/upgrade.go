@@ -16,14 +16,17 @@ import (
 // under the update lock, so it works when hostd is down.
 func newUpgradeCmd(d Deps) *cobra.Command {
 	var o updater.Options
-	var reboot, asJSON bool
+	var rb rebootFlags
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "upgrade [--to VERSION] [--from URL|DIR] [--channel NAME] [--dry-run] [--reboot] [--allow-downgrade]",
+		Use:   "upgrade [--to VERSION] [--from URL|DIR] [--channel NAME] [--dry-run] [--reboot [--now]] [--allow-downgrade] [--allow-bad VERSION]",
 		Short: "Download, verify and write the next version into the other slot",
 		Long: "Checks the update repository (--from, or url in /etc/bulkhead/update.yaml), downloads the\n" +
 			"version (resumable), verifies its signature and digests, writes it into the inactive\n" +
 			"slot, verifies the slot against its dm-verity root hash, installs its kernel and puts it\n" +
-			"on trial for " + fmt.Sprint(bootcfg.DefaultTries) + " boots. --reboot reboots into it; otherwise the next reboot does.\n" +
+			"on trial for " + fmt.Sprint(bootcfg.DefaultTries) + " boots. --reboot reboots into it through the configured reboot strategy\n" +
+			"(--now: at once); otherwise the next reboot does. --to VERSION pins that version: periodic\n" +
+			"updates hold it until `hostctl update unpin`.\n" +
 			"--dry-run shows sizes, free space, the version and kernel command-line change, and writes nothing.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -36,6 +39,13 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 			}
 			if err != nil {
 				return err
+			}
+			if o.To != "" && !o.DryRun {
+				// The operator chose this version: the periodic check
+				// must not replace it with the channel's.
+				if err := u.Hold(updater.Pin{Version: o.To, Reason: "hostctl upgrade --to " + o.To}); err != nil {
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			switch {
@@ -63,12 +73,11 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 				fmt.Fprintf(out, "Version %s written to slot %s and on trial for %d boots (slot %s kept as fallback).\n",
 					p.To, p.Target, bootcfg.DefaultTries, p.Booted)
 			}
-			if !reboot {
+			if !rb.reboot {
 				fmt.Fprintln(out, "Reboot to start it (or run hostctl upgrade --reboot).")
 				return nil
 			}
-			fmt.Fprintln(out, "Rebooting.")
-			return u.Reboot(cmd.Context(), nil)
+			return rb.run(cmd, d, u)
 		},
 	}
 	fl := cmd.Flags()
@@ -77,7 +86,8 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 	fl.StringVar(&o.Channel, "channel", "", "channel (default: channel in update.yaml, else stable)")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "show what would happen; write nothing")
 	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "accept a version older than the booted one")
-	fl.BoolVar(&reboot, "reboot", false, "reboot into the new version when it is staged")
+	fl.StringVar(&o.AllowBad, "allow-bad", "", "accept this `VERSION` although its trial failed on this host")
+	rb.add(cmd, "reboot into the new version when it is staged,")
 	fl.BoolVar(&asJSON, "json", false, "print the plan as JSON")
 	return cmd
 }

@@ -155,24 +155,40 @@ const (
 	StatePending SlotState = "pending"
 	StateBad     SlotState = "bad"
 	StateEmpty   SlotState = "empty"
+	// StateUnproven: the slot holds a version that never booted to a
+	// blessing (a cancelled trial, or one whose tries are spent but not
+	// yet recorded bad). It is not a safe default: GRUB's fallback is the
+	// default itself.
+	StateUnproven SlotState = "unproven"
 )
 
-// Describe tells the state of slot given the boot selection, the booted slot,
-// whether the slot holds a version and whether that version is recorded bad.
-func Describe(st State, slot, booted Slot, holdsVersion, bad bool) SlotState {
+// SlotFacts is what the host knows about a slot's contents beyond the boot
+// selection.
+type SlotFacts struct {
+	HoldsVersion bool // a release file names a version
+	Bad          bool // that version is recorded bad
+	Blessed      bool // that very build (version and root hash) booted and was blessed
+}
+
+// Describe tells the state of slot given the boot selection, the booted slot
+// and the facts about its contents.
+func Describe(st State, slot, booted Slot, f SlotFacts) SlotState {
 	switch {
-	case !holdsVersion:
+	case !f.HoldsVersion:
 		return StateEmpty
 	case slot == booted:
 		return StateBooted
 	case st.Try == slot && st.TriesLeft > 0:
 		return StatePending
-	case bad || st.Try == slot:
+	case f.Bad || st.Try == slot:
 		return StateBad
 	case slot == st.Default:
+		// GRUB boots the default whatever happens: it was blessed when it
+		// became the default (or is the factory slot).
+		return StateGood
+	case f.Blessed:
+		// The previous version, kept for rollback.
 		return StateGood
 	}
-	// A slot that holds a version, is not the default and not on trial: the
-	// previous version, kept for rollback.
-	return StateGood
+	return StateUnproven
 }

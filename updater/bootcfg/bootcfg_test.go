@@ -105,16 +105,29 @@ func TestBlessOutcomes(t *testing.T) {
 
 func TestDescribe(t *testing.T) {
 	st := State{Default: SlotA, Try: SlotB, TriesLeft: 2}
-	if got := Describe(st, SlotB, SlotA, true, false); got != StatePending {
-		t.Errorf("got %s, want pending", got)
-	}
-	if got := Describe(State{Default: SlotA, Try: SlotB}, SlotB, SlotA, true, false); got != StateBad {
-		t.Errorf("got %s, want bad", got)
-	}
-	if got := Describe(st, SlotB, SlotA, false, false); got != StateEmpty {
-		t.Errorf("got %s, want empty", got)
-	}
-	if got := Describe(State{Default: SlotA}, SlotA, SlotA, true, false); got != StateBooted {
-		t.Errorf("got %s, want booted", got)
+	v := SlotFacts{HoldsVersion: true}
+	for _, c := range []struct {
+		name   string
+		st     State
+		slot   Slot
+		booted Slot
+		facts  SlotFacts
+		want   SlotState
+	}{
+		{"on trial", st, SlotB, SlotA, v, StatePending},
+		{"trial spent", State{Default: SlotA, Try: SlotB}, SlotB, SlotA, v, StateBad},
+		{"empty", st, SlotB, SlotA, SlotFacts{}, StateEmpty},
+		{"booted", State{Default: SlotA}, SlotA, SlotA, v, StateBooted},
+		{"recorded bad", State{Default: SlotA}, SlotB, SlotA, SlotFacts{HoldsVersion: true, Bad: true}, StateBad},
+		{"default, booted by hand", State{Default: SlotA}, SlotA, SlotB, v, StateGood},
+		{"previous, blessed", State{Default: SlotA}, SlotB, SlotA, SlotFacts{HoldsVersion: true, Blessed: true}, StateGood},
+		// A cancelled trial: it holds a version that never proved itself.
+		{"never booted", State{Default: SlotA}, SlotB, SlotA, v, StateUnproven},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Describe(c.st, c.slot, c.booted, c.facts); got != c.want {
+				t.Errorf("got %s, want %s", got, c.want)
+			}
+		})
 	}
 }

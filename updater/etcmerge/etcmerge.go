@@ -49,7 +49,15 @@ type Change struct {
 	Path   string `json:"path"` // relative to /etc
 	Action Action `json:"action"`
 	Reason string `json:"reason,omitempty"`
+	// New, for a conflict, is where the new default was written beside the
+	// kept local file (relative to /etc): the conflict is listed until the
+	// operator removes it. Without one, it is listed until the local path
+	// is gone.
+	New string `json:"new,omitempty"`
 }
+
+// NewSuffix names the new default written beside a conflicting local file.
+const NewSuffix = ".bulkhead-new"
 
 // Report is the outcome of a merge; its conflicts are what
 // /var/lib/bulkhead/updater/etc-conflicts.json holds.
@@ -100,10 +108,12 @@ func (a entry) same(b entry) bool {
 	if a.kind != b.kind {
 		return false
 	}
-	if a.kind == fs.ModeDir {
-		return true
+	if a.kind == fs.ModeSymlink {
+		return bytes.Equal(a.data, b.data)
 	}
-	return (a.kind == fs.ModeSymlink || a.mode == b.mode) && bytes.Equal(a.data, b.data)
+	// Owner and mode are part of a file's meaning (shadow 0640 root:shadow,
+	// a service's key readable by its user only).
+	return a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && bytes.Equal(a.data, b.data)
 }
 
 // read loads the entry at p; a missing path is an entry that does not exist.
@@ -159,72 +169,39 @@ func list(dir string) (map[string]bool, error) {
 	return out, nil
 }
 
+// op is one planned write of a merge.
+type op struct {
+	path   string
+	action Action
+	e      entry // what to install (Added, Updated, the new default of a Conflict)
+	reason string
+	data   []byte // merged content of an account database (Updated or Conflict)
+}
+
 // Merge merges t.New into t.Local against t.Base and reports what it did. It
-// does not update the base: Run does that once the merge succeeded.
+// reads everything and plans every path before it writes anything, so a
+// path it cannot merge (a type change, a read error) never leaves /etc half
+// merged. It does not update the base: Run does that once the merge
+// succeeded.
 func Merge(ctx context.Context, t Trees, log *slog.Logger) (Report, error) {
-	var rep Report
-	if _, err := os.Stat(t.Base); errors.Is(err, fs.ErrNotExist) {
-		rep.FirstBoot = true
-	}
-	baseList, err := list(t.Base)
+	rep, ops, removals, err := plan(ctx, t)
 	if err != nil {
 		return rep, err
 	}
-	newList, err := list(t.New)
-	if err != nil {
-		return rep, err
-	}
-	union := map[string]bool{}
-	for p := range baseList {
-		union[p] = true
-	}
-	for p := range newList {
-		union[p] = true
-	}
-	paths := make([]string, 0, len(union))
-	for p := range union {
-		if !Skipped[strings.SplitN(p, string(filepath.Separator), 2)[0]] {
-			paths = append(paths, p)
-		}
-	}
-	sort.Strings(paths)
-	// Removals go deepest first so a directory empties before it goes.
-	var removals []string
-	rep.BaseCurrent = !rep.FirstBoot
-	for _, p := range paths {
+	for _, o := range ops {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		b, err := read(filepath.Join(t.Base, p))
-		if err != nil {
-			return rep, fmt.Errorf("merging /etc/%s: %w", p, err)
+		if err := apply(t, o); err != nil {
+			return rep, fmt.Errorf("merging /etc/%s: %w", o.path, err)
 		}
-		n, err := read(filepath.Join(t.New, p))
-		if err != nil {
-			return rep, fmt.Errorf("merging /etc/%s: %w", p, err)
+		if o.action == Conflict && o.e.exists && o.e.kind != fs.ModeDir {
+			rep.Changes = append(rep.Changes, Change{Path: o.path, Action: o.action, Reason: o.reason, New: o.path + NewSuffix})
+		} else if o.e.kind != fs.ModeDir || o.action == Conflict {
+			rep.Changes = append(rep.Changes, Change{Path: o.path, Action: o.action, Reason: o.reason})
 		}
-		l, err := read(filepath.Join(t.Local, p))
-		if err != nil {
-			return rep, fmt.Errorf("merging /etc/%s: %w", p, err)
-		}
-		rep.BaseCurrent = rep.BaseCurrent && b.same(n)
-		act, reason := decide(rep.FirstBoot, b, n, l)
-		switch act {
-		case "":
-			continue
-		case Added, Updated:
-			if err := install(filepath.Join(t.Local, p), n); err != nil {
-				return rep, fmt.Errorf("merging /etc/%s: %w", p, err)
-			}
-			if n.kind == fs.ModeDir {
-				continue // implied by the files in it
-			}
-		case Removed:
-			removals = append(removals, p)
-			continue // reported when done
-		}
-		rep.Changes = append(rep.Changes, Change{Path: p, Action: act, Reason: reason})
 	}
+	// Removals go deepest first so a directory empties before it goes.
 	sort.Sort(sort.Reverse(sort.StringSlice(removals)))
 	for _, p := range removals {
 		lp := filepath.Join(t.Local, p)
@@ -245,6 +222,158 @@ func Merge(ctx context.Context, t Trees, log *slog.Logger) (Report, error) {
 	return rep, nil
 }
 
+// plan reads the three trees and decides every path.
+func plan(ctx context.Context, t Trees) (Report, []op, []string, error) {
+	var rep Report
+	if _, err := os.Stat(t.Base); errors.Is(err, fs.ErrNotExist) {
+		rep.FirstBoot = true
+	}
+	baseList, err := list(t.Base)
+	if err != nil {
+		return rep, nil, nil, err
+	}
+	newList, err := list(t.New)
+	if err != nil {
+		return rep, nil, nil, err
+	}
+	union := map[string]bool{}
+	for p := range baseList {
+		union[p] = true
+	}
+	for p := range newList {
+		union[p] = true
+	}
+	paths := make([]string, 0, len(union))
+	for p := range union {
+		if !Skipped[strings.SplitN(p, string(filepath.Separator), 2)[0]] {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	var ops []op
+	var removals []string
+	// blocked holds paths whose subtree is left alone: their type changed,
+	// so nothing below them can be merged without a half-merge.
+	var blocked []string
+	rep.BaseCurrent = !rep.FirstBoot
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return rep, nil, nil, err
+		}
+		var b, n, l entry
+		for _, x := range []struct {
+			dir string
+			e   *entry
+		}{{t.Base, &b}, {t.New, &n}, {t.Local, &l}} {
+			if *x.e, err = read(filepath.Join(x.dir, p)); err != nil {
+				return rep, nil, nil, fmt.Errorf("merging /etc/%s: %w", p, err)
+			}
+		}
+		rep.BaseCurrent = rep.BaseCurrent && b.same(n)
+		if under(p, blocked) {
+			continue
+		}
+		if reason := typeClash(rep.FirstBoot, b, n, l); reason != "" {
+			blocked = append(blocked, p)
+			o := op{path: p, action: Conflict, reason: reason}
+			if n.exists && n.kind != fs.ModeDir {
+				o.e = n
+			}
+			ops = append(ops, o)
+			continue
+		}
+		if Accounts[p] && !rep.FirstBoot && b.exists && n.exists && l.exists && b.kind == 0 && n.kind == 0 && l.kind == 0 && !l.same(n) && !b.same(n) {
+			if o, ok := mergeAccounts(p, b, n, l); ok {
+				ops = append(ops, o)
+			}
+			continue
+		}
+		act, reason := decide(rep.FirstBoot, b, n, l)
+		switch act {
+		case "":
+		case Removed:
+			removals = append(removals, p)
+		case Conflict:
+			o := op{path: p, action: act, reason: reason}
+			if n.exists && n.kind != fs.ModeDir {
+				o.e = n // written beside the local file
+			}
+			ops = append(ops, o)
+		default:
+			ops = append(ops, op{path: p, action: act, e: n})
+		}
+	}
+	return rep, ops, removals, nil
+}
+
+// under tells whether p lies below one of dirs.
+func under(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if strings.HasPrefix(p, d+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// typeClash returns why a path cannot be merged because a file became a
+// directory (or the reverse) on one side while the other side has the
+// other type, or "" when types agree.
+func typeClash(firstBoot bool, b, n, l entry) string {
+	if !n.exists || !l.exists || n.kind == l.kind {
+		return ""
+	}
+	if !firstBoot && b.exists && l.same(b) && n.kind != fs.ModeDir && l.kind != fs.ModeDir {
+		return "" // file <-> symlink: an ordinary update of an untouched path
+	}
+	if firstBoot && n.kind != fs.ModeDir && l.kind != fs.ModeDir {
+		return ""
+	}
+	return fmt.Sprintf("is a %s here and a %s in the new defaults: kept the local one, nothing below it merged", kindName(l.kind), kindName(n.kind))
+}
+
+func kindName(k fs.FileMode) string {
+	switch k {
+	case 0:
+		return "file"
+	case fs.ModeDir:
+		return "directory"
+	case fs.ModeSymlink:
+		return "symlink"
+	}
+	return k.String()
+}
+
+// apply carries out one planned op under t.Local.
+func apply(t Trees, o op) error {
+	p := filepath.Join(t.Local, o.path)
+	switch {
+	case o.data != nil && o.action == Updated:
+		l, err := read(p)
+		if err != nil {
+			return err
+		}
+		l.data = o.data
+		return install(p, l) // the local file's owner and mode stay
+	case o.action == Conflict && o.data != nil:
+		l, err := read(p)
+		if err != nil {
+			return err
+		}
+		l.data = o.data
+		if err := install(p, l); err != nil {
+			return err
+		}
+		return install(p+NewSuffix, o.e)
+	case o.action == Conflict:
+		if !o.e.exists {
+			return nil
+		}
+		return install(p+NewSuffix, o.e)
+	}
+	return install(p, o.e)
+}
+
 // decide is the three-way rule for one path; "" means leave it alone.
 func decide(firstBoot bool, b, n, l entry) (Action, string) {
 	switch {
@@ -263,19 +392,21 @@ func decide(firstBoot bool, b, n, l entry) (Action, string) {
 		case n.kind == fs.ModeDir && l.kind == fs.ModeDir:
 			return "", ""
 		}
-		return Conflict, "new in the defaults, but a local file is already there: kept the local file"
+		return Conflict, "new in the defaults, but a local file is already there: kept the local file, the new default beside it"
 	case n.exists && b.exists:
 		switch {
 		case b.same(n), l.same(n):
 			return "", ""
 		case !l.exists:
-			return Conflict, "deleted locally, changed in the new defaults: left deleted"
+			return Conflict, "deleted locally, changed in the new defaults: left deleted, the new default beside it"
 		case l.same(b):
 			return Updated, ""
 		case n.kind == fs.ModeDir && l.kind == fs.ModeDir:
-			return "", ""
+			return "", "" // owner or mode changed on both sides: the local one stays
+		case bytes.Equal(l.data, n.data) || bytes.Equal(l.data, b.data):
+			return Conflict, fmt.Sprintf("owner or mode changed locally (%s) and in the new defaults (%s): kept the local file", attrs(l), attrs(n))
 		}
-		return Conflict, "changed locally and in the new defaults: kept the local file"
+		return Conflict, "changed locally and in the new defaults: kept the local file, the new default beside it"
 	case b.exists: // removed from the factory
 		switch {
 		case !l.exists:
@@ -290,6 +421,9 @@ func decide(firstBoot bool, b, n, l entry) (Action, string) {
 	return "", ""
 }
 
+// attrs renders a file's mode and owner for a conflict reason.
+func attrs(e entry) string { return fmt.Sprintf("%04o %d:%d", e.mode, e.uid, e.gid) }
+
 // install puts e at p atomically (temp + rename), creating parent
 // directories, with the factory's mode and, when running as root, owner.
 func install(p string, e entry) error {
@@ -299,6 +433,9 @@ func install(p string, e entry) error {
 	switch e.kind {
 	case fs.ModeDir:
 		if err := os.Mkdir(p, e.mode); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := os.Chmod(p, e.mode); err != nil {
 			return err
 		}
 		return chown(p, e)
@@ -357,13 +494,17 @@ func Run(ctx context.Context, root fsroot.Root, log *slog.Logger) (Report, error
 			}
 		}
 	}
+	prev, err := ReadConflicts(root)
+	if err != nil {
+		return Report{}, err
+	}
 	rep, err := Merge(ctx, t, log)
 	if err != nil {
 		return rep, err
 	}
 	b, err := json.MarshalIndent(struct {
 		Conflicts []Change `json:"conflicts"`
-	}{append([]Change{}, rep.Conflicts()...)}, "", "  ")
+	}{Pending(t.Local, prev, rep.Conflicts())}, "", "  ")
 	if err != nil {
 		return rep, fmt.Errorf("encoding /etc conflicts: %w", err)
 	}
@@ -377,6 +518,34 @@ func Run(ctx context.Context, root fsroot.Root, log *slog.Logger) (Report, error
 		return rep, fmt.Errorf("recording factory defaults in %s: %w", t.Base, err)
 	}
 	return rep, nil
+}
+
+// Pending is the conflict list to keep: this merge's conflicts, and every
+// earlier one on another path the operator has not resolved yet (its
+// .bulkhead-new beside the local file still there; or, without one, the
+// local path still there). A conflict is thus listed until resolved, not
+// only on the boot that found it.
+func Pending(local string, prev, now []Change) []Change {
+	out := append([]Change{}, now...)
+	seen := map[string]bool{}
+	for _, c := range now {
+		seen[c.Path] = true
+	}
+	for _, c := range prev {
+		if seen[c.Path] {
+			continue
+		}
+		p := c.Path
+		if c.New != "" {
+			p = c.New
+		}
+		if _, err := os.Lstat(filepath.Join(local, p)); err == nil {
+			out = append(out, c)
+			seen[c.Path] = true
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
 }
 
 // ReadConflicts returns the conflicts of the last merge (none when no merge

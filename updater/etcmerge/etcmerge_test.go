@@ -149,9 +149,162 @@ func TestMergeGolden(t *testing.T) {
 	if got := dump(t, root.Join(EtcDir)); got != before || len(rep.Changes) != 0 {
 		t.Errorf("second run changed things: %+v", rep.Changes)
 	}
-	cs, err := ReadConflicts(root)
-	if err != nil || len(cs) != 0 {
-		t.Errorf("got conflicts %v, %v after a clean re-run, want none", cs, err)
+	// The conflicts stay listed (they used to vanish at the next boot)
+	// until the operator resolves them: removes the .bulkhead-new file, or
+	// the local file where there is none.
+	first := string(conflicts)
+	if now, _ := os.ReadFile(root.Join(ConflictsFile)); string(now) != first {
+		t.Errorf("second run changed the conflict list:\n%s\nwant\n%s", now, first)
+	}
+	cs, _ := ReadConflicts(root)
+	for _, c := range cs {
+		p := c.Path
+		if c.New != "" {
+			p = c.New
+		}
+		if err := os.Remove(root.Join(EtcDir, p)); err != nil {
+			t.Errorf("resolving %s: %v", c.Path, err)
+		}
+	}
+	if _, err := Run(context.Background(), root, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if cs, err := ReadConflicts(root); err != nil || len(cs) != 0 {
+		t.Errorf("got conflicts %v, %v once resolved, want none", cs, err)
+	}
+}
+
+// TestMergeAccountsByEntry (issue 11, item 7): a new version adding a system
+// user to passwd, group, shadow and gshadow, on a host where provisioning
+// added its own: both are kept (the whole-file merge made it a conflict and
+// lost the system user). A new entry whose id a local one holds is left
+// out and reported, with the new file beside.
+func TestMergeAccountsByEntry(t *testing.T) {
+	root := fsroot.Root(t.TempDir())
+	tree{
+		"passwd":  "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/usr/sbin/nologin\nold:x:50:50::/:/usr/sbin/nologin\n",
+		"group":   "root:x:0:\ndaemon:x:1:\n",
+		"shadow":  "root:*:1::::::\ndaemon:*:1::::::\nold:*:1::::::\n",
+		"gshadow": "root:*::\ndaemon:*::\n",
+	}.write(t, root.Join(BaseDir))
+	tree{
+		"passwd":  "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/usr/sbin/nologin\nsystemd-network:x:998:998::/:/usr/sbin/nologin\nclash:x:1000:1000::/:/usr/sbin/nologin\n",
+		"group":   "root:x:0:\ndaemon:x:1:\nsystemd-network:x:998:\n",
+		"shadow":  "root:*:1::::::\ndaemon:*:1::::::\nsystemd-network:!*:1::::::\n",
+		"gshadow": "root:*::\ndaemon:*::\nsystemd-network:!*::\n",
+	}.write(t, root.Join(FactoryDir))
+	tree{
+		"passwd":  "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/usr/sbin/nologin\nold:x:50:50::/:/usr/sbin/nologin\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+		"group":   "root:x:0:\ndaemon:x:1:\nalice:x:1000:\n",
+		"shadow":  "root:*:1::::::\ndaemon:*:1::::::\nold:*:1::::::\nalice:$6$hash:1::::::\n",
+		"gshadow": "root:*::\ndaemon:*::\nalice:!::\n",
+	}.write(t, root.Join(EtcDir))
+	rep, err := Run(context.Background(), root, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		// root's shell follows the defaults (untouched locally), old is
+		// dropped, alice kept, systemd-network added, clash left out.
+		"passwd":  "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/usr/sbin/nologin\nalice:x:1000:1000::/home/alice:/bin/bash\nsystemd-network:x:998:998::/:/usr/sbin/nologin\n",
+		"group":   "root:x:0:\ndaemon:x:1:\nalice:x:1000:\nsystemd-network:x:998:\n",
+		"shadow":  "root:*:1::::::\ndaemon:*:1::::::\nalice:$6$hash:1::::::\nsystemd-network:!*:1::::::\n",
+		"gshadow": "root:*::\ndaemon:*::\nalice:!::\nsystemd-network:!*::\n",
+	}
+	for f, w := range want {
+		if b, _ := os.ReadFile(root.Join(EtcDir, f)); string(b) != w {
+			t.Errorf("/etc/%s: got\n%s\nwant\n%s", f, b, w)
+		}
+	}
+	cs := rep.Conflicts()
+	if len(cs) != 1 || cs[0].Path != "passwd" || !strings.Contains(cs[0].Reason, "id 1000 of new passwd entry clash is taken by local alice") || cs[0].New != "passwd"+NewSuffix {
+		t.Errorf("got conflicts %+v, want the uid clash on passwd", cs)
+	}
+	if _, err := os.Stat(root.Join(EtcDir, "passwd"+NewSuffix)); err != nil {
+		t.Errorf("new passwd not beside the local one: %v", err)
+	}
+}
+
+// TestMergeComparesOwnersAndModes: the factory changing a file's owner or
+// mode is an update (it was invisible); a local owner change is a local
+// change (the new content used to overwrite it, owner and all).
+func TestMergeComparesOwnersAndModes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to chown (make test runs as root)")
+	}
+	root := fsroot.Root(t.TempDir())
+	tr := tree{"owner-new": "same\n", "mode-new": "same\n", "owner-local": "v1\n"}
+	tr.write(t, root.Join(BaseDir))
+	tree{"owner-new": "same\n", "mode-new": "same\n", "owner-local": "v2\n"}.write(t, root.Join(FactoryDir))
+	tr.write(t, root.Join(EtcDir))
+	for _, c := range []struct {
+		path string
+		do   func(string) error
+	}{
+		{root.Join(FactoryDir, "owner-new"), func(p string) error { return os.Lchown(p, 0, 42) }},
+		{root.Join(FactoryDir, "mode-new"), func(p string) error { return os.Chmod(p, 0o600) }},
+		{root.Join(EtcDir, "owner-local"), func(p string) error { return os.Lchown(p, 1000, 1000) }},
+	} {
+		if err := c.do(c.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Merge(context.Background(), Trees{Base: root.Join(BaseDir), New: root.Join(FactoryDir), Local: root.Join(EtcDir)}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Action{}
+	for _, c := range rep.Changes {
+		got[c.Path] = c.Action
+	}
+	if got["owner-new"] != Updated || got["mode-new"] != Updated || got["owner-local"] != Conflict {
+		t.Errorf("got %v, want owner-new and mode-new updated, owner-local a conflict", got)
+	}
+	if l, _ := read(root.Join(EtcDir, "owner-new")); l.gid != 42 {
+		t.Errorf("owner-new: got gid %d, want 42", l.gid)
+	}
+	if l, _ := read(root.Join(EtcDir, "mode-new")); l.mode != 0o600 {
+		t.Errorf("mode-new: got mode %o, want 600", l.mode)
+	}
+	if l, _ := read(root.Join(EtcDir, "owner-local")); l.uid != 1000 || string(l.data) != "v1\n" {
+		t.Errorf("owner-local: got uid %d %q, want the local file kept", l.uid, l.data)
+	}
+}
+
+// TestMergeTypeChangeIsConflict: a file that became a directory in the new
+// defaults (and the reverse) is a reported conflict with the local one
+// kept; nothing below it is touched, and the rest of /etc still merges.
+// Today's merge failed half-way, after writing part of the tree.
+func TestMergeTypeChangeIsConflict(t *testing.T) {
+	root := fsroot.Root(t.TempDir())
+	tree{"to-dir": "v1\n", "to-file/a": "v1\n", "z-updated": "v1\n"}.write(t, root.Join(BaseDir))
+	tree{"to-dir/a": "new\n", "to-dir/b/c": "new\n", "to-file": "new\n", "z-updated": "v2\n", "a-added": "new\n"}.write(t, root.Join(FactoryDir))
+	tree{"to-dir": "mine\n", "to-file/a": "mine\n", "z-updated": "v1\n"}.write(t, root.Join(EtcDir))
+	rep, err := Run(context.Background(), root, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("got %v, want a merge with conflicts", err)
+	}
+	got := map[string]Change{}
+	for _, c := range rep.Changes {
+		got[c.Path] = c
+	}
+	if c := got["to-dir"]; c.Action != Conflict || !strings.Contains(c.Reason, "is a file here and a directory in the new defaults") {
+		t.Errorf("to-dir: got %+v", c)
+	}
+	if c := got["to-file"]; c.Action != Conflict || !strings.Contains(c.Reason, "is a directory here and a file in the new defaults") || c.New != "to-file"+NewSuffix {
+		t.Errorf("to-file: got %+v", c)
+	}
+	if got["a-added"].Action != Added || got["z-updated"].Action != Updated {
+		t.Errorf("the rest of /etc did not merge: %+v", rep.Changes)
+	}
+	if b, _ := os.ReadFile(root.Join(EtcDir, "to-dir")); string(b) != "mine\n" {
+		t.Errorf("to-dir: got %q, want the local file", b)
+	}
+	if b, _ := os.ReadFile(root.Join(EtcDir, "to-file/a")); string(b) != "mine\n" {
+		t.Errorf("to-file/a: got %q, want the local file", b)
+	}
+	if len(rep.Changes) != 4 {
+		t.Errorf("got %d changes, want 4 (nothing below the clashing paths): %+v", len(rep.Changes), rep.Changes)
 	}
 }
 

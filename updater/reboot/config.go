@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -29,8 +28,8 @@ const (
 )
 
 // Config is the reboot part of update.yaml. The updater's own keys (channel,
-// url) share the file: an updater config struct can embed Config with
-// `yaml:",inline"` and decode the whole file strictly. For example:
+// url, policy, interval) share the file: updater.Config embeds Config with
+// `yaml:",inline"` and decodes the whole file strictly. For example:
 //
 //	channel: stable
 //	url: https://updates.example.org/
@@ -38,7 +37,6 @@ const (
 //	etcd:
 //	  endpoints: [https://10.0.0.1:2379]
 //	  group: workers               # "" is locksmith's default group
-//	  max_holders: 2
 //	  ca_file: /etc/bulkhead/etcd/ca.pem
 //	  cert_file: /etc/bulkhead/etcd/client.pem
 //	  key_file: /etc/bulkhead/etcd/client-key.pem
@@ -83,56 +81,35 @@ type FleetLockConfig struct {
 
 // EtcdConfig points at the etcd cluster holding locksmith's semaphore.
 type EtcdConfig struct {
-	Endpoints  []string `yaml:"endpoints"`
-	Group      string   `yaml:"group,omitempty"`       // "" is locksmith's default group
-	MaxHolders int      `yaml:"max_holders,omitempty"` // default 1
-	CAFile     string   `yaml:"ca_file,omitempty"`
-	CertFile   string   `yaml:"cert_file,omitempty"`
-	KeyFile    string   `yaml:"key_file,omitempty"`
-}
-
-// file is update.yaml: our Config and the updater's keys, which we accept
-// without looking at them.
-type file struct {
-	Config  `yaml:",inline"`
-	Channel any `yaml:"channel"`
-	URL     any `yaml:"url"`
+	Endpoints []string `yaml:"endpoints"`
+	Group     string   `yaml:"group,omitempty"` // "" is locksmith's default group
+	// MaxHolders is refused: the group's size is the operator's (hostctl
+	// reboot-lock set-max), read by hosts from etcd. It stays a known key
+	// so that an old configuration gets that answer, not "unknown field".
+	MaxHolders int    `yaml:"max_holders,omitempty"`
+	CAFile     string `yaml:"ca_file,omitempty"`
+	CertFile   string `yaml:"cert_file,omitempty"`
+	KeyFile    string `yaml:"key_file,omitempty"`
 }
 
 // ErrInvalidConfig wraps every configuration problem.
 var ErrInvalidConfig = errors.New("invalid update configuration")
 
-// LoadConfig reads update.yaml under root. A missing file is the default
-// configuration (immediate). Every problem is reported, each with its path.
-func LoadConfig(root fsroot.Root) (Config, error) {
-	path := root.Join(ConfigPath)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return Config{}, nil
-	}
-	if err != nil {
-		return Config{}, fmt.Errorf("reading %s: %w", path, err)
-	}
-	cfg, err := ParseConfig(data)
-	if err != nil {
-		return Config{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
-}
-
-// ParseConfig decodes update.yaml strictly (unknown keys are errors) and
-// validates it.
+// ParseConfig decodes a document holding only the reboot keys strictly
+// (unknown keys are errors) and validates it. update.yaml as a whole, with
+// the updater's keys, is updater.ParseConfig's: that is the one definition
+// of the file, and it embeds Config.
 func ParseConfig(data []byte) (Config, error) {
-	var f file
+	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if p := f.Config.Validate(); len(p) > 0 {
+	if p := c.Validate(); len(p) > 0 {
 		return Config{}, fmt.Errorf("%w:\n  %s", ErrInvalidConfig, strings.Join(p, "\n  "))
 	}
-	return f.Config, nil
+	return c, nil
 }
 
 // Validate returns every problem as "path: message".
@@ -209,8 +186,8 @@ func (c Config) Validate() []string {
 				add(fmt.Sprintf("etcd.endpoints[%d]", i), "%q is not an http(s) URL", ep)
 			}
 		}
-		if e.MaxHolders < 0 {
-			add("etcd.max_holders", "%d must be >= 1", e.MaxHolders)
+		if e.MaxHolders != 0 {
+			add("etcd.max_holders", "hosts no longer size the group (each overwrote the others): the operator sets it once with hostctl reboot-lock set-max N")
 		}
 		if (e.CertFile == "") != (e.KeyFile == "") {
 			add("etcd", "cert_file and key_file go together")
@@ -246,9 +223,6 @@ func (f FleetLockConfig) FleetLockGroup() string {
 	}
 	return f.Group
 }
-
-// Max is the configured number of slots, at least 1.
-func (e EtcdConfig) Max() int { return max(e.MaxHolders, 1) }
 
 // BuildWindow turns the configuration into window arithmetic, loading the
 // time zone under root.

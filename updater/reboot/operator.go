@@ -75,7 +75,7 @@ func (o Operator) Status(ctx context.Context, w io.Writer, group string) error {
 			return err
 		}
 		defer c.Close()
-		s, rev, err := etcdlock.Read(ctx, c, g, o.Cfg.Etcd.Max())
+		s, rev, err := etcdlock.Read(ctx, c, g, etcdlock.DefaultMax)
 		if err != nil {
 			return err
 		}
@@ -90,6 +90,22 @@ func (o Operator) Status(ctx context.Context, w io.Writer, group string) error {
 		}
 	}
 	return nil
+}
+
+// SetMax sizes the etcd-lock group's semaphore to n holders: the one
+// writer of max, so every host of the group reads the same size.
+func (o Operator) SetMax(ctx context.Context, group string, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, operatorTimeout)
+	defer cancel()
+	if o.Cfg.Strategy != StrategyEtcdLock {
+		return fmt.Errorf("setting the group size: %w (strategy %s; only etcd-lock keeps a size)", ErrNoLock, o.Cfg.StrategyName())
+	}
+	c, err := EtcdClient(o.Root, *o.Cfg.Etcd)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return etcdlock.SetMax(ctx, c, o.group(group), n)
 }
 
 // Release gives back id's slot (this host's when id is empty). With

@@ -23,17 +23,20 @@ func TestOperatorEtcd(t *testing.T) {
 	ep := reboottest.StartEtcd(t)
 	root := hostRoot(t, `
 strategy: etcd-lock
-etcd: {endpoints: [`+ep+`], group: workers, max_holders: 2}
+etcd: {endpoints: [`+ep+`], group: workers}
 window: {days: [mon], start: "02:00", length: 1h, timezone: UTC}
 `)
-	cfg, err := LoadConfig(root)
+	cfg, err := loadConfig(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := reboottest.Client(t, ep)
-	dead := &etcdlock.Lock{KV: c, Group: "workers", ID: "0123456789abcdef0123456789abcdef", Max: 2}
+	if err := (Operator{Root: root, Cfg: cfg}).SetMax(ctx, "", 2); err != nil {
+		t.Fatal(err)
+	}
+	dead := &etcdlock.Lock{KV: c, Group: "workers", ID: "0123456789abcdef0123456789abcdef"}
 	if err := dead.PreReboot(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +81,7 @@ window: {days: [mon], start: "02:00", length: 1h, timezone: UTC}
 func TestOperatorFleetLock(t *testing.T) {
 	srv := reboottest.StartFleetLock(t, 1)
 	root := hostRoot(t, "strategy: fleetlock\nfleetlock: {base_url: '"+srv.URL+"', group: workers}\n")
-	cfg, err := LoadConfig(root)
+	cfg, err := loadConfig(root)
 	if err != nil {
 		t.Fatal(err)
 	}

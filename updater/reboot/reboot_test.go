@@ -56,19 +56,28 @@ func TestAppSpecificID(t *testing.T) {
 	}
 }
 
+// loadConfig reads the update.yaml hostRoot wrote (none: the default).
+func loadConfig(root fsroot.Root) (Config, error) {
+	b, err := os.ReadFile(root.Join(ConfigPath))
+	if errors.Is(err, os.ErrNotExist) {
+		return Config{}, nil
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	return ParseConfig(b)
+}
+
 func TestLoadConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
 		{"missing file", "", "strategy=immediate"},
-		{"etcd with window and the updater's keys", `
-channel: stable
-url: https://updates.example.org/
+		{"etcd with window", `
 strategy: etcd-lock
 etcd:
   endpoints: [https://10.0.0.1:2379, https://10.0.0.2:2379]
   group: workers
-  max_holders: 3
 window:
   days: [mon-fri]
   start: "02:00"
@@ -86,7 +95,12 @@ window: {start: "23:00", end: "01:00", timezone: UTC}
 `, "strategy=window"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Open(Options{Root: hostRoot(t, tc.yaml)})
+			root := hostRoot(t, tc.yaml)
+			cfg, err := loadConfig(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := New(cfg, Options{Root: root})
 			if err != nil {
 				t.Fatal(err)
 			}

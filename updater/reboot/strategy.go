@@ -93,7 +93,7 @@ func New(cfg Config, opts Options) (Strategy, error) {
 		if err != nil {
 			return nil, err
 		}
-		s = &etcdlock.Lock{KV: c, Group: cfg.Etcd.Group, ID: id, Max: cfg.Etcd.Max(), Log: log, Backoff: pol, OnClose: c.Close}
+		s = &etcdlock.Lock{KV: c, Group: cfg.Etcd.Group, ID: id, Log: log, Backoff: pol, OnClose: c.Close}
 	}
 	if cfg.Window != nil {
 		w, err := cfg.Window.BuildWindow(opts.Root)
@@ -267,12 +267,3 @@ func (w *Windowed) SteadyState(ctx context.Context) error { return w.Then.Steady
 
 // Close implements Strategy.
 func (w *Windowed) Close() error { return w.Then.Close() }
-
-// Open is what hostd calls: LoadConfig under opts.Root, then New.
-func Open(opts Options) (Strategy, error) {
-	cfg, err := LoadConfig(opts.Root)
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, opts)
-}

@@ -19,9 +19,13 @@ const (
 	ESPMount    = "/efi"                      // the ESP, mounted by fstab
 	StateDir    = "/var/lib/bulkhead/updater" // update state
 	BadFile     = "bad-versions.json"         // versions whose trial failed
+	BlessedFile = "blessed-slots.json"        // builds that booted and were blessed, by slot
 	cmdlineFile = "/proc/cmdline"
 	osRelease   = "/usr/lib/os-release"
 )
+
+// ErrNotRecordedBad: forget-bad was asked about a version not recorded bad.
+var ErrNotRecordedBad = errors.New("version is not recorded bad")
 
 // ErrNotBulkhead means the kernel command line names no slot: not booted
 // from a Bulkhead disk.
@@ -123,9 +127,139 @@ func (h Host) MarkBad(version string) error {
 	if slices.Contains(v, version) {
 		return nil
 	}
-	b, _ := json.Marshal(append(v, version))
+	return h.writeBad(append(v, version))
+}
+
+// ForgetBad removes version from the bad versions (the operator's
+// `hostctl update forget-bad`), so that it may be staged again.
+func (h Host) ForgetBad(version string) error {
+	v, err := h.BadVersions()
+	if err != nil {
+		return err
+	}
+	i := slices.Index(v, version)
+	if i < 0 {
+		return fmt.Errorf("forgetting %s: %w", version, ErrNotRecordedBad)
+	}
+	return h.writeBad(slices.Delete(v, i, i+1))
+}
+
+func (h Host) writeBad(v []string) error {
+	if v == nil {
+		v = []string{}
+	}
+	b, _ := json.Marshal(v)
 	return fsroot.WriteFile(h.Root.Join(StateDir, BadFile), b, 0o644)
 }
+
+// RecordFailedTrial records the version of a failed trial as bad: the host
+// booted the default slot while the slot on trial had spent its tries, so
+// GRUB fell back. It returns the version recorded ("" when this boot is no
+// fallback). It writes only the state directory, never the GRUB environment,
+// so it is safe to run early in boot (bulkhead-record-trial.service), before
+// hostd's periodic check or bless can act on the spent trial.
+func (h Host) RecordFailedTrial() (string, error) {
+	v, err := h.FailedTrial()
+	if err != nil || v == "" {
+		return "", err
+	}
+	return v, h.MarkBad(v)
+}
+
+// FailedTrial returns the version of the trial GRUB fell back from in this
+// boot, or "" when this boot is no fallback. It writes nothing.
+func (h Host) FailedTrial() (string, error) {
+	booted, err := h.Booted()
+	if err != nil {
+		return "", err
+	}
+	st, _, err := h.BootState()
+	if err != nil {
+		return "", err
+	}
+	if !FellBack(st, booted) {
+		return "", nil
+	}
+	r, err := h.Release(st.Try)
+	if err != nil || r == nil {
+		return "", err
+	}
+	return r["VERSION"], nil
+}
+
+// FellBack tells whether booted is GRUB's fallback from a spent trial.
+func FellBack(st bootcfg.State, booted bootcfg.Slot) bool {
+	return st.Try != "" && st.Try != booted && st.TriesLeft == 0 && booted == st.Default
+}
+
+// Build identifies what a slot holds: a version is not enough, since a slot
+// rewritten with another build of the same version has not proved itself.
+type Build struct {
+	Version  string `json:"version"`
+	RootHash string `json:"rootHash"`
+}
+
+// build is the build in slot s, or nil when it holds none.
+func (h Host) build(s bootcfg.Slot) (*Build, error) {
+	r, err := h.Release(s)
+	if err != nil || r == nil || r["VERSION"] == "" {
+		return nil, err
+	}
+	return &Build{Version: r["VERSION"], RootHash: r["ROOTHASH"]}, nil
+}
+
+// BlessedBuilds returns, by slot, the builds that booted and were blessed.
+func (h Host) BlessedBuilds() (map[bootcfg.Slot]Build, error) {
+	p := h.Root.Join(StateDir, BlessedFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[bootcfg.Slot]Build{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading blessed slots: %w", err)
+	}
+	v := map[bootcfg.Slot]Build{}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("reading blessed slots %s: %w", p, err)
+	}
+	return v, nil
+}
+
+// Proven tells whether slot s holds the very build that was blessed in it.
+func (h Host) Proven(s bootcfg.Slot) (bool, error) {
+	cur, err := h.build(s)
+	if err != nil || cur == nil {
+		return false, err
+	}
+	all, err := h.BlessedBuilds()
+	if err != nil {
+		return false, err
+	}
+	b, ok := all[s]
+	return ok && b == *cur, nil
+}
+
+// setBlessed records (b != nil) or forgets (b == nil) the blessed build of s.
+func (h Host) setBlessed(s bootcfg.Slot, b *Build) error {
+	all, err := h.BlessedBuilds()
+	if err != nil {
+		return err
+	}
+	if old, ok := all[s]; (b == nil && !ok) || (b != nil && ok && old == *b) {
+		return nil
+	}
+	if b == nil {
+		delete(all, s)
+	} else {
+		all[s] = *b
+	}
+	out, _ := json.Marshal(all)
+	return fsroot.WriteFile(h.Root.Join(StateDir, BlessedFile), out, 0o644)
+}
+
+// ForgetBlessed drops slot s's blessing: the updater calls it before it
+// rewrites the slot.
+func (h Host) ForgetBlessed(s bootcfg.Slot) error { return h.setBlessed(s, nil) }
 
 // SlotInfo is one slot in Status.
 type SlotInfo struct {
@@ -134,6 +268,8 @@ type SlotInfo struct {
 	Version   string            `json:"version,omitempty"`
 	RootHash  string            `json:"rootHash,omitempty"`
 	TriesLeft int               `json:"triesLeft,omitempty"`
+	// Blessed: this build booted in this slot and passed its health checks.
+	Blessed bool `json:"blessed,omitempty"`
 }
 
 // Status is the slot part of `hostctl status`.
@@ -173,7 +309,11 @@ func (h Host) ReadStatus() (Status, error) {
 			return s, err
 		}
 		info := SlotInfo{Slot: slot, Version: r["VERSION"], RootHash: r["ROOTHASH"]}
-		info.State = bootcfg.Describe(st, slot, s.Booted, r != nil, r != nil && slices.Contains(bad, r["VERSION"]))
+		if info.Blessed, err = h.Proven(slot); err != nil {
+			return s, err
+		}
+		info.State = bootcfg.Describe(st, slot, s.Booted, bootcfg.SlotFacts{
+			HoldsVersion: r != nil, Bad: r != nil && slices.Contains(bad, r["VERSION"]), Blessed: info.Blessed})
 		if st.Try == slot {
 			info.TriesLeft = st.TriesLeft
 		}
@@ -184,10 +324,17 @@ func (h Host) ReadStatus() (Status, error) {
 
 // Bless records that the booted slot passed its health checks: the GRUB
 // selection makes it the default, and a trial that ran out of tries is
-// recorded as a bad version. The environment is only written when it changes.
+// recorded as a bad version (if the early unit has not already). The
+// booted build is recorded as blessed, and so is the previous default when a
+// trial succeeds: it was the known-good fallback (which also covers hosts
+// whose earlier blessings predate the record). The environment is only
+// written when it changes.
 func (h Host) Bless() (bootcfg.Outcome, error) {
 	booted, err := h.Booted()
 	if err != nil {
+		return "", err
+	}
+	if _, err := h.RecordFailedTrial(); err != nil {
 		return "", err
 	}
 	st, env, err := h.BootState()
@@ -195,16 +342,13 @@ func (h Host) Bless() (bootcfg.Outcome, error) {
 		return "", err
 	}
 	after, outcome := bootcfg.Bless(st, booted)
-	if outcome == bootcfg.TrialFailed {
-		r, err := h.Release(st.Try)
-		if err != nil {
+	if outcome == bootcfg.Blessed && st.Try == booted && st.Default != booted {
+		if err := h.recordBlessed(st.Default); err != nil {
 			return "", err
 		}
-		if r != nil && r["VERSION"] != "" {
-			if err := h.MarkBad(r["VERSION"]); err != nil {
-				return "", err
-			}
-		}
+	}
+	if err := h.recordBlessed(booted); err != nil {
+		return "", err
 	}
 	if after != st {
 		if err := h.WriteBootState(after, env); err != nil {
@@ -212,6 +356,15 @@ func (h Host) Bless() (bootcfg.Outcome, error) {
 		}
 	}
 	return outcome, nil
+}
+
+// recordBlessed records the build in s as blessed, if it holds one.
+func (h Host) recordBlessed(s bootcfg.Slot) error {
+	b, err := h.build(s)
+	if err != nil || b == nil {
+		return err
+	}
+	return h.setBlessed(s, b)
 }
 
 // StateDirPath is the host path of the update state directory.

@@ -78,12 +78,15 @@ func fleetUpdate(kv clientv3.KV, group string, slots int) (time.Duration, error)
 	pol := backoff.Policy{Min: 500 * time.Millisecond, Max: 2 * time.Second}
 	errs := make(chan error, benchHosts)
 	var wg sync.WaitGroup
+	if err := SetMax(ctx, kv, group, slots); err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	for i := range benchHosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l := &Lock{KV: kv, Group: group, ID: fmt.Sprintf("host-%04d", i), Max: slots, Backoff: pol}
+			l := &Lock{KV: kv, Group: group, ID: fmt.Sprintf("host-%04d", i), Backoff: pol}
 			if err := l.PreReboot(ctx); err != nil {
 				errs <- err
 				return

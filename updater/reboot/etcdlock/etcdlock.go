@@ -103,23 +103,39 @@ func Update(ctx context.Context, kv clientv3.KV, group string, max int, change f
 // Release is the operator's unlock of any holder, e.g. a host that died
 // holding a slot. It returns ErrNotExist if id holds no slot.
 func Release(ctx context.Context, kv clientv3.KV, group, id string) error {
-	err := Update(ctx, kv, group, 1, func(s *Semaphore) error { return s.Unlock(id) })
+	err := Update(ctx, kv, group, DefaultMax, func(s *Semaphore) error { return s.Unlock(id) })
 	if err != nil {
 		return fmt.Errorf("releasing %s in %s: %w", id, Key(group), err)
 	}
 	return nil
 }
 
+// DefaultMax is the size of a semaphore no operator has sized yet, as in
+// locksmith: one host of a group reboots at a time.
+const DefaultMax = 1
+
+// SetMax is the operator's resize of group's semaphore (`hostctl
+// reboot-lock set-max`), creating it if absent. Holders are kept; see
+// Semaphore.SetMax. Hosts never write max: if each wrote its own configured
+// value, the fleet's size would be whichever host locked last.
+func SetMax(ctx context.Context, kv clientv3.KV, group string, n int) error {
+	if n < 1 {
+		return fmt.Errorf("sizing %s: max %d must be >= 1", Key(group), n)
+	}
+	err := Update(ctx, kv, group, n, func(s *Semaphore) error { s.SetMax(n); return nil })
+	if err != nil {
+		return fmt.Errorf("sizing %s to %d: %w", Key(group), n, err)
+	}
+	return nil
+}
+
 // Lock is one host's view of its group's semaphore. It implements
-// reboot.Strategy.
+// reboot.Strategy. It reads the group's max and never writes it: a missing
+// semaphore is created with DefaultMax.
 type Lock struct {
-	KV    clientv3.KV
-	Group string // "" is locksmith's default group
-	ID    string // this host's holder id
-	// Max is the configured number of slots. It sizes a new semaphore and
-	// is written into an existing one whose max differs (the fleet's
-	// configuration is the source of truth); 0 leaves an existing max alone.
-	Max     int
+	KV      clientv3.KV
+	Group   string // "" is locksmith's default group
+	ID      string // this host's holder id
 	Log     *slog.Logger
 	Backoff backoff.Policy
 	// OnClose, when set, is called by Close (it closes the etcd client the
@@ -148,11 +164,7 @@ func (l *Lock) Close() error {
 // waiting, retrying every lost race turns one freed slot into a thousand
 // transactions; backing off like a full semaphore keeps it to a few.
 func (l *Lock) TryLock(ctx context.Context) error {
-	err := swap(ctx, l.KV, l.Group, max(l.Max, 1), func(s *Semaphore) error {
-		if l.Max > 0 && s.Max != l.Max {
-			l.log().Info("resizing reboot semaphore", "key", Key(l.Group), "from", s.Max, "to", l.Max)
-			s.SetMax(l.Max)
-		}
+	err := swap(ctx, l.KV, l.Group, DefaultMax, func(s *Semaphore) error {
 		if err := s.Lock(l.ID); err != nil && !errors.Is(err, ErrExist) {
 			return err
 		}
@@ -189,7 +201,7 @@ func (l *Lock) PreReboot(ctx context.Context) error {
 func (l *Lock) SteadyState(ctx context.Context) error {
 	w := backoff.New(l.Backoff)
 	for {
-		err := Update(ctx, l.KV, l.Group, max(l.Max, 1), func(s *Semaphore) error { return s.Unlock(l.ID) })
+		err := Update(ctx, l.KV, l.Group, DefaultMax, func(s *Semaphore) error { return s.Unlock(l.ID) })
 		if err == nil || errors.Is(err, ErrNotExist) {
 			return nil
 		}

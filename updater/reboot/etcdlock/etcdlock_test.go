@@ -17,8 +17,8 @@ func TestLockAgainstEtcd(t *testing.T) {
 	c := reboottest.Client(t, reboottest.StartEtcd(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a := &Lock{KV: c, Group: "db", ID: "a", Max: 1, Backoff: fast}
-	b := &Lock{KV: c, Group: "db", ID: "b", Max: 1, Backoff: fast}
+	a := &Lock{KV: c, Group: "db", ID: "a", Backoff: fast}
+	b := &Lock{KV: c, Group: "db", ID: "b", Backoff: fast}
 
 	if err := a.PreReboot(ctx); err != nil {
 		t.Fatal(err)
@@ -52,10 +52,51 @@ func TestLockAgainstEtcd(t *testing.T) {
 	if err := Release(ctx, c, "db", "nobody"); !errors.Is(err, ErrNotExist) {
 		t.Errorf("Release(nobody): got %v, want ErrNotExist", err)
 	}
-	// A host configured with more slots resizes the group.
-	wide := &Lock{KV: c, Group: "db", ID: "c", Max: 2, Backoff: fast}
-	if err := wide.TryLock(ctx); err != nil {
-		t.Errorf("TryLock with max 2: %v", err)
+}
+
+// TestHostsNeverWriteMax (issue 11, item 8): the operator sizes the group
+// once; hosts read the size and keep it, where each used to overwrite it
+// with its own configured value (default 1).
+func TestHostsNeverWriteMax(t *testing.T) {
+	c := reboottest.Client(t, reboottest.StartEtcd(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A group nobody sized: the first host creates it with one slot.
+	if err := (&Lock{KV: c, Group: "fresh", ID: "a", Backoff: fast}).TryLock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s, _, _ := Read(ctx, c, "fresh", 0); s.Max != DefaultMax {
+		t.Errorf("new group: got max %d, want %d", s.Max, DefaultMax)
+	}
+	if err := SetMax(ctx, c, "db", 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		h := &Lock{KV: c, Group: "db", ID: id, Backoff: fast}
+		if err := h.TryLock(ctx); err != nil {
+			t.Fatalf("host %s: %v", id, err)
+		}
+		if err := h.SteadyState(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if err := (&Lock{KV: c, Group: "db", ID: id, Backoff: fast}).TryLock(ctx); err != nil {
+			t.Fatalf("host %s: %v", id, err)
+		}
+	}
+	if err := (&Lock{KV: c, Group: "db", ID: "d", Backoff: fast}).TryLock(ctx); !errors.Is(err, ErrFull) {
+		t.Errorf("fourth host: got %v, want ErrFull", err)
+	}
+	s, _, err := Read(ctx, c, "db", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Semaphore{Semaphore: 0, Max: 3, Holders: []string{"a", "b", "c"}}); fmt.Sprint(s) != fmt.Sprint(want) {
+		t.Errorf("got %+v, want %+v", s, want)
+	}
+	if err := SetMax(ctx, c, "db", 0); err == nil {
+		t.Error("SetMax 0: got nil error")
 	}
 }
 
@@ -63,12 +104,12 @@ func TestPreRebootWaitsForContext(t *testing.T) {
 	c := reboottest.Client(t, reboottest.StartEtcd(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := (&Lock{KV: c, ID: "holder", Max: 1}).PreReboot(ctx); err != nil {
+	if err := (&Lock{KV: c, ID: "holder"}).PreReboot(ctx); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel2 := context.WithCancel(ctx)
 	go func() { time.Sleep(50 * time.Millisecond); cancel2() }()
-	err := (&Lock{KV: c, ID: "waiter", Max: 1, Backoff: fast}).PreReboot(short)
+	err := (&Lock{KV: c, ID: "waiter", Backoff: fast}).PreReboot(short)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
@@ -78,10 +119,13 @@ func TestPreRebootWaitsForContext(t *testing.T) {
 // slots; the operator releases the dead host's slot.
 func TestFleetOf50(t *testing.T) {
 	c := reboottest.Client(t, reboottest.StartEtcd(t))
+	if err := SetMax(context.Background(), c, "workers", 3); err != nil {
+		t.Fatal(err)
+	}
 	reboottest.Fleet{
 		Hosts: 49, Slots: 3,
 		New: func(id string) reboottest.Locker {
-			return &Lock{KV: c, Group: "workers", ID: id, Max: 3, Backoff: fast}
+			return &Lock{KV: c, Group: "workers", ID: id, Backoff: fast}
 		},
 		Holders: func(ctx context.Context) ([]string, error) {
 			s, _, err := Read(ctx, c, "workers", 3)

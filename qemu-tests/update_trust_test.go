@@ -1,0 +1,97 @@
+package qemutests
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUpdateTrust covers issue 11's two QEMU checks on one VM, sharing
+// boots:
+//
+//   - periodic: hostd's periodic updater, pointed at a repository whose
+//     stable channel is v3 (whose health gate fails), stages v3 and reboots;
+//     GRUB tries v3 three times and falls back to the booted image once;
+//     bulkhead-record-trial.service records v3 bad on that fallback boot,
+//     before hostd, and the periodic checks that follow (interval 1m) refuse
+//     it: no further reboot, v3 not restaged, the refusal shown by status.
+//     Today's code re-armed the spent trial and looped.
+//   - rollback refused: with v2 staged in the other slot but never booted,
+//     `hostctl rollback` is refused naming the slot's state (pending) and
+//     the GRUB environment is unchanged. Today's code made it the default.
+//
+// Assumptions: the image under test (v1) plays the good version the issue
+// calls v2, which saves an upgrade and its boot; the fixtures are
+// updateRepos' v2/ and v3/ repositories (whatever format builder publish
+// writes, which the image under test must accept); the image has no
+// update.yaml of its own, so the test writes one and restarts hostd, whose
+// first check comes a minute after it starts; the reboot strategy is
+// immediate. Boots: 1 (v1) + 3 (v3 tries) + 1 (fallback to v1) = 5; the
+// rollback check reboots nothing.
+func TestUpdateTrust(t *testing.T) {
+	f := updateRepos(t)
+	url := serveRepo(t, f.repos)
+	vm := bootVM(t, BootOpts{Firmware: BIOS})
+	v1 := checkBooted(t, vm).Slots.Version
+	g := &qemuGuest{vm: vm}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+
+	if !t.Run("periodic update of a failing version falls back once", func(t *testing.T) {
+		_, err := g.Run(ctx, "mkdir -p /etc/bulkhead && printf 'url: %s\\npolicy: apply\\ninterval: 1m\\n' "+
+			"'"+url+"/v3' > /etc/bulkhead/update.yaml && systemctl restart hostd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mark := g.mark
+		// Passes over the failing v3 boots to the blessed fallback.
+		if err := g.WaitBoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		v3 := regexp.MustCompile(`Booting Bulkhead ` + regexp.QuoteMeta(updateV3) + ` from slot b`)
+		if n := vm.Console().Count(v3, mark); n != 3 {
+			t.Errorf("%s booted %d times, want 3 (the tries)", updateV3, n)
+		}
+		consoleHas(t, vm, `trial of version `+regexp.QuoteMeta(updateV3)+` failed: recorded bad`, mark)
+		// At least two periodic checks (the first a minute after hostd
+		// starts, then every minute plus up to 6 s of jitter).
+		fallback := vm.Console().Len()
+		time.Sleep(3 * time.Minute)
+		if n := vm.Console().Count(rebootRE, fallback); n != 0 {
+			t.Errorf("the host rebooted %d more times after falling back: the failed version was restaged", n)
+		}
+		st := status(t, vm)
+		if got := fmtSlots(st); st.Slots.Booted != "a" || !strings.Contains(got, "a=booted("+v1+")") || !strings.Contains(got, "b=bad("+updateV3+")") {
+			t.Errorf("after the fallback: booted %s, slots %s; want a booted (%s), b bad (%s)", st.Slots.Booted, got, v1, updateV3)
+		}
+		out := sh(t, vm, "hostctl status; cat /var/lib/bulkhead/updater/last-check.json; systemctl is-active bulkhead-record-trial.service")
+		for _, want := range []string{"version " + updateV3 + " failed its trial here", "recorded bad", "\nactive"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("status, last check and the record unit lack %q:\n%s", want, out)
+			}
+		}
+	}) {
+		return
+	}
+
+	t.Run("rollback to a never-booted slot refused", func(t *testing.T) {
+		// Periodic checks off, so that none races the manual upgrade.
+		sh(t, vm, "printf 'policy: off\\n' > /etc/bulkhead/update.yaml")
+		if out, err := g.Run(ctx, "hostctl upgrade --from '"+url+"/v2'"); err != nil {
+			t.Fatalf("staging %s: %v: %s", updateV2, err, out)
+		}
+		before := sh(t, vm, "sha256sum /efi/grub/grubenv")
+		out, err := g.Run(ctx, "hostctl rollback")
+		if err == nil || !strings.Contains(out, "state pending") || !strings.Contains(out, "never booted and was blessed") {
+			t.Errorf("hostctl rollback to the staged, never-booted %s: err %v, output %q; want a refusal naming state pending", updateV2, err, out)
+		}
+		if after := sh(t, vm, "sha256sum /efi/grub/grubenv"); after != before {
+			t.Error("a refused rollback changed the GRUB environment")
+		}
+		if st := status(t, vm); st.Slots.Default != "a" {
+			t.Errorf("default slot %s after a refused rollback, want a", st.Slots.Default)
+		}
+	})
+}
