@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	storagesetup "github.com/bulkhead-os/bulkhead/storage-setup"
+	"github.com/bulkhead-os/bulkhead/updater"
 	"github.com/bulkhead-os/bulkhead/updater/reboot"
 	"go.yaml.in/yaml/v3"
 )
@@ -732,7 +733,7 @@ func (p *provisioner) bulkhead(ctx context.Context) error {
 	}
 	if b.Update != nil {
 		write("bulkhead.update", reboot.ConfigPath, b.Update, func(data []byte) error {
-			_, err := reboot.ParseConfig(data)
+			_, err := updater.ParseConfig(data)
 			return err
 		})
 	}

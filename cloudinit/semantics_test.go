@@ -475,3 +475,20 @@ bulkhead:
 		t.Error("the valid container was not written")
 	}
 }
+
+// A valid update section, with the updater's own keys (policy, interval)
+// and the reboot strategy's, is written as given.
+func TestBulkheadUpdateSectionWritten(t *testing.T) {
+	e := newEnv(t)
+	e.seed(t, "instance-id: one\n", "#cloud-config\nbulkhead:\n  update: {url: \"https://updates.example/bulkhead\", policy: stage, interval: 6h, strategy: immediate}\n")
+	rep := e.provision(t, "ds=nocloud;s=/seed")
+	if !rep.OK() {
+		t.Fatalf("problems %q errors %q", rep.Problems, rep.Errors)
+	}
+	got := readFile(e.root.Join("/etc/bulkhead/update.yaml"))
+	for _, want := range []string{"policy: stage", "interval: 6h", "url: https://updates.example/bulkhead"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("update.yaml %q lacks %q", got, want)
+		}
+	}
+}
