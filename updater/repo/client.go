@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bulkhead-os/bulkhead/builder"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 )
 
@@ -208,7 +208,7 @@ func (c *Client) Download(ctx context.Context, r DownloadRequest) (string, error
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("downloading %s: %w", r.Name, err)
 	}
-	if n, sum, err := builder.HashFile(final); err == nil && n == r.Part.Size && sum == r.Part.SHA256 {
+	if n, sum, err := manifest.HashFile(final); err == nil && n == r.Part.Size && sum == r.Part.SHA256 {
 		report(r, n)
 		return final, nil
 	}
@@ -227,7 +227,7 @@ func (c *Client) Download(ctx context.Context, r DownloadRequest) (string, error
 	// Complete but not renamed: a power cut after the download, whose
 	// rename did not reach the disk. Nothing to fetch; check and keep it.
 	if have == r.Part.Size {
-		if _, sum, err := builder.HashFile(partial); err == nil && sum == r.Part.SHA256 {
+		if _, sum, err := manifest.HashFile(partial); err == nil && sum == r.Part.SHA256 {
 			if err := os.Rename(partial, final); err != nil {
 				return "", fmt.Errorf("downloading %s: %w", r.Name, err)
 			}

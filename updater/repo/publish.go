@@ -10,8 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/bulkhead-os/bulkhead/builder"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
@@ -34,10 +34,10 @@ type PublishOptions struct {
 
 // buildParts maps update parts to the build outputs they come from.
 var buildParts = map[string]string{
-	payload.PartUsr:    builder.PartUsr,
-	payload.PartVerity: builder.PartVerity,
-	payload.PartKernel: builder.PartKernel,
-	payload.PartInitrd: builder.PartInitrd,
+	payload.PartUsr:    manifest.PartUsr,
+	payload.PartVerity: manifest.PartVerity,
+	payload.PartKernel: manifest.PartKernel,
+	payload.PartInitrd: manifest.PartInitrd,
 }
 
 // Publish copies a build's payload into the repository, writes its signed
@@ -57,7 +57,7 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 			return nil, err
 		}
 	}
-	bm, err := builder.ReadManifest(o.OutDir)
+	bm, err := manifest.Read(o.OutDir)
 	if err != nil {
 		return nil, err
 	}
