@@ -76,15 +76,20 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 		return nil, fmt.Errorf("publishing %s: minimum version %s is above the version itself", m.Version, o.MinFrom)
 	}
 	verDir := filepath.Join(o.Repo, filepath.FromSlash(VersionPath(m.Version, "")))
+	// Hash the build's parts first and decide everything before the first
+	// write: a version already in the repository is immutable, and hosts may
+	// hold half of it, so a different build under its number is refused
+	// while every published file is still as it was.
+	src := map[string]string{}
 	for _, name := range payload.RequiredParts {
 		bp, ok := bm.Parts[buildParts[name]]
 		if !ok {
 			return nil, fmt.Errorf("publishing %s: build manifest has no %q part", o.OutDir, buildParts[name])
 		}
-		dst := filepath.Join(verDir, filepath.Base(bp.File))
-		size, sum, err := slotwriter.InstallFile(ctx, filepath.Join(o.OutDir, bp.File), dst, 0o644)
+		src[name] = filepath.Join(o.OutDir, bp.File)
+		size, sum, err := manifest.HashFile(src[name])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("publishing %s: %w", m.Version, err)
 		}
 		if size != bp.Size || sum != bp.SHA256 {
 			return nil, fmt.Errorf("publishing %s: %s is %d bytes sha256 %s, the build manifest says %d bytes %s",
@@ -100,8 +105,23 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 		return nil, err
 	}
 	mPath := filepath.Join(verDir, ManifestName)
-	if old, err := os.ReadFile(mPath); err == nil && !bytes.Equal(old, body) {
-		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, ErrVersionExists)
+	if err := checkImmutable(verDir, body, m); err != nil {
+		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, err)
+	}
+	for _, name := range payload.RequiredParts {
+		pt := m.Parts[name]
+		dst := filepath.Join(verDir, pt.File)
+		if size, sum, err := manifest.HashFile(dst); err == nil && size == pt.Size && sum == pt.SHA256 {
+			continue // published before, unchanged: leave it alone
+		}
+		size, sum, err := slotwriter.InstallFile(ctx, src[name], dst, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if size != pt.Size || sum != pt.SHA256 {
+			return nil, fmt.Errorf("publishing %s: %s changed while it was copied: %d bytes sha256 %s, hashed before as %d bytes %s",
+				m.Version, src[name], size, sum, pt.Size, pt.SHA256)
+		}
 	}
 	// The signature goes first: a reader that finds the manifest finds its
 	// signature too.
@@ -132,4 +152,34 @@ func SetChannel(repoDir string, c Channel) error {
 		return err
 	}
 	return fsroot.WriteFile(filepath.Join(repoDir, filepath.FromSlash(ChannelPath(c.Channel))), b, 0o644)
+}
+
+// checkImmutable refuses a publish whose manifest differs from the one the
+// repository holds for the version, or (for a version whose manifest never
+// got written) whose parts differ from part files already there.
+func checkImmutable(verDir string, body []byte, m *payload.Manifest) error {
+	old, err := os.ReadFile(filepath.Join(verDir, ManifestName))
+	switch {
+	case err == nil && !bytes.Equal(old, body):
+		return fmt.Errorf("%w: %s differs from the manifest of this build", ErrVersionExists, filepath.Join(verDir, ManifestName))
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("reading the published manifest: %w", err)
+	}
+	for _, name := range payload.RequiredParts {
+		pt := m.Parts[name]
+		p := filepath.Join(verDir, pt.File)
+		size, sum, err := manifest.HashFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if size != pt.Size || sum != pt.SHA256 {
+			return fmt.Errorf("%w: %s is %d bytes sha256 %s, this build's is %d bytes %s", ErrVersionExists, p, size, sum, pt.Size, pt.SHA256)
+		}
+	}
+	return nil
 }

@@ -3,7 +3,9 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -70,13 +72,55 @@ func TestPublishLayout(t *testing.T) {
 	}
 }
 
+// TestPublishRefusesChangedVersion publishes a different build under a
+// published version: refused, and every published file (parts, manifest,
+// signature, channel) is byte for byte and mtime as it was.
 func TestPublishRefusesChangedVersion(t *testing.T) {
 	repoDir, _, key := publish(t, "1.2.0")
+	before := snapshotTree(t, repoDir)
+	other := updatertest.MakeBuild(t, t.TempDir(), "1.2.0", 41)
+	_, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: other.Dir, Key: key.Private, Log: quiet})
+	if !errors.Is(err, ErrVersionExists) || !strings.Contains(err.Error(), "1.2.0") {
+		t.Errorf("got %v, want ErrVersionExists naming 1.2.0", err)
+	}
+	if after := snapshotTree(t, repoDir); after != before {
+		t.Errorf("published files changed by a refused publish:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// TestPublishRefusesPartOfUnfinishedVersion: a version whose parts were
+// copied but whose manifest never got written is refused too when a part
+// differs, before anything is written.
+func TestPublishRefusesPartOfUnfinishedVersion(t *testing.T) {
+	repoDir, _, key := publish(t, "1.2.0")
+	os.Remove(filepath.Join(repoDir, "versions/1.2.0/manifest.json"))
+	before := snapshotTree(t, repoDir)
 	other := updatertest.MakeBuild(t, t.TempDir(), "1.2.0", 41)
 	_, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: other.Dir, Key: key.Private, Log: quiet})
 	if !errors.Is(err, ErrVersionExists) {
 		t.Errorf("got %v, want ErrVersionExists", err)
 	}
+	if after := snapshotTree(t, repoDir); after != before {
+		t.Errorf("published files changed by a refused publish")
+	}
+}
+
+// snapshotTree renders every file under dir with its content hash and mtime.
+func snapshotTree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %x %d; ", strings.TrimPrefix(p, dir), sha256.Sum256(data), fi.ModTime().UnixNano())
+		return nil
+	})
+	return b.String()
 }
 
 func TestPublishRefusesDamagedOutput(t *testing.T) {
