@@ -17,7 +17,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/etcdlock"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/fleetlock"
-	"github.com/bulkhead-os/bulkhead/updater/reboot/internal/backoff"
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/window"
 )
 

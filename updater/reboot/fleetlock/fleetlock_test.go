@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/internal/golden"
-	"github.com/bulkhead-os/bulkhead/updater/reboot/internal/backoff"
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/reboottest"
 )
 
