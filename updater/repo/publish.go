@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
@@ -23,10 +24,15 @@ var ErrVersionExists = errors.New("version already published with different cont
 
 // PublishOptions say what to publish where.
 type PublishOptions struct {
-	Repo    string // repository directory
-	Channel string // "" publishes the version without pointing a channel at it
-	OutDir  string // the build output, out/<name>
-	Key     ed25519.PrivateKey
+	Repo    string             // repository directory
+	Channel string             // "" publishes the version without pointing a channel at it
+	OutDir  string             // the build output, out/<name>
+	Key     ed25519.PrivateKey // signs the pre-TUF manifest.json.sig, for hosts not on TUF yet
+	// Keys sign the TUF metadata: each role with those of them the root
+	// lists for it (a threshold > 1 needs several). Empty: Key alone.
+	Keys    []ed25519.PrivateKey
+	Expiry  Expiry           // zero fields: DefaultExpiry
+	Now     time.Time        // zero: time.Now
 	MinFrom string           // oldest version that may update to this one; "" for any
 	Rollout *rollout.Rollout // nil: every host at once
 	Log     *slog.Logger
@@ -49,8 +55,17 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if len(o.Keys) == 0 && o.Key != nil {
+		o.Keys = []ed25519.PrivateKey{o.Key}
+	}
+	if o.Key == nil && len(o.Keys) > 0 {
+		o.Key = o.Keys[0]
+	}
 	if o.Key == nil {
 		return nil, errors.New("publishing: no signing key")
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
 	}
 	if o.Channel != "" {
 		if err := CheckChannelName(o.Channel); err != nil {
@@ -108,6 +123,28 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	if err := checkImmutable(verDir, body, m); err != nil {
 		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, err)
 	}
+	// Sign the TUF metadata in memory before the first write: keys that
+	// do not reach a threshold refuse the publish with nothing changed.
+	tr, err := openTUF(o.Repo, o.Keys, o.Now, o.Expiry)
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.addVersion(m, body); err != nil {
+		return nil, err
+	}
+	var chFile []byte
+	if o.Channel != "" {
+		ch := Channel{Format: ChannelFormat, Channel: o.Channel, Image: m.Name, Version: m.Version, Rollout: o.Rollout}
+		if chFile, err = jsonIndent(ch); err != nil {
+			return nil, err
+		}
+		if err := tr.setChannel(ch, chFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := tr.bumpTargets(); err != nil {
+		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, err)
+	}
 	for _, name := range payload.RequiredParts {
 		pt := m.Parts[name]
 		dst := filepath.Join(verDir, pt.File)
@@ -131,14 +168,18 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	if err := fsroot.WriteFile(mPath, body, 0o644); err != nil {
 		return nil, err
 	}
-	log.Info("published version", "version", m.Version, "repo", o.Repo)
-	if o.Channel == "" {
-		return m, nil
+	if o.Channel != "" {
+		// The pre-TUF channel file, for hosts still on that format: the
+		// same bytes the signed channel target describes.
+		if err := fsroot.WriteFile(filepath.Join(o.Repo, filepath.FromSlash(ChannelPath(o.Channel))), chFile, 0o644); err != nil {
+			return nil, err
+		}
 	}
-	if err := SetChannel(o.Repo, Channel{Format: ChannelFormat, Channel: o.Channel, Version: m.Version, Rollout: o.Rollout}); err != nil {
+	// The timestamp goes last: until then no TUF host sees the version.
+	if err := tr.commit(); err != nil {
 		return nil, err
 	}
-	log.Info("channel updated", "channel", o.Channel, "version", m.Version)
+	log.Info("published version", "version", m.Version, "repo", o.Repo, "channel", o.Channel)
 	return m, nil
 }
 

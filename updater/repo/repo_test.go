@@ -47,7 +47,7 @@ func TestPublishLayout(t *testing.T) {
 		}
 		return err
 	})
-	want := "channels/stable.json versions/1.2.0/initrd.img versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig versions/1.2.0/usr.erofs versions/1.2.0/usr.verity versions/1.2.0/vmlinuz"
+	want := "channels/stable.json tuf/1.root.json tuf/1.snapshot.json tuf/1.targets.json tuf/root.json tuf/timestamp.json versions/1.2.0/initrd.img versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig versions/1.2.0/usr.erofs versions/1.2.0/usr.verity versions/1.2.0/vmlinuz"
 	if got := strings.Join(files, " "); got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
