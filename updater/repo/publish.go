@@ -183,16 +183,43 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	return m, nil
 }
 
-// SetChannel writes a channel file atomically.
-func SetChannel(repoDir string, c Channel) error {
+// SetChannel points a channel at a published version (its rollout and
+// pause flag with it): the channel's TUF target, signed with keys, and the
+// pre-TUF channel file. The image the channel is bound to is the version's.
+func SetChannel(repoDir string, c Channel, keys []ed25519.PrivateKey, now time.Time) error {
 	if err := CheckChannelName(c.Channel); err != nil {
 		return err
 	}
+	body, err := os.ReadFile(filepath.Join(repoDir, filepath.FromSlash(VersionPath(c.Version, ManifestName))))
+	if err != nil {
+		return fmt.Errorf("pointing channel %s at %s: the version is not published: %w", c.Channel, c.Version, err)
+	}
+	m, err := payload.Parse(body)
+	if err != nil {
+		return fmt.Errorf("pointing channel %s at %s: %w", c.Channel, c.Version, err)
+	}
+	c.Format, c.Image = ChannelFormat, m.Name
 	b, err := jsonIndent(c)
 	if err != nil {
 		return err
 	}
-	return fsroot.WriteFile(filepath.Join(repoDir, filepath.FromSlash(ChannelPath(c.Channel))), b, 0o644)
+	tr, err := openTUF(repoDir, keys, now, Expiry{})
+	if err != nil {
+		return err
+	}
+	if tr.newRoot {
+		return fmt.Errorf("pointing channel %s at %s: %s has no TUF metadata (publish first)", c.Channel, c.Version, repoDir)
+	}
+	if err := tr.setChannel(c, b); err != nil {
+		return err
+	}
+	if err := tr.bumpTargets(); err != nil {
+		return fmt.Errorf("pointing channel %s at %s: %w", c.Channel, c.Version, err)
+	}
+	if err := fsroot.WriteFile(filepath.Join(repoDir, filepath.FromSlash(ChannelPath(c.Channel))), b, 0o644); err != nil {
+		return err
+	}
+	return tr.commit()
 }
 
 // checkImmutable refuses a publish whose manifest differs from the one the

@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -138,19 +139,33 @@ func TestPublishRefusesDamagedOutput(t *testing.T) {
 }
 
 func TestChannelRollout(t *testing.T) {
-	dir := t.TempDir()
+	repoDir, _, key := publish(t, "1.2.0")
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	if err := SetChannel(dir, Channel{Format: ChannelFormat, Channel: "beta", Version: "2.0.0", Rollout: &rollout.Rollout{Start: start, Duration: 48 * time.Hour}}); err != nil {
+	if err := SetChannel(repoDir, Channel{Channel: "beta", Version: "1.2.0", Rollout: &rollout.Rollout{Start: start, Duration: 48 * time.Hour, Paused: true}},
+		[]ed25519.PrivateKey{key.Private}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := (&Client{Base: "file://" + dir}).Channel(context.Background(), "beta")
+	// The pre-TUF channel file and the signed channel say the same.
+	ch, err := (&Client{Base: "file://" + repoDir}).Channel(context.Background(), "beta")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch.Rollout == nil || !ch.Rollout.Start.Equal(start) || ch.Rollout.Duration != 48*time.Hour {
-		t.Errorf("got rollout %+v", ch.Rollout)
+	if ch.Rollout == nil || !ch.Rollout.Start.Equal(start) || ch.Rollout.Duration != 48*time.Hour || !ch.Rollout.Paused || ch.Image != "default" {
+		t.Errorf("got channel %+v rollout %+v", ch, ch.Rollout)
 	}
-	if _, err := (&Client{Base: dir}).Channel(context.Background(), "../etc"); !errors.Is(err, ErrInvalidChannel) {
+	keys := t.TempDir()
+	updatertest.WriteFile(t, filepath.Join(keys, "k.pub"), key.PubFile)
+	rel, err := (&Client{Base: repoDir}).Resolve(context.Background(), ResolveRequest{Channel: "beta", Image: "default", TrustedDir: t.TempDir(), KeysDir: keys, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rel.Channel.Rollout; r == nil || !r.Paused || !r.Start.Equal(start) {
+		t.Errorf("got signed rollout %+v", r)
+	}
+	if err := SetChannel(repoDir, Channel{Channel: "beta", Version: "9.9.9"}, []ed25519.PrivateKey{key.Private}, time.Now()); err == nil {
+		t.Error("a channel pointed at an unpublished version")
+	}
+	if _, err := (&Client{Base: repoDir}).Channel(context.Background(), "../etc"); !errors.Is(err, ErrInvalidChannel) {
 		t.Errorf("got %v, want ErrInvalidChannel", err)
 	}
 }

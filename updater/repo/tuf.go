@@ -9,7 +9,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -312,7 +314,7 @@ func classifyVersioned(err error, b []byte, trusted int64) error {
 // and fetches the version's manifest as a target (length and sha256 checked).
 func (c *Client) resolveTUF(ctx context.Context, r ResolveRequest, tm *trustedmetadata.TrustedMetadata) (*Release, error) {
 	targets := tm.Targets[metadata.TARGETS].Signed.Targets
-	rel := &Release{Format: "tuf", SignedBy: "TUF targets metadata version " + strconv.FormatInt(tm.Targets[metadata.TARGETS].Signed.Version, 10)}
+	rel := &Release{Format: "tuf", SignedBy: signedBy(tm, r.KeysDir)}
 	version := r.Version
 	if version == "" {
 		t, ok := targets[ChannelPath(r.Channel)]
@@ -415,4 +417,34 @@ func (c *Client) resolveLegacy(ctx context.Context, r ResolveRequest) (*Release,
 		return nil, fmt.Errorf("manifest of %s says %s: %w", version, rel.Manifest.Version, ErrWrongImage)
 	}
 	return rel, nil
+}
+
+// signedBy names the keys whose signatures on the targets metadata the
+// root lists for the role, as payload key ids with the comment of the
+// image's key file when it is one of them.
+func signedBy(tm *trustedmetadata.TrustedMetadata, keysDir string) string {
+	comments := map[string]string{}
+	if keys, err := payload.LoadPublicKeys(keysDir); err == nil {
+		for _, k := range keys {
+			comments[k.ID()] = k.Comment
+		}
+	}
+	var out []string
+	for _, sig := range tm.Targets[metadata.TARGETS].Signatures {
+		k, ok := tm.Root.Signed.Keys[sig.KeyID]
+		if !ok || !slices.Contains(tm.Root.Signed.Roles[metadata.TARGETS].KeyIDs, sig.KeyID) {
+			continue
+		}
+		pub, err := k.ToPublicKey()
+		ek, isEd := pub.(ed25519.PublicKey)
+		if err != nil || !isEd {
+			continue
+		}
+		id := payload.KeyID(ek)
+		if c := comments[id]; c != "" {
+			id += " (" + c + ")"
+		}
+		out = append(out, id)
+	}
+	return strings.Join(out, ", ")
 }
