@@ -448,3 +448,19 @@ func signedBy(tm *trustedmetadata.TrustedMetadata, keysDir string) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// Attack names the attack a Resolve error reports ("freeze", "rollback",
+// "mix-and-match", "untrusted-metadata", "wrong-image", "tuf-gone"), or ""
+// for other errors: for status output that scripts and tests can match.
+func Attack(err error) string {
+	for _, a := range []struct {
+		err  error
+		name string
+	}{{ErrFreeze, "freeze"}, {ErrRollback, "rollback"}, {ErrMixAndMatch, "mix-and-match"},
+		{ErrUntrustedMetadata, "untrusted-metadata"}, {ErrWrongImage, "wrong-image"}, {ErrTUFGone, "tuf-gone"}} {
+		if errors.Is(err, a.err) {
+			return a.name
+		}
+	}
+	return ""
+}

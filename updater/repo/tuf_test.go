@@ -95,7 +95,7 @@ func TestExpiredTimestampRefused(t *testing.T) {
 	}
 	mustResolve(t, e, t0.Add(time.Hour), "1.2.0")
 	late := t0.Add(25 * time.Hour)
-	if _, err := e.resolve("stable", late); !errors.Is(err, ErrFreeze) {
+	if _, err := e.resolve("stable", late); !errors.Is(err, ErrFreeze) || Attack(err) != "freeze" {
 		t.Fatalf("got %v, want ErrFreeze", err)
 	}
 	if err := RefreshTimestamp(e.repoDir, []ed25519.PrivateKey{e.key.Private}, late, Expiry{Timestamp: 24 * time.Hour}); err != nil {
