@@ -40,7 +40,8 @@
 // signed as the channel it asked for and as its own image (ErrWrongImage),
 // and that the manifest names the same image and version.
 //
-// The host keeps the last metadata it trusted in TrustedDir and refuses, by
+// The host keeps the last metadata it trusted in TrustedDir (one directory
+// per repository URL, TrustedPath) and refuses, by
 // name: expired metadata (ErrFreeze), a timestamp, snapshot or targets older
 // than the one it trusted (ErrRollback), a snapshot or targets file that is
 // not the one the signed timestamp or snapshot lists (ErrMixAndMatch), and

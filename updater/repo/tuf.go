@@ -3,6 +3,8 @@ package repo
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,18 @@ const (
 	// TrustedDir is where a host keeps the last metadata it trusted.
 	TrustedDir = "/var/lib/bulkhead/update/tuf"
 )
+
+// TrustedPath is where metadata trusted from the repository at base is
+// kept under dir: one directory per repository URL, so that pointing a host
+// at another repository (signed with the same image key, with its own
+// version numbers) starts from that repository's first root instead of
+// mixing two repositories' metadata. Rollback protection holds per URL;
+// the URL is the operator's configuration, not something a mirror or a
+// man in the middle chooses.
+func TrustedPath(dir, base string) string {
+	sum := sha256.Sum256([]byte(strings.TrimSuffix(base, "/")))
+	return filepath.Join(dir, hex.EncodeToString(sum[:8]))
+}
 
 // TUFPath is tuf/<name>.
 func TUFPath(name string) string { return path.Join(TUFDir, name) }
@@ -99,6 +113,7 @@ func (c *Client) Resolve(ctx context.Context, r ResolveRequest) (*Release, error
 	if err := CheckChannelName(r.Channel); err != nil && r.Version == "" {
 		return nil, err
 	}
+	r.TrustedDir = TrustedPath(r.TrustedDir, c.Base)
 	tm, err := c.refresh(ctx, r)
 	if errors.Is(err, errNoTUF) {
 		return c.resolveLegacy(ctx, r)

@@ -75,7 +75,7 @@ func TestResolveTUF(t *testing.T) {
 	}
 	mustResolve(t, e, t0.Add(time.Hour), "1.2.0")
 	for _, f := range []string{"root.json", "timestamp.json", "snapshot.json", "targets.json"} {
-		if _, err := os.Stat(filepath.Join(e.trusted, f)); err != nil {
+		if _, err := os.Stat(filepath.Join(TrustedPath(e.trusted, e.srv.URL), f)); err != nil {
 			t.Errorf("trusted %s not kept: %v", f, err)
 		}
 	}
