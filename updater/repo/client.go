@@ -126,8 +126,10 @@ func (c *Client) open(ctx context.Context, p string, offset int64, whole time.Du
 	return nil, false, 0, err
 }
 
-// maxSmall bounds channel, manifest and signature files.
-const maxSmall = 1 << 20
+// maxSmall bounds channel, manifest, signature and TUF metadata files. The
+// targets metadata lists five targets per published version (about 1 KiB),
+// so 16 MiB holds thousands of versions.
+const maxSmall = 16 << 20
 
 // get reads a small file whole, retrying transient failures.
 func (c *Client) get(ctx context.Context, p string) ([]byte, error) {
