@@ -253,3 +253,34 @@ func TestMigration(t *testing.T) {
 		t.Errorf("foreign root: got %v, want ErrUntrustedMetadata", err)
 	}
 }
+
+// TestChannelBoundToItsName: targets metadata that signs beta's channel
+// under stable's path (a publisher's mistake or a swap by someone holding
+// the targets key for beta only) is refused for stable.
+func TestChannelBoundToItsName(t *testing.T) {
+	e := newTUFEnv(t)
+	if err := e.publish(t, "1.2.0", "stable", t0); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := openTUF(e.repoDir, []ed25519.PrivateKey{e.key.Private}, t0, Expiry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	beta := Channel{Format: ChannelFormat, Channel: "beta", Image: "default", Version: "1.2.0"}
+	if err := tr.setChannel(beta, mustJSON(beta)); err != nil {
+		t.Fatal(err)
+	}
+	tr.targets.Signed.Targets[ChannelPath("stable")] = tr.targets.Signed.Targets[ChannelPath("beta")]
+	if err := tr.bumpTargets(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.resolve("stable", t0); !errors.Is(err, ErrWrongImage) {
+		t.Errorf("got %v, want ErrWrongImage", err)
+	}
+	if _, err := e.resolve("beta", t0); err != nil {
+		t.Errorf("beta itself: %v", err)
+	}
+}
