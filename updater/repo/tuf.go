@@ -31,7 +31,7 @@ import (
 const (
 	TUFDir = "tuf"
 	// TrustedDir is where a host keeps the last metadata it trusted.
-	TrustedDir = "/var/lib/bulkhead/update/tuf"
+	TrustedDir = "/var/lib/bulkhead/updater/tuf"
 )
 
 // TrustedPath is where metadata trusted from the repository at base is
