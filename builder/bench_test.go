@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -59,8 +60,8 @@ func BenchmarkBuild(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(time.Since(start).Seconds(), "s/build")
-			b.ReportMetric(float64(m.Parts[PartQcow2].Size)/1e6, "qcow2-MB")
-			b.ReportMetric(float64(m.Parts[PartUsr].Size)/1e6, "usr-MB")
+			b.ReportMetric(float64(m.Parts[manifest.PartQcow2].Size)/1e6, "qcow2-MB")
+			b.ReportMetric(float64(m.Parts[manifest.PartUsr].Size)/1e6, "usr-MB")
 		})
 	}
 	build("cold", "one")

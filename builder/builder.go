@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -30,7 +31,7 @@ type Builder struct {
 
 // Build makes out/<...>/disk.raw, disk.qcow2, the payload parts and
 // manifest.json from def. outDir is replaced.
-func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir string) (*Manifest, error) {
+func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir string) (*manifest.Build, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("building an image needs root (mmdebstrap, chroot and file ownership in the tree)")
 	}
@@ -43,7 +44,7 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	if err := os.RemoveAll(outDir); err != nil {
 		return nil, fmt.Errorf("clearing %s: %w", outDir, err)
 	}
-	if err := os.MkdirAll(filepath.Join(outDir, PayloadDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(outDir, manifest.PayloadDir), 0o755); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
@@ -79,7 +80,7 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	if err := os.RemoveAll(work); err != nil {
 		return nil, fmt.Errorf("removing work directory: %w", err)
 	}
-	b.progress("built %s %s in %.1fs: %s", def.Name, def.Version, time.Since(start).Seconds(), filepath.Join(outDir, DiskQcow2))
+	b.progress("built %s %s in %.1fs: %s", def.Name, def.Version, time.Since(start).Seconds(), filepath.Join(outDir, manifest.DiskQcow2))
 	return s.m, nil
 }
 
@@ -100,14 +101,14 @@ type buildState struct {
 	kver     string // kernel version in the tree
 	coreImg  []byte // GRUB i386-pc core image
 	rootHash string
-	parts    []Partition
+	parts    []manifest.Partition
 	diskSize int64
-	m        *Manifest
+	m        *manifest.Build
 }
 
 func (s *buildState) path(rel string) string { return filepath.Join(s.out, rel) }
 
-func (s *buildState) part(label string) Partition {
+func (s *buildState) part(label string) manifest.Partition {
 	for _, p := range s.parts {
 		if p.Label == label {
 			return p

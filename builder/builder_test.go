@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/images"
 	"github.com/bulkhead-os/bulkhead/internal/golden"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -172,7 +173,7 @@ func TestReproducible(t *testing.T) {
 	if cache == "" {
 		cache = "/var/cache/bulkhead"
 	}
-	var manifests [2]*Manifest
+	var manifests [2]*manifest.Build
 	dirs := [2]string{t.TempDir(), t.TempDir()}
 	for i := range dirs {
 		b := &Builder{Runner: run.Exec{}, CacheDir: cache, BinDir: bin, Epoch: DefaultEpoch, Progress: testWriter{t}}
@@ -187,10 +188,10 @@ func TestReproducible(t *testing.T) {
 	if string(a) != string(b) {
 		t.Errorf("manifests differ:\n%s\n%s", a, b)
 	}
-	if manifests[0].Parts[PartRaw].SHA256 != manifests[1].Parts[PartRaw].SHA256 {
+	if manifests[0].Parts[manifest.PartRaw].SHA256 != manifests[1].Parts[manifest.PartRaw].SHA256 {
 		t.Error("disk.raw differs between two builds of the same definition")
 	}
-	if out, err := exec.Command("sgdisk", "-v", filepath.Join(dirs[0], "out", DiskRaw)).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+	if out, err := exec.Command("sgdisk", "-v", filepath.Join(dirs[0], "out", manifest.DiskRaw)).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
 		t.Errorf("sgdisk -v: %v: %s", err, out)
 	}
 }

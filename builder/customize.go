@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -27,10 +28,10 @@ func (s *buildState) customize(ctx context.Context) error {
 		return fmt.Errorf("%w: found %d kernels, want exactly one", errNoKernel, len(kernels))
 	}
 	s.kver = strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
-	if err := copyFile(kernels[0], s.path(KernelImage), 0o644); err != nil {
+	if err := copyFile(kernels[0], s.path(manifest.KernelImage), 0o644); err != nil {
 		return err
 	}
-	if err := copyFile(filepath.Join(s.tree, "boot", "initrd.img-"+s.kver), s.path(InitrdImage), 0o644); err != nil {
+	if err := copyFile(filepath.Join(s.tree, "boot", "initrd.img-"+s.kver), s.path(manifest.InitrdImage), 0o644); err != nil {
 		return fmt.Errorf("the kernel package built no initrd: %w", err)
 	}
 	boot, _ := os.ReadDir(filepath.Join(s.tree, "boot"))

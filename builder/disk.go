@@ -12,6 +12,8 @@ import (
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 )
 
 func timeOf(epoch int64) time.Time { return time.Unix(epoch, 0) }
@@ -19,7 +21,7 @@ func timeOf(epoch int64) time.Time { return time.Unix(epoch, 0) }
 // WriteGPT writes a GPT (with a protective MBR) for parts onto a new sparse
 // file of size bytes. The GUIDs are the caller's, so the table is the same
 // bytes for the same inputs.
-func WriteGPT(path string, size int64, diskGUID string, parts []Partition) error {
+func WriteGPT(path string, size int64, diskGUID string, parts []manifest.Partition) error {
 	_ = os.Remove(path)
 	d, err := diskfs.Create(path, size, diskfs.SectorSizeDefault)
 	if err != nil {
@@ -47,7 +49,7 @@ func WriteGPT(path string, size int64, diskGUID string, parts []Partition) error
 // sparsely (zero blocks are skipped, so the file stays sparse), and GRUB's
 // BIOS boot code in sector 0 and the BIOS boot partition. Slot B stays empty.
 func (s *buildState) disk(ctx context.Context) error {
-	raw := s.path(DiskRaw)
+	raw := s.path(manifest.DiskRaw)
 	if err := WriteGPT(raw, s.diskSize, s.ids.UUID("disk"), s.parts); err != nil {
 		return err
 	}
@@ -58,8 +60,8 @@ func (s *buildState) disk(ctx context.Context) error {
 	defer f.Close()
 	contents := map[string]string{
 		LabelESP:        filepath.Join(s.work, "esp.img"),
-		LabelUsrA:       s.path(UsrImage),
-		LabelUsrAVerity: s.path(UsrVerity),
+		LabelUsrA:       s.path(manifest.UsrImage),
+		LabelUsrAVerity: s.path(manifest.UsrVerity),
 		LabelRoot:       filepath.Join(s.work, "root.img"),
 	}
 	for label, src := range contents {

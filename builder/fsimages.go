@@ -10,10 +10,11 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 	"github.com/bulkhead-os/bulkhead/internal/fatstamp"
+	"github.com/bulkhead-os/bulkhead/internal/grubenv"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
-	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
-	"github.com/bulkhead-os/bulkhead/updater/grubenv"
 )
 
 // biosModules go into GRUB's i386-pc core image, so that no module directory
@@ -58,7 +59,7 @@ func (s *buildState) usrImage(ctx context.Context) error {
 	if err := os.Mkdir(filepath.Join(s.tree, "usr"), 0o755); err != nil {
 		return err
 	}
-	img := s.path(UsrImage)
+	img := s.path(manifest.UsrImage)
 	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "mkfs.erofs", Args: []string{
 		"-zlz4hc", fmt.Sprintf("-T%d", s.b.Epoch), "-U" + s.ids.UUID("usr-fs"), "--quiet", img, usr,
 	}}); err != nil {
@@ -70,7 +71,7 @@ func (s *buildState) usrImage(ctx context.Context) error {
 	out, err := s.b.Runner.Run(ctx, run.Cmd{Name: "veritysetup", Args: []string{
 		"format", "--data-block-size=4096", "--hash-block-size=4096",
 		"--salt=" + s.ids.Hex("verity-salt", 32), "--uuid=" + s.ids.UUID("verity"),
-		img, s.path(UsrVerity),
+		img, s.path(manifest.UsrVerity),
 	}})
 	if err != nil {
 		return err
@@ -82,7 +83,7 @@ func (s *buildState) usrImage(ctx context.Context) error {
 	s.rootHash = string(m[1])
 	st, _ := os.Stat(img)
 	s.b.progress("      /usr: %d MiB erofs, verity root hash %s", st.Size()>>20, s.rootHash)
-	return s.fits(s.path(UsrVerity), LabelUsrAVerity)
+	return s.fits(s.path(manifest.UsrVerity), LabelUsrAVerity)
 }
 
 // fits checks that a file fits in its partition.
@@ -163,7 +164,7 @@ func (s *buildState) esp(ctx context.Context) error {
 	usr := filepath.Join(s.work, "usr")
 	_, volUUID := s.ids.FATVolumeID("esp")
 	entry := s.entry()
-	env, err := grubenv.Encode(bootcfg.State{Default: bootcfg.SlotA}.Env(grubenv.Env{}), grubenv.Size)
+	env, err := grubenv.Encode(bootabi.State{Default: bootabi.SlotA}.Env(grubenv.Env{}), grubenv.Size)
 	if err != nil {
 		return err
 	}
@@ -171,8 +172,8 @@ func (s *buildState) esp(ctx context.Context) error {
 		"EFI/BOOT/BOOTX64.EFI":    filepath.Join(usr, "lib/shim/shimx64.efi.signed"),
 		"EFI/BOOT/mmx64.efi":      filepath.Join(usr, "lib/shim/mmx64.efi.signed"),
 		"EFI/BOOT/grubx64.efi":    filepath.Join(usr, "lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
-		"a/" + bootcfg.KernelFile: s.path(KernelImage),
-		"a/" + bootcfg.InitrdFile: s.path(InitrdImage),
+		"a/" + bootabi.KernelFile: s.path(manifest.KernelImage),
+		"a/" + bootabi.InitrdFile: s.path(manifest.InitrdImage),
 	}
 	for dst, src := range copies {
 		if err := copyFile(src, filepath.Join(stage, dst), 0o644); err != nil {
@@ -183,9 +184,9 @@ func (s *buildState) esp(ctx context.Context) error {
 		"EFI/BOOT/grub.cfg":        EFIStubConfig(volUUID),
 		"EFI/debian/grub.cfg":      EFIStubConfig(volUUID),
 		"grub/grub.cfg":            GrubConfig(),
-		bootcfg.ESPGrubEnv:         string(env),
-		"a/" + bootcfg.EntryFile:   entry.GrubConfig(),
-		"a/" + bootcfg.ReleaseFile: entry.Release(s.def.Name),
+		bootabi.ESPGrubEnv:         string(env),
+		"a/" + bootabi.EntryFile:   entry.GrubConfig(),
+		"a/" + bootabi.ReleaseFile: entry.Release(s.def.Name),
 	}
 	for dst, content := range files {
 		if err := writeFile(filepath.Join(stage, dst), []byte(content), 0o644); err != nil {
@@ -202,9 +203,9 @@ func (s *buildState) esp(ctx context.Context) error {
 }
 
 // entry is slot A's boot entry.
-func (s *buildState) entry() bootcfg.Entry {
-	return bootcfg.Entry{
-		Slot: bootcfg.SlotA, Version: s.def.Version,
+func (s *buildState) entry() bootabi.Entry {
+	return bootabi.Entry{
+		Slot: bootabi.SlotA, Version: s.def.Version,
 		RootPartUUID: s.part(LabelRoot).UUID, UsrPartUUID: s.part(LabelUsrA).UUID,
 		VerityPartUUID: s.part(LabelUsrAVerity).UUID, RootHash: s.rootHash,
 		Args: s.def.Kernel.Cmdline,
@@ -249,33 +250,33 @@ func MakeFAT(ctx context.Context, r run.Runner, f FATSpec) error {
 // qcow2 converts disk.raw.
 func (s *buildState) qcow2(ctx context.Context) error {
 	_, err := s.b.Runner.Run(ctx, run.Cmd{Name: "qemu-img", Args: []string{
-		"convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=65536", s.path(DiskRaw), s.path(DiskQcow2),
+		"convert", "-f", "raw", "-O", "qcow2", "-o", "cluster_size=65536", s.path(manifest.DiskRaw), s.path(manifest.DiskQcow2),
 	}})
 	return err
 }
 
 // manifest hashes every output and writes manifest.json.
 func (s *buildState) manifest(ctx context.Context) error {
-	m := &Manifest{
+	m := &manifest.Build{
 		Name: s.def.Name, Version: s.def.Version, SourceDateEpoch: s.b.Epoch,
 		KernelVersion: s.kver, KernelArgs: s.def.Kernel.Cmdline,
 		RootHash: s.rootHash, VeritySalt: s.ids.Hex("verity-salt", 32),
-		DiskGUID: s.ids.UUID("disk"), DiskSize: s.diskSize, Parts: map[string]Part{},
+		DiskGUID: s.ids.UUID("disk"), DiskSize: s.diskSize, Parts: map[string]manifest.Part{},
 		Partitions: s.parts,
 	}
 	for key, file := range map[string]string{
-		PartUsr: UsrImage, PartVerity: UsrVerity, PartKernel: KernelImage, PartInitrd: InitrdImage,
-		PartRaw: DiskRaw, PartQcow2: DiskQcow2,
+		manifest.PartUsr: manifest.UsrImage, manifest.PartVerity: manifest.UsrVerity, manifest.PartKernel: manifest.KernelImage, manifest.PartInitrd: manifest.InitrdImage,
+		manifest.PartRaw: manifest.DiskRaw, manifest.PartQcow2: manifest.DiskQcow2,
 	} {
-		n, sum, err := HashFile(s.path(file))
+		n, sum, err := manifest.HashFile(s.path(file))
 		if err != nil {
 			return err
 		}
-		m.Parts[key] = Part{File: file, Size: n, SHA256: sum}
+		m.Parts[key] = manifest.Part{File: file, Size: n, SHA256: sum}
 	}
 	if m.KernelArgs == nil {
 		m.KernelArgs = []string{}
 	}
 	s.m = m
-	return WriteManifest(s.out, m)
+	return manifest.Write(s.out, m)
 }

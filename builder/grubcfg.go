@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 )
 
 // GrubConfig renders /grub/grub.cfg on the ESP: one configuration for BIOS
@@ -24,28 +24,28 @@ terminal_output serial console
 set timeout_style=menu
 set timeout=1
 
-load_env --file ($bulkhead_esp)/` + bootcfg.ESPGrubEnv + `
+load_env --file ($bulkhead_esp)/` + bootabi.ESPGrubEnv + `
 set slot=a
-if [ "$` + bootcfg.VarDefault + `" = "b" ]; then
+if [ "$` + bootabi.VarDefault + `" = "b" ]; then
   set slot=b
 fi
 set trying=0
-if [ "$` + bootcfg.VarTry + `" = "a" ]; then
+if [ "$` + bootabi.VarTry + `" = "a" ]; then
   set trying=1
 fi
-if [ "$` + bootcfg.VarTry + `" = "b" ]; then
+if [ "$` + bootabi.VarTry + `" = "b" ]; then
   set trying=1
 fi
 if [ "$trying" = "1" ]; then
 `)
 	kw := "if"
-	for n := bootcfg.MaxTries; n >= 1; n-- {
+	for n := bootabi.MaxTries; n >= 1; n-- {
 		fmt.Fprintf(&b, "  %s [ \"$%s\" = \"%d\" ]; then\n    set %s=%d\n    set slot=$%s\n",
-			kw, bootcfg.VarTries, n, bootcfg.VarTries, n-1, bootcfg.VarTry)
+			kw, bootabi.VarTries, n, bootabi.VarTries, n-1, bootabi.VarTry)
 		kw = "elif"
 	}
 	b.WriteString(`  fi
-  save_env --file ($bulkhead_esp)/` + bootcfg.ESPGrubEnv + ` ` + bootcfg.VarTries + `
+  save_env --file ($bulkhead_esp)/` + bootabi.ESPGrubEnv + ` ` + bootabi.VarTries + `
 fi
 if [ "$slot" = "b" ]; then
   set default=slot-b
@@ -57,18 +57,18 @@ fi
 # back to the default slot, and the spent try still counts.
 # By number (slot-a is entry 0, slot-b entry 1): GRUB 2.06 does not look
 # fallback up by id.
-if [ "$` + bootcfg.VarDefault + `" = "b" ]; then
+if [ "$` + bootabi.VarDefault + `" = "b" ]; then
   set fallback=1
 else
   set fallback=0
 fi
-echo "Bulkhead: slot $slot (default $` + bootcfg.VarDefault + `, trying '$` + bootcfg.VarTry + `' with $` + bootcfg.VarTries + ` tries left)"
+echo "Bulkhead: slot $slot (default $` + bootabi.VarDefault + `, trying '$` + bootabi.VarTry + `' with $` + bootabi.VarTries + ` tries left)"
 
 menuentry "Bulkhead, slot A" --id slot-a {
-  source ($bulkhead_esp)/a/` + bootcfg.EntryFile + `
+  source ($bulkhead_esp)/a/` + bootabi.EntryFile + `
 }
 menuentry "Bulkhead, slot B" --id slot-b {
-  source ($bulkhead_esp)/b/` + bootcfg.EntryFile + `
+  source ($bulkhead_esp)/b/` + bootabi.EntryFile + `
 }
 `)
 	return b.String()

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 )
 
 // Partition type GUIDs, from the Discoverable Partitions Specification
@@ -36,7 +37,7 @@ const (
 // Layout computes the partition table: 1 MiB aligned, in the order of
 // DESIGN.md, the ESP second (GRUB's BIOS prefix is (,gpt2)/grub), root last
 // so that it can grow into the rest of the disk. Its UUIDs derive from ids.
-func Layout(def *images.Definition, ids IDs) (parts []Partition, diskSize int64) {
+func Layout(def *images.Definition, ids IDs) (parts []manifest.Partition, diskSize int64) {
 	p := def.Partitions
 	specs := []struct {
 		label, typ string
@@ -52,7 +53,7 @@ func Layout(def *images.Definition, ids IDs) (parts []Partition, diskSize int64)
 	}
 	off := int64(mib) // the primary GPT lives in the first MiB
 	for _, s := range specs {
-		parts = append(parts, Partition{Label: s.label, Type: s.typ, UUID: ids.UUID("partition/" + s.label), Start: off, Size: s.size})
+		parts = append(parts, manifest.Partition{Label: s.label, Type: s.typ, UUID: ids.UUID("partition/" + s.label), Start: off, Size: s.size})
 		off += s.size
 	}
 	// One more MiB at the end for the backup GPT (33 sectors), aligned.

@@ -3,6 +3,7 @@ package updater
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -58,8 +59,8 @@ func TestAutoUpdateHonoursRollout(t *testing.T) {
 	e.u.Now = func() time.Time { return now }
 	updatertest.WriteFile(t, e.host.Root.Join(reboot.ConfigPath), []byte(fmt.Sprintf("url: %s\nrollout_wariness: 0.9\n", e.srv.URL)))
 	e.publish("1.1.0", "")
-	if err := repo.SetChannel(e.repoDir, repo.Channel{Format: repo.ChannelFormat, Channel: "stable", Version: "1.1.0",
-		Rollout: &rollout.Rollout{Start: now.Add(-time.Hour), Duration: 10 * time.Hour}}); err != nil {
+	if err := repo.SetChannel(e.repoDir, repo.Channel{Channel: "stable", Version: "1.1.0",
+		Rollout: &rollout.Rollout{Start: now.Add(-time.Hour), Duration: 10 * time.Hour}}, []ed25519.PrivateKey{e.key.Private}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	before := e.host.Snapshot(t)

@@ -167,23 +167,38 @@ func TestUpgradeRefusals(t *testing.T) {
 		setup func(e *env) Options
 		want  error
 	}{
-		{"missing signature", func(e *env) Options {
+		{"missing signature (pre-TUF repository)", func(e *env) Options {
 			e.publish("1.1.0", "")
+			os.RemoveAll(filepath.Join(e.repoDir, repo.TUFDir))
 			os.Remove(filepath.Join(e.repoDir, "versions/1.1.0/manifest.json.sig"))
 			return e.opts()
 		}, payload.ErrMissingSignature},
-		{"signed by an untrusted key", func(e *env) Options {
+		{"signed by an untrusted key (pre-TUF repository)", func(e *env) Options {
 			e.key = updatertest.NewKey(t)
 			e.publish("1.1.0", "")
+			os.RemoveAll(filepath.Join(e.repoDir, repo.TUFDir))
 			return e.opts()
 		}, payload.ErrBadSignature},
-		{"manifest changed after signing", func(e *env) Options {
+		{"manifest changed after signing (pre-TUF repository)", func(e *env) Options {
 			e.publish("1.1.0", "")
+			os.RemoveAll(filepath.Join(e.repoDir, repo.TUFDir))
 			p := filepath.Join(e.repoDir, "versions/1.1.0/manifest.json")
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, bytes.Replace(b, []byte(`"panic=10"`), []byte(`"init=/bin/sh"`), 1), 0o644)
 			return e.opts()
 		}, payload.ErrBadSignature},
+		{"TUF metadata signed by an untrusted key", func(e *env) Options {
+			e.key = updatertest.NewKey(t)
+			e.publish("1.1.0", "")
+			return e.opts()
+		}, repo.ErrUntrustedMetadata},
+		{"manifest changed after TUF signing", func(e *env) Options {
+			e.publish("1.1.0", "")
+			p := filepath.Join(e.repoDir, "versions/1.1.0/manifest.json")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, bytes.Replace(b, []byte(`"panic=10"`), []byte(`"init=/bin/sh"`), 1), 0o644)
+			return e.opts()
+		}, repo.ErrMixAndMatch},
 		{"digest mismatch", func(e *env) Options {
 			e.publish("1.1.0", "")
 			p := filepath.Join(e.repoDir, "versions/1.1.0/usr.erofs")

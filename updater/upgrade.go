@@ -200,57 +200,43 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if p.Source == "" {
 		return nil, ErrNoSource
 	}
+	image, err := u.bootedImage(booted)
+	if err != nil {
+		return nil, err
+	}
+	// Resolve verifies the repository's TUF metadata (or, for a repository
+	// in the format before TUF, the signed manifest) and the image binding.
 	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
-	p.To = o.To
-	if p.To == "" {
-		ch, err := client.Channel(ctx, p.Channel)
+	rel, err := client.Resolve(ctx, repo.ResolveRequest{Channel: p.Channel, Version: o.To, Image: image,
+		TrustedDir: u.Root.Join(repo.TrustedDir), KeysDir: u.Root.Join(payload.KeysDir), Now: u.now()})
+	if err != nil {
+		return nil, err
+	}
+	p.To, p.Manifest, p.SignedBy = rel.Manifest.Version, rel.Manifest, rel.SignedBy
+	if o.To == "" && o.HonourRollout && rel.Channel.Rollout != nil {
+		w, err := rollout.HostWariness(u.Root, cfg.RolloutWariness)
 		if err != nil {
 			return nil, err
 		}
-		p.To = ch.Version
-		if o.HonourRollout && ch.Rollout != nil {
-			w, err := rollout.HostWariness(u.Root, cfg.RolloutWariness)
-			if err != nil {
-				return nil, err
-			}
-			if d := rollout.Decide(*ch.Rollout, w, u.now()); !d.Allowed {
-				p.Held = d.Reason
-			}
+		if d := rollout.Decide(*rel.Channel.Rollout, w, u.now()); !d.Allowed {
+			p.Held = d.Reason
 		}
-	}
-	if err := u.verifyManifest(ctx, client, p); err != nil {
-		return nil, err
 	}
 	p.failedTrial = failed
 	return p, u.decide(ctx, o, p, st)
 }
 
-// verifyManifest fetches the manifest of p.To and checks its signature
-// against the image's keys before parsing a byte of it.
-func (u *Updater) verifyManifest(ctx context.Context, client *repo.Client, p *Plan) error {
-	sm, err := client.Manifest(ctx, p.To)
+// bootedImage is the image name in the booted slot's release file: updates
+// of other images are refused (repo.ErrWrongImage).
+func (u *Updater) bootedImage(booted bootcfg.Slot) (string, error) {
+	rel, err := u.host().Release(booted)
 	if err != nil {
-		return err
+		return "", err
 	}
-	keys, err := payload.LoadPublicKeys(u.Root.Join(payload.KeysDir))
-	if err != nil {
-		return err
+	if rel["NAME"] == "" {
+		return "", fmt.Errorf("booted slot %s: its release file names no image", booted)
 	}
-	key, err := payload.Verify(sm.Body, sm.Sig, keys)
-	if err != nil {
-		return fmt.Errorf("verifying manifest of %s from %s: %w", p.To, p.Source, err)
-	}
-	p.SignedBy = key.ID()
-	if key.Comment != "" {
-		p.SignedBy += " (" + key.Comment + ")"
-	}
-	if p.Manifest, err = payload.Parse(sm.Body); err != nil {
-		return fmt.Errorf("reading manifest of %s from %s: %w", p.To, p.Source, err)
-	}
-	if p.Manifest.Version != p.To {
-		return fmt.Errorf("manifest of %s says %s: %w", p.To, p.Manifest.Version, ErrVersionMismatch)
-	}
-	return nil
+	return rel["NAME"], nil
 }
 
 // decide applies the version rules and fills in partitions, entry and space.

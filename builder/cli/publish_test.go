@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -67,5 +68,58 @@ func TestPublishNeedsKey(t *testing.T) {
 	_, err := runBuilder(t, "publish", "--repo", t.TempDir(), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "signing key") {
 		t.Errorf("got %v, want a missing-key error", err)
+	}
+}
+
+// TestKeysAndRefresh: keys add with a threshold of 2 makes a one-key
+// publish fail with nothing written; keys revoke takes the key out again;
+// --refresh-timestamp re-signs only the timestamp.
+func TestKeysAndRefresh(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"a", "b"} {
+		if _, err := runBuilder(t, "keygen", "--dir", dir, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ka, kb := filepath.Join(dir, "a.key"), filepath.Join(dir, "b.key")
+	repoDir := filepath.Join(dir, "repo")
+	if _, err := runBuilder(t, "publish", "--repo", repoDir, "--key", ka, updatertest.MakeBuild(t, t.TempDir(), "1.1.0", 8).Dir); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runBuilder(t, "keys", "add", "--repo", repoDir, "--role", "targets", "--pub", filepath.Join(dir, "b.pub"), "--threshold", "2", "--key", ka, "--key", kb)
+	if err != nil || !strings.HasPrefix(out, "root version 2: key ") {
+		t.Fatalf("keys add: got %q, %v", out, err)
+	}
+	if _, err := runBuilder(t, "publish", "--repo", repoDir, "--key", ka, updatertest.MakeBuild(t, t.TempDir(), "1.2.0", 8).Dir); !errors.Is(err, repo.ErrNotEnoughKeys) {
+		t.Errorf("one key of a threshold of 2: got %v, want ErrNotEnoughKeys", err)
+	}
+	if _, err := os.Stat(filepath.Join(repoDir, "versions/1.2.0")); err == nil {
+		t.Error("a refused publish wrote the version")
+	}
+	if _, err := runBuilder(t, "keys", "revoke", "--repo", repoDir, "--role", "targets", "--pub", filepath.Join(dir, "b.pub"), "--threshold", "1", "--key", ka, "--key", kb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runBuilder(t, "keys", "add", "--repo", repoDir, "--role", "bogus", "--pub", filepath.Join(dir, "b.pub"), "--key", ka); err == nil || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("unknown role: got %v", err)
+	}
+	others := func() string {
+		ents, _ := os.ReadDir(filepath.Join(repoDir, "tuf"))
+		var s strings.Builder
+		for _, e := range ents {
+			if e.Name() != "timestamp.json" {
+				b, _ := os.ReadFile(filepath.Join(repoDir, "tuf", e.Name()))
+				s.WriteString(e.Name() + string(b))
+			}
+		}
+		return s.String()
+	}
+	snap := others()
+	before, _ := os.ReadFile(filepath.Join(repoDir, "tuf/timestamp.json"))
+	if out, err := runBuilder(t, "publish", "--repo", repoDir, "--key", ka, "--refresh-timestamp"); err != nil || !strings.HasPrefix(out, "refreshed") {
+		t.Fatalf("refresh: got %q, %v", out, err)
+	}
+	after, _ := os.ReadFile(filepath.Join(repoDir, "tuf/timestamp.json"))
+	if bytes.Equal(before, after) || others() != snap {
+		t.Error("--refresh-timestamp did not re-sign the timestamp alone")
 	}
 }

@@ -29,6 +29,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newSeedCmd(d),
 		newKeygenCmd(d),
 		newPublishCmd(d),
+		newKeysCmd(d),
 	)
 	return root
 }

@@ -3,97 +3,54 @@ package bootcfg
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
-	"github.com/bulkhead-os/bulkhead/updater/grubenv"
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
+	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 )
 
-// Slot names a /usr slot: its partitions are usr-<slot> and usr-<slot>-verity
-// and its kernel lives in the ESP directory /<slot>.
-type Slot string
+// The slot names, the GRUB variables and the State they hold are the boot
+// contract shared with the builder: they live in internal/bootabi, named here
+// too so the updater reads as one package.
+type (
+	Slot  = bootabi.Slot
+	State = bootabi.State
+	Entry = bootabi.Entry
+)
 
 const (
-	SlotA Slot = "a"
-	SlotB Slot = "b"
+	SlotA        = bootabi.SlotA
+	SlotB        = bootabi.SlotB
+	VarDefault   = bootabi.VarDefault
+	VarTry       = bootabi.VarTry
+	VarTries     = bootabi.VarTries
+	DefaultTries = bootabi.DefaultTries
+	MaxTries     = bootabi.MaxTries
+	ESPGrubDir   = bootabi.ESPGrubDir
+	ESPGrubEnv   = bootabi.ESPGrubEnv
+	KernelFile   = bootabi.KernelFile
+	InitrdFile   = bootabi.InitrdFile
+	EntryFile    = bootabi.EntryFile
+	ReleaseFile  = bootabi.ReleaseFile
 )
-
-// Other returns the slot that is not s.
-func (s Slot) Other() Slot {
-	if s == SlotA {
-		return SlotB
-	}
-	return SlotA
-}
-
-// ParseSlot accepts "a" or "b".
-func ParseSlot(s string) (Slot, error) {
-	switch Slot(s) {
-	case SlotA, SlotB:
-		return Slot(s), nil
-	}
-	return "", fmt.Errorf("%w: %q", ErrBadSlot, s)
-}
 
 // Errors callers decide on.
 var (
-	ErrBadSlot = errors.New("not a slot (want a or b)")
+	ErrBadSlot = bootabi.ErrBadSlot
 	// ErrSlotEmpty means an operation needs a slot that holds no version.
 	ErrSlotEmpty = errors.New("slot holds no version")
 )
 
-// Variable names in the GRUB environment block. grub.cfg reads the same names.
-const (
-	VarDefault = "bulkhead_default"
-	VarTry     = "bulkhead_try"
-	VarTries   = "bulkhead_tries"
-)
+// ParseSlot accepts "a" or "b".
+func ParseSlot(s string) (Slot, error) { return bootabi.ParseSlot(s) }
 
-// DefaultTries is how many times a new slot is tried before GRUB falls back.
-const DefaultTries = 3
+// FromEnv reads the state from a GRUB environment (bootabi.FromEnv).
+func FromEnv(env grubenv.Env) State { return bootabi.FromEnv(env) }
 
-// MaxTries is the highest counter grub.cfg's if-chain can count down
-// (GRUB 2.06 has no arithmetic).
-const MaxTries = 9
+// SlotDir is the ESP directory that holds a slot's kernel, initrd and entry.
+func SlotDir(s Slot) string { return bootabi.SlotDir(s) }
 
-// State is the boot selection.
-type State struct {
-	Default   Slot // the known-good slot GRUB boots when no trial is on
-	Try       Slot // "" or the slot on trial
-	TriesLeft int  // tries left for Try; 0 means spent: GRUB boots Default
-}
-
-// FromEnv reads the state from a GRUB environment. Missing or unknown values
-// read as the shipped state (slot A, nothing on trial), which is also what
-// grub.cfg does with them.
-func FromEnv(env grubenv.Env) State {
-	st := State{Default: SlotA}
-	if s, err := ParseSlot(env[VarDefault]); err == nil {
-		st.Default = s
-	}
-	if s, err := ParseSlot(env[VarTry]); err == nil {
-		st.Try = s
-		if n, err := strconv.Atoi(env[VarTries]); err == nil && n >= 0 && n <= MaxTries {
-			st.TriesLeft = n
-		}
-	}
-	return st
-}
-
-// Env renders the state into a copy of env, leaving other variables alone.
-func (st State) Env(env grubenv.Env) grubenv.Env {
-	out := grubenv.Env{}
-	for k, v := range env {
-		out[k] = v
-	}
-	out[VarDefault] = string(st.Default)
-	out[VarTry] = string(st.Try)
-	if st.Try == "" {
-		out[VarTries] = ""
-	} else {
-		out[VarTries] = strconv.Itoa(st.TriesLeft)
-	}
-	return out
-}
+// ParseRelease reads a release file into a map.
+func ParseRelease(b []byte) map[string]string { return bootabi.ParseRelease(b) }
 
 // SetNext puts slot on trial with tries attempts, keeping the default as the
 // fallback. Setting the default slot itself on trial is an error: there would

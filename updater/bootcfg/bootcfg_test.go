@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/internal/golden"
-	"github.com/bulkhead-os/bulkhead/updater/grubenv"
+	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 )
 
 // render writes a state the way it lands in the GRUB environment block.

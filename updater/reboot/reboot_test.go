@@ -13,10 +13,10 @@ import (
 	"time"
 	_ "time/tzdata"
 
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/golden"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/fleetlock"
-	"github.com/bulkhead-os/bulkhead/updater/reboot/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/reboottest"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/window"
 )

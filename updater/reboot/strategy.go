@@ -14,10 +14,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/etcdlock"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/fleetlock"
-	"github.com/bulkhead-os/bulkhead/updater/reboot/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/window"
 )
 

@@ -15,8 +15,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
-	"github.com/bulkhead-os/bulkhead/builder"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 )
 
@@ -31,9 +32,11 @@ var (
 // Client reads a repository at Base: an http(s):// URL, a file:// URL or a
 // plain directory path.
 type Client struct {
-	Base string
-	HTTP *http.Client // nil for http.DefaultClient
-	Log  *slog.Logger
+	Base     string
+	HTTP     *http.Client // nil for one whose transport bounds connecting (Timeouts.Connect)
+	Timeouts Timeouts     // zero fields: DefaultTimeouts
+	Retry    Retry        // zero: DefaultRetry
+	Log      *slog.Logger
 }
 
 // isHTTP tells whether the base is fetched over HTTP.
@@ -59,7 +62,7 @@ func (c *Client) url(p string) string { return strings.TrimSuffix(c.Base, "/") +
 // open returns a reader of p from offset on, whether the source honoured the
 // offset (HTTP servers may answer a Range request with the whole file), and
 // the total size when known (-1 otherwise).
-func (c *Client) open(ctx context.Context, p string, offset int64) (io.ReadCloser, bool, int64, error) {
+func (c *Client) open(ctx context.Context, p string, offset int64, whole time.Duration) (io.ReadCloser, bool, int64, error) {
 	if !c.isHTTP() {
 		lp, err := c.localPath(p)
 		if err != nil {
@@ -89,11 +92,7 @@ func (c *Client) open(ctx context.Context, p string, offset int64) (io.ReadClose
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.do(ctx, req, whole)
 	if err != nil {
 		return nil, false, 0, fmt.Errorf("fetching %s: %w", c.url(p), err)
 	}
@@ -114,21 +113,37 @@ func (c *Client) open(ctx context.Context, p string, offset int64) (io.ReadClose
 		// resource: restart from zero and let the digest decide. The
 		// reader starts at 0, not at offset: not resumed.
 		resp.Body.Close()
-		rc, _, total, err := c.open(ctx, p, 0)
+		rc, _, total, err := c.open(ctx, p, 0, whole)
 		return rc, false, total, err
 	case resp.StatusCode == http.StatusOK:
 		return resp.Body, offset == 0, resp.ContentLength, nil
 	}
 	resp.Body.Close()
-	return nil, false, 0, fmt.Errorf("fetching %s: HTTP %s", c.url(p), resp.Status)
+	err = fmt.Errorf("fetching %s: HTTP %s", c.url(p), resp.Status)
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests {
+		err = fmt.Errorf("%w: %w", errTransient, err)
+	}
+	return nil, false, 0, err
 }
 
-// maxSmall bounds channel, manifest and signature files.
-const maxSmall = 1 << 20
+// maxSmall bounds channel, manifest, signature and TUF metadata files. The
+// targets metadata lists five targets per published version (about 1 KiB),
+// so 16 MiB holds thousands of versions.
+const maxSmall = 16 << 20
 
-// get reads a small file whole.
+// get reads a small file whole, retrying transient failures.
 func (c *Client) get(ctx context.Context, p string) ([]byte, error) {
-	rc, _, _, err := c.open(ctx, p, 0)
+	var b []byte
+	err := c.retry(ctx, p, func() error {
+		var err error
+		b, err = c.getOnce(ctx, p)
+		return err
+	})
+	return b, err
+}
+
+func (c *Client) getOnce(ctx context.Context, p string) ([]byte, error) {
+	rc, _, _, err := c.open(ctx, p, 0, c.timeouts().Request)
 	if err != nil {
 		return nil, err
 	}
@@ -197,18 +212,30 @@ type DownloadRequest struct {
 // partialSuffix marks a download in progress.
 const partialSuffix = ".partial"
 
-// Download fetches a part into Dir/<file>, resuming a previous partial
+// Download fetches a part (see downloadOnce), retrying transient failures:
+// each retry resumes from the bytes the failed attempt kept.
+func (c *Client) Download(ctx context.Context, r DownloadRequest) (string, error) {
+	var path string
+	err := c.retry(ctx, r.Name, func() error {
+		var err error
+		path, err = c.downloadOnce(ctx, r)
+		return err
+	})
+	return path, err
+}
+
+// downloadOnce fetches a part into Dir/<file>, resuming a previous partial
 // download with an HTTP Range request, and returns the path once its size
 // and sha256 match the manifest. A complete file from an earlier run is
 // checked and kept. A mismatch deletes the partial file, so the next try
 // starts over instead of resuming garbage.
-func (c *Client) Download(ctx context.Context, r DownloadRequest) (string, error) {
+func (c *Client) downloadOnce(ctx context.Context, r DownloadRequest) (string, error) {
 	final := filepath.Join(r.Dir, r.Part.File)
 	partial := final + partialSuffix
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("downloading %s: %w", r.Name, err)
 	}
-	if n, sum, err := builder.HashFile(final); err == nil && n == r.Part.Size && sum == r.Part.SHA256 {
+	if n, sum, err := manifest.HashFile(final); err == nil && n == r.Part.Size && sum == r.Part.SHA256 {
 		report(r, n)
 		return final, nil
 	}
@@ -227,7 +254,7 @@ func (c *Client) Download(ctx context.Context, r DownloadRequest) (string, error
 	// Complete but not renamed: a power cut after the download, whose
 	// rename did not reach the disk. Nothing to fetch; check and keep it.
 	if have == r.Part.Size {
-		if _, sum, err := builder.HashFile(partial); err == nil && sum == r.Part.SHA256 {
+		if _, sum, err := manifest.HashFile(partial); err == nil && sum == r.Part.SHA256 {
 			if err := os.Rename(partial, final); err != nil {
 				return "", fmt.Errorf("downloading %s: %w", r.Name, err)
 			}
@@ -236,7 +263,7 @@ func (c *Client) Download(ctx context.Context, r DownloadRequest) (string, error
 		}
 		have = 0
 	}
-	rc, resumed, _, err := c.open(ctx, VersionPath(r.Version, r.Part.File), have)
+	rc, resumed, _, err := c.open(ctx, VersionPath(r.Version, r.Part.File), have, c.timeouts().Download)
 	if err != nil {
 		return "", fmt.Errorf("downloading %s of %s: %w", r.Name, r.Version, err)
 	}

@@ -43,6 +43,7 @@ func CheckChannelName(c string) error {
 type Channel struct {
 	Format  int              `json:"format"`
 	Channel string           `json:"channel"`
+	Image   string           `json:"image,omitempty"` // the image name the channel is for (TUF repositories)
 	Version string           `json:"version"`
 	Rollout *rollout.Rollout `json:"rollout,omitempty"` // nil: every host at once
 }

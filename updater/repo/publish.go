@@ -9,9 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
-	"github.com/bulkhead-os/bulkhead/builder"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
@@ -23,10 +24,15 @@ var ErrVersionExists = errors.New("version already published with different cont
 
 // PublishOptions say what to publish where.
 type PublishOptions struct {
-	Repo    string // repository directory
-	Channel string // "" publishes the version without pointing a channel at it
-	OutDir  string // the build output, out/<name>
-	Key     ed25519.PrivateKey
+	Repo    string             // repository directory
+	Channel string             // "" publishes the version without pointing a channel at it
+	OutDir  string             // the build output, out/<name>
+	Key     ed25519.PrivateKey // signs the pre-TUF manifest.json.sig, for hosts not on TUF yet
+	// Keys sign the TUF metadata: each role with those of them the root
+	// lists for it (a threshold > 1 needs several). Empty: Key alone.
+	Keys    []ed25519.PrivateKey
+	Expiry  Expiry           // zero fields: DefaultExpiry
+	Now     time.Time        // zero: time.Now
 	MinFrom string           // oldest version that may update to this one; "" for any
 	Rollout *rollout.Rollout // nil: every host at once
 	Log     *slog.Logger
@@ -34,10 +40,10 @@ type PublishOptions struct {
 
 // buildParts maps update parts to the build outputs they come from.
 var buildParts = map[string]string{
-	payload.PartUsr:    builder.PartUsr,
-	payload.PartVerity: builder.PartVerity,
-	payload.PartKernel: builder.PartKernel,
-	payload.PartInitrd: builder.PartInitrd,
+	payload.PartUsr:    manifest.PartUsr,
+	payload.PartVerity: manifest.PartVerity,
+	payload.PartKernel: manifest.PartKernel,
+	payload.PartInitrd: manifest.PartInitrd,
 }
 
 // Publish copies a build's payload into the repository, writes its signed
@@ -49,15 +55,24 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if len(o.Keys) == 0 && o.Key != nil {
+		o.Keys = []ed25519.PrivateKey{o.Key}
+	}
+	if o.Key == nil && len(o.Keys) > 0 {
+		o.Key = o.Keys[0]
+	}
 	if o.Key == nil {
 		return nil, errors.New("publishing: no signing key")
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
 	}
 	if o.Channel != "" {
 		if err := CheckChannelName(o.Channel); err != nil {
 			return nil, err
 		}
 	}
-	bm, err := builder.ReadManifest(o.OutDir)
+	bm, err := manifest.Read(o.OutDir)
 	if err != nil {
 		return nil, err
 	}
@@ -76,15 +91,20 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 		return nil, fmt.Errorf("publishing %s: minimum version %s is above the version itself", m.Version, o.MinFrom)
 	}
 	verDir := filepath.Join(o.Repo, filepath.FromSlash(VersionPath(m.Version, "")))
+	// Hash the build's parts first and decide everything before the first
+	// write: a version already in the repository is immutable, and hosts may
+	// hold half of it, so a different build under its number is refused
+	// while every published file is still as it was.
+	src := map[string]string{}
 	for _, name := range payload.RequiredParts {
 		bp, ok := bm.Parts[buildParts[name]]
 		if !ok {
 			return nil, fmt.Errorf("publishing %s: build manifest has no %q part", o.OutDir, buildParts[name])
 		}
-		dst := filepath.Join(verDir, filepath.Base(bp.File))
-		size, sum, err := slotwriter.InstallFile(ctx, filepath.Join(o.OutDir, bp.File), dst, 0o644)
+		src[name] = filepath.Join(o.OutDir, bp.File)
+		size, sum, err := manifest.HashFile(src[name])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("publishing %s: %w", m.Version, err)
 		}
 		if size != bp.Size || sum != bp.SHA256 {
 			return nil, fmt.Errorf("publishing %s: %s is %d bytes sha256 %s, the build manifest says %d bytes %s",
@@ -100,8 +120,45 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 		return nil, err
 	}
 	mPath := filepath.Join(verDir, ManifestName)
-	if old, err := os.ReadFile(mPath); err == nil && !bytes.Equal(old, body) {
-		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, ErrVersionExists)
+	if err := checkImmutable(verDir, body, m); err != nil {
+		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, err)
+	}
+	// Sign the TUF metadata in memory before the first write: keys that
+	// do not reach a threshold refuse the publish with nothing changed.
+	tr, err := openTUF(o.Repo, o.Keys, o.Now, o.Expiry)
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.addVersion(m, body); err != nil {
+		return nil, err
+	}
+	var chFile []byte
+	if o.Channel != "" {
+		ch := Channel{Format: ChannelFormat, Channel: o.Channel, Image: m.Name, Version: m.Version, Rollout: o.Rollout}
+		if chFile, err = jsonIndent(ch); err != nil {
+			return nil, err
+		}
+		if err := tr.setChannel(ch, chFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := tr.bumpTargets(); err != nil {
+		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, err)
+	}
+	for _, name := range payload.RequiredParts {
+		pt := m.Parts[name]
+		dst := filepath.Join(verDir, pt.File)
+		if size, sum, err := manifest.HashFile(dst); err == nil && size == pt.Size && sum == pt.SHA256 {
+			continue // published before, unchanged: leave it alone
+		}
+		size, sum, err := slotwriter.InstallFile(ctx, src[name], dst, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if size != pt.Size || sum != pt.SHA256 {
+			return nil, fmt.Errorf("publishing %s: %s changed while it was copied: %d bytes sha256 %s, hashed before as %d bytes %s",
+				m.Version, src[name], size, sum, pt.Size, pt.SHA256)
+		}
 	}
 	// The signature goes first: a reader that finds the manifest finds its
 	// signature too.
@@ -111,25 +168,86 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	if err := fsroot.WriteFile(mPath, body, 0o644); err != nil {
 		return nil, err
 	}
-	log.Info("published version", "version", m.Version, "repo", o.Repo)
-	if o.Channel == "" {
-		return m, nil
+	if o.Channel != "" {
+		// The pre-TUF channel file, for hosts still on that format: the
+		// same bytes the signed channel target describes.
+		if err := fsroot.WriteFile(filepath.Join(o.Repo, filepath.FromSlash(ChannelPath(o.Channel))), chFile, 0o644); err != nil {
+			return nil, err
+		}
 	}
-	if err := SetChannel(o.Repo, Channel{Format: ChannelFormat, Channel: o.Channel, Version: m.Version, Rollout: o.Rollout}); err != nil {
+	// The timestamp goes last: until then no TUF host sees the version.
+	if err := tr.commit(); err != nil {
 		return nil, err
 	}
-	log.Info("channel updated", "channel", o.Channel, "version", m.Version)
+	log.Info("published version", "version", m.Version, "repo", o.Repo, "channel", o.Channel)
 	return m, nil
 }
 
-// SetChannel writes a channel file atomically.
-func SetChannel(repoDir string, c Channel) error {
+// SetChannel points a channel at a published version (its rollout and
+// pause flag with it): the channel's TUF target, signed with keys, and the
+// pre-TUF channel file. The image the channel is bound to is the version's.
+func SetChannel(repoDir string, c Channel, keys []ed25519.PrivateKey, now time.Time) error {
 	if err := CheckChannelName(c.Channel); err != nil {
 		return err
 	}
+	body, err := os.ReadFile(filepath.Join(repoDir, filepath.FromSlash(VersionPath(c.Version, ManifestName))))
+	if err != nil {
+		return fmt.Errorf("pointing channel %s at %s: the version is not published: %w", c.Channel, c.Version, err)
+	}
+	m, err := payload.Parse(body)
+	if err != nil {
+		return fmt.Errorf("pointing channel %s at %s: %w", c.Channel, c.Version, err)
+	}
+	c.Format, c.Image = ChannelFormat, m.Name
 	b, err := jsonIndent(c)
 	if err != nil {
 		return err
 	}
-	return fsroot.WriteFile(filepath.Join(repoDir, filepath.FromSlash(ChannelPath(c.Channel))), b, 0o644)
+	tr, err := openTUF(repoDir, keys, now, Expiry{})
+	if err != nil {
+		return err
+	}
+	if tr.newRoot {
+		return fmt.Errorf("pointing channel %s at %s: %s has no TUF metadata (publish first)", c.Channel, c.Version, repoDir)
+	}
+	if err := tr.setChannel(c, b); err != nil {
+		return err
+	}
+	if err := tr.bumpTargets(); err != nil {
+		return fmt.Errorf("pointing channel %s at %s: %w", c.Channel, c.Version, err)
+	}
+	if err := fsroot.WriteFile(filepath.Join(repoDir, filepath.FromSlash(ChannelPath(c.Channel))), b, 0o644); err != nil {
+		return err
+	}
+	return tr.commit()
+}
+
+// checkImmutable refuses a publish whose manifest differs from the one the
+// repository holds for the version, or (for a version whose manifest never
+// got written) whose parts differ from part files already there.
+func checkImmutable(verDir string, body []byte, m *payload.Manifest) error {
+	old, err := os.ReadFile(filepath.Join(verDir, ManifestName))
+	switch {
+	case err == nil && !bytes.Equal(old, body):
+		return fmt.Errorf("%w: %s differs from the manifest of this build", ErrVersionExists, filepath.Join(verDir, ManifestName))
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("reading the published manifest: %w", err)
+	}
+	for _, name := range payload.RequiredParts {
+		pt := m.Parts[name]
+		p := filepath.Join(verDir, pt.File)
+		size, sum, err := manifest.HashFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if size != pt.Size || sum != pt.SHA256 {
+			return fmt.Errorf("%w: %s is %d bytes sha256 %s, this build's is %d bytes %s", ErrVersionExists, p, size, sum, pt.Size, pt.SHA256)
+		}
+	}
+	return nil
 }

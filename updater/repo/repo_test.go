@@ -3,7 +3,10 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
@@ -44,7 +48,7 @@ func TestPublishLayout(t *testing.T) {
 		}
 		return err
 	})
-	want := "channels/stable.json versions/1.2.0/initrd.img versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig versions/1.2.0/usr.erofs versions/1.2.0/usr.verity versions/1.2.0/vmlinuz"
+	want := "channels/stable.json tuf/1.root.json tuf/1.snapshot.json tuf/1.targets.json tuf/root.json tuf/timestamp.json versions/1.2.0/initrd.img versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig versions/1.2.0/usr.erofs versions/1.2.0/usr.verity versions/1.2.0/vmlinuz"
 	if got := strings.Join(files, " "); got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -70,13 +74,55 @@ func TestPublishLayout(t *testing.T) {
 	}
 }
 
+// TestPublishRefusesChangedVersion publishes a different build under a
+// published version: refused, and every published file (parts, manifest,
+// signature, channel) is byte for byte and mtime as it was.
 func TestPublishRefusesChangedVersion(t *testing.T) {
 	repoDir, _, key := publish(t, "1.2.0")
+	before := snapshotTree(t, repoDir)
+	other := updatertest.MakeBuild(t, t.TempDir(), "1.2.0", 41)
+	_, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: other.Dir, Key: key.Private, Log: quiet})
+	if !errors.Is(err, ErrVersionExists) || !strings.Contains(err.Error(), "1.2.0") {
+		t.Errorf("got %v, want ErrVersionExists naming 1.2.0", err)
+	}
+	if after := snapshotTree(t, repoDir); after != before {
+		t.Errorf("published files changed by a refused publish:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// TestPublishRefusesPartOfUnfinishedVersion: a version whose parts were
+// copied but whose manifest never got written is refused too when a part
+// differs, before anything is written.
+func TestPublishRefusesPartOfUnfinishedVersion(t *testing.T) {
+	repoDir, _, key := publish(t, "1.2.0")
+	os.Remove(filepath.Join(repoDir, "versions/1.2.0/manifest.json"))
+	before := snapshotTree(t, repoDir)
 	other := updatertest.MakeBuild(t, t.TempDir(), "1.2.0", 41)
 	_, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: other.Dir, Key: key.Private, Log: quiet})
 	if !errors.Is(err, ErrVersionExists) {
 		t.Errorf("got %v, want ErrVersionExists", err)
 	}
+	if after := snapshotTree(t, repoDir); after != before {
+		t.Errorf("published files changed by a refused publish")
+	}
+}
+
+// snapshotTree renders every file under dir with its content hash and mtime.
+func snapshotTree(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %x %d; ", strings.TrimPrefix(p, dir), sha256.Sum256(data), fi.ModTime().UnixNano())
+		return nil
+	})
+	return b.String()
 }
 
 func TestPublishRefusesDamagedOutput(t *testing.T) {
@@ -93,19 +139,33 @@ func TestPublishRefusesDamagedOutput(t *testing.T) {
 }
 
 func TestChannelRollout(t *testing.T) {
-	dir := t.TempDir()
+	repoDir, _, key := publish(t, "1.2.0")
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	if err := SetChannel(dir, Channel{Format: ChannelFormat, Channel: "beta", Version: "2.0.0", Rollout: &rollout.Rollout{Start: start, Duration: 48 * time.Hour}}); err != nil {
+	if err := SetChannel(repoDir, Channel{Channel: "beta", Version: "1.2.0", Rollout: &rollout.Rollout{Start: start, Duration: 48 * time.Hour, Paused: true}},
+		[]ed25519.PrivateKey{key.Private}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := (&Client{Base: "file://" + dir}).Channel(context.Background(), "beta")
+	// The pre-TUF channel file and the signed channel say the same.
+	ch, err := (&Client{Base: "file://" + repoDir}).Channel(context.Background(), "beta")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch.Rollout == nil || !ch.Rollout.Start.Equal(start) || ch.Rollout.Duration != 48*time.Hour {
-		t.Errorf("got rollout %+v", ch.Rollout)
+	if ch.Rollout == nil || !ch.Rollout.Start.Equal(start) || ch.Rollout.Duration != 48*time.Hour || !ch.Rollout.Paused || ch.Image != "default" {
+		t.Errorf("got channel %+v rollout %+v", ch, ch.Rollout)
 	}
-	if _, err := (&Client{Base: dir}).Channel(context.Background(), "../etc"); !errors.Is(err, ErrInvalidChannel) {
+	keys := t.TempDir()
+	updatertest.WriteFile(t, filepath.Join(keys, "k.pub"), key.PubFile)
+	rel, err := (&Client{Base: repoDir}).Resolve(context.Background(), ResolveRequest{Channel: "beta", Image: "default", TrustedDir: t.TempDir(), KeysDir: keys, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rel.Channel.Rollout; r == nil || !r.Paused || !r.Start.Equal(start) {
+		t.Errorf("got signed rollout %+v", r)
+	}
+	if err := SetChannel(repoDir, Channel{Channel: "beta", Version: "9.9.9"}, []ed25519.PrivateKey{key.Private}, time.Now()); err == nil {
+		t.Error("a channel pointed at an unpublished version")
+	}
+	if _, err := (&Client{Base: repoDir}).Channel(context.Background(), "../etc"); !errors.Is(err, ErrInvalidChannel) {
 		t.Errorf("got %v, want ErrInvalidChannel", err)
 	}
 }
@@ -170,7 +230,7 @@ func TestDownloadResumes(t *testing.T) {
 	srv.cutAfter.Store(50000)
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	c := &Client{Base: ts.URL}
+	c := &Client{Base: ts.URL, Retry: Retry{Attempts: 1}}
 	m := manifestOf(t, c)
 	dl := t.TempDir()
 	var last int64
@@ -305,5 +365,140 @@ func TestDownloadFromDirectory(t *testing.T) {
 		if got, _ := os.ReadFile(p); !bytes.Equal(got, b.Usr) {
 			t.Errorf("%s: download differs", base)
 		}
+	}
+}
+
+// fastRetry keeps retry tests quick.
+var fastRetry = Retry{Attempts: 3, Backoff: backoff.Policy{Min: 10 * time.Millisecond, Max: 20 * time.Millisecond}}
+
+// TestDownloadRetriesAndResumes: one Download call survives a dropped
+// connection: the retry resumes with a Range request from the kept bytes.
+func TestDownloadRetriesAndResumes(t *testing.T) {
+	repoDir, b, _ := publish(t, "1.2.0")
+	srv := &server{dir: repoDir}
+	srv.cutAfter.Store(50000)
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	c := &Client{Base: ts.URL, Retry: fastRetry, Log: quiet}
+	m := manifestOf(t, c)
+	p, err := c.Download(context.Background(), DownloadRequest{Version: "1.2.0", Name: "usr", Part: m.Parts["usr"], Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, b.Usr) || srv.ranges.Load() != 1 {
+		t.Errorf("download differs or was not resumed (%d Range requests)", srv.ranges.Load())
+	}
+}
+
+// TestGetRetriesServerErrors: a 503 is transient, a 404 is not retried.
+func TestGetRetriesServerErrors(t *testing.T) {
+	repoDir, _, _ := publish(t, "1.2.0")
+	var failures atomic.Int64
+	failures.Store(2)
+	var requests atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if failures.Add(-1) >= 0 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		http.FileServer(http.Dir(repoDir)).ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	c := &Client{Base: ts.URL, Retry: fastRetry, Log: quiet}
+	if _, err := c.Channel(context.Background(), "stable"); err != nil {
+		t.Fatalf("got %v after two 503s, want the channel", err)
+	}
+	requests.Store(0)
+	if _, err := c.Channel(context.Background(), "nope"); !errors.Is(err, ErrNotFound) || requests.Load() != 1 {
+		t.Errorf("got %v after %d requests, want ErrNotFound after 1", err, requests.Load())
+	}
+}
+
+// stallServer sends the headers and the first half of every body, then
+// stalls until the client gives up.
+func stallServer(t *testing.T, body []byte) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(http.StatusOK)
+		w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// returnsWithin runs f and fails the test if it has not returned after d:
+// the bound is generous, the point is that a stalled server cannot hold
+// the caller for ever.
+func returnsWithin(t *testing.T, d time.Duration, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		t.Fatalf("still waiting on a stalled server after %s", d)
+		return nil
+	}
+}
+
+// TestStalledBodyTimesOut: a server that stops sending mid-body makes both
+// a metadata fetch and a part download fail with ErrTimeout (after the
+// retries), and the download keeps the bytes it got.
+func TestStalledBodyTimesOut(t *testing.T) {
+	body := bytes.Repeat([]byte("x"), 1<<16)
+	ts := stallServer(t, body)
+	c := &Client{Base: ts.URL, Timeouts: Timeouts{Idle: 200 * time.Millisecond}, Retry: Retry{Attempts: 2, Backoff: fastRetry.Backoff}, Log: quiet}
+	err := returnsWithin(t, time.Minute, func() error {
+		_, err := c.Channel(context.Background(), "stable")
+		return err
+	})
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("channel: got %v, want ErrTimeout", err)
+	}
+	dl := t.TempDir()
+	part := payload.Part{File: "usr.erofs", Size: int64(len(body)), SHA256: strings.Repeat("0", 64)}
+	err = returnsWithin(t, time.Minute, func() error {
+		_, err := c.Download(context.Background(), DownloadRequest{Version: "1.2.0", Name: "usr", Part: part, Dir: dl})
+		return err
+	})
+	if !errors.Is(err, ErrTimeout) {
+		t.Errorf("download: got %v, want ErrTimeout", err)
+	}
+	if st, err := os.Stat(filepath.Join(dl, "usr.erofs.partial")); err != nil || st.Size() == 0 {
+		t.Errorf("got partial %v, %v, want the received bytes kept", st, err)
+	}
+}
+
+// TestWholeRequestBound: a server that trickles a byte at a time never
+// trips the idle bound, but the whole-request bound ends it.
+func TestWholeRequestBound(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		w.WriteHeader(http.StatusOK)
+		for {
+			if _, err := w.Write([]byte("x")); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}))
+	defer ts.Close()
+	c := &Client{Base: ts.URL, Timeouts: Timeouts{Idle: 5 * time.Second, Request: 300 * time.Millisecond}, Retry: Retry{Attempts: 1}, Log: quiet}
+	err := returnsWithin(t, time.Minute, func() error {
+		_, err := c.Channel(context.Background(), "stable")
+		return err
+	})
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "whole request") {
+		t.Errorf("got %v, want ErrTimeout for the whole request", err)
 	}
 }

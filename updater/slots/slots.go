@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
-	"github.com/bulkhead-os/bulkhead/updater/grubenv"
 )
 
 // Where things live on a host, relative to its root.

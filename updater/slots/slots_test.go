@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
-	"github.com/bulkhead-os/bulkhead/updater/grubenv"
 )
 
 // fakeHost lays out a root with an ESP holding the given slots.

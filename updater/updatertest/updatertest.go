@@ -12,10 +12,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/bulkhead-os/bulkhead/builder"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/grubenv"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
-	"github.com/bulkhead-os/bulkhead/updater/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/verity"
 )
@@ -53,25 +53,25 @@ func MakeBuild(t testing.TB, dir, version string, blocks int) Build {
 	}
 	b := Build{Dir: out, Version: version, RootHash: tree.RootHex(), Usr: usr, Verity: hdev.Bytes(),
 		Kernel: []byte("kernel " + version), Initrd: []byte("initrd " + version)}
-	m := builder.Manifest{
+	m := manifest.Build{
 		Name: "default", Version: version, KernelVersion: "6.1.0-test-amd64", KernelArgs: Args,
-		RootHash: b.RootHash, VeritySalt: hex.EncodeToString(salt), Parts: map[string]builder.Part{},
+		RootHash: b.RootHash, VeritySalt: hex.EncodeToString(salt), Parts: map[string]manifest.Part{},
 	}
 	for _, p := range []struct {
 		key, file string
 		data      []byte
 	}{
-		{builder.PartUsr, builder.UsrImage, b.Usr},
-		{builder.PartVerity, builder.UsrVerity, b.Verity},
-		{builder.PartKernel, builder.KernelImage, b.Kernel},
-		{builder.PartInitrd, builder.InitrdImage, b.Initrd},
+		{manifest.PartUsr, manifest.UsrImage, b.Usr},
+		{manifest.PartVerity, manifest.UsrVerity, b.Verity},
+		{manifest.PartKernel, manifest.KernelImage, b.Kernel},
+		{manifest.PartInitrd, manifest.InitrdImage, b.Initrd},
 	} {
 		WriteFile(t, filepath.Join(out, p.file), p.data)
 		sum := sha256.Sum256(p.data)
-		m.Parts[p.key] = builder.Part{File: p.file, Size: int64(len(p.data)), SHA256: hex.EncodeToString(sum[:])}
+		m.Parts[p.key] = manifest.Part{File: p.file, Size: int64(len(p.data)), SHA256: hex.EncodeToString(sum[:])}
 	}
 	mb, _ := json.MarshalIndent(m, "", "  ")
-	WriteFile(t, filepath.Join(out, builder.ManifestFile), mb)
+	WriteFile(t, filepath.Join(out, manifest.ManifestFile), mb)
 	return b
 }
 

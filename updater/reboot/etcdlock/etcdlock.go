@@ -10,7 +10,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/bulkhead-os/bulkhead/updater/reboot/internal/backoff"
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 )
 
 // Read returns group's semaphore and the revision it was last modified at

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-os/bulkhead/updater/reboot/internal/backoff"
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/reboottest"
 )
 

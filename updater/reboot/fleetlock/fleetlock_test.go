@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-os/bulkhead/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/internal/golden"
-	"github.com/bulkhead-os/bulkhead/updater/reboot/internal/backoff"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/reboottest"
 )
 

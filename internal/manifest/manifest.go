@@ -1,4 +1,4 @@
-package builder
+package manifest
 
 import (
 	"crypto/sha256"
@@ -51,8 +51,8 @@ type Partition struct {
 	Size  int64  `json:"size"`  // bytes
 }
 
-// Manifest describes one build. Same inputs give the same manifest.
-type Manifest struct {
+// Build describes one build. Same inputs give the same manifest.
+type Build struct {
 	Name            string          `json:"name"`
 	Version         string          `json:"version"`
 	SourceDateEpoch int64           `json:"sourceDateEpoch"`
@@ -66,13 +66,13 @@ type Manifest struct {
 	Partitions      []Partition     `json:"partitions"`
 }
 
-// ReadManifest loads out/<name>/manifest.json.
-func ReadManifest(outDir string) (*Manifest, error) {
+// Read loads out/<name>/manifest.json.
+func Read(outDir string) (*Build, error) {
 	b, err := os.ReadFile(filepath.Join(outDir, ManifestFile))
 	if err != nil {
 		return nil, fmt.Errorf("reading build manifest: %w", err)
 	}
-	var m Manifest
+	var m Build
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("reading build manifest %s: %w", filepath.Join(outDir, ManifestFile), err)
 	}
@@ -80,7 +80,7 @@ func ReadManifest(outDir string) (*Manifest, error) {
 }
 
 // Partition returns the partition with label, or nil.
-func (m *Manifest) Partition(label string) *Partition {
+func (m *Build) Partition(label string) *Partition {
 	for i := range m.Partitions {
 		if m.Partitions[i].Label == label {
 			return &m.Partitions[i]
@@ -139,8 +139,8 @@ func hashSparse(w io.Writer, f *os.File, size int64) error {
 	return nil
 }
 
-// WriteManifest writes out/<name>/manifest.json.
-func WriteManifest(outDir string, m *Manifest) error {
+// Write writes out/<name>/manifest.json.
+func Write(outDir string, m *Build) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package bootcfg
+package bootabi
 
 import (
 	"fmt"
