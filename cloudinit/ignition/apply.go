@@ -75,6 +75,7 @@ func (a Applier) Apply(ctx context.Context, cfg Config) (Result, error) {
 		return res, &RefusedError{Problems: []string{err.Error()}}
 	}
 	data, probs := fetchAll(ctx, f, cfg.Storage.Files)
+	probs = append(probs, checkHostname(cfg.Storage.Files, data)...)
 	if len(probs) > 0 {
 		return res, &RefusedError{Problems: probs}
 	}
@@ -116,6 +117,45 @@ func fetchAll(ctx context.Context, f *fetcher, files []types.File) ([]fileData, 
 		}
 	}
 	return data, probs
+}
+
+// checkHostname refuses an /etc/hostname whose first line is not a host
+// name: it is passed to hostname(1), where "-F/etc/shadow" would be an
+// option, and the kernel keeps at most 64 bytes of it.
+func checkHostname(files []types.File, data []fileData) []string {
+	for i, f := range files {
+		if filepath.Clean(f.Path) != "/etc/hostname" || data == nil {
+			continue
+		}
+		content := data[i].contents
+		for _, b := range data[i].appends {
+			content = append(content[:len(content):len(content)], b...)
+		}
+		name, _, _ := strings.Cut(strings.TrimSpace(string(content)), "\n")
+		if name = strings.TrimSpace(name); name != "" && !validHostname(name) {
+			return []string{fmt.Sprintf("storage.files[%d]: /etc/hostname: %q is not a valid host name", i, name)}
+		}
+	}
+	return nil
+}
+
+// validHostname accepts dot-separated labels of letters, digits and
+// inner hyphens (RFC 1123), at most 64 bytes (HOST_NAME_MAX).
+func validHostname(name string) bool {
+	if len(name) > 64 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c == '-' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // passwd applies groups, then users (Ignition's createPasswd order);

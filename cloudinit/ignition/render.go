@@ -2,6 +2,7 @@ package ignition
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v35 "github.com/coreos/ignition/v2/config/v3_5"
@@ -10,6 +11,8 @@ import (
 // maxReferenceDepth bounds nested pointer configs: a config that merges
 // itself (or two that merge each other) would otherwise fetch forever.
 const maxReferenceDepth = 8
+
+var errTooDeep = fmt.Errorf("ignition.config: more than %d nested referenced configs (does a config reference itself?)", maxReferenceDepth)
 
 // fetcherFor builds the fetcher a config's own settings describe: its
 // timeouts and proxy, and its certificate authorities, fetched with prev
@@ -45,7 +48,7 @@ func (a Applier) fetcherFor(ctx context.Context, prev *fetcher, cfg Config) (*fe
 // warnings with their source.
 func (a Applier) render(ctx context.Context, f *fetcher, cfg Config, depth int, warnings *[]string) (Config, error) {
 	if depth > maxReferenceDepth {
-		return Config{}, fmt.Errorf("ignition.config: more than %d nested referenced configs", maxReferenceDepth)
+		return Config{}, errTooDeep
 	}
 	if ref := cfg.Ignition.Config.Replace; ref.Source != nil {
 		child, err := a.reference(ctx, f, ref, warnings)
@@ -70,7 +73,9 @@ func (a Applier) render(ctx context.Context, f *fetcher, cfg Config, depth int, 
 		if err != nil {
 			return Config{}, fmt.Errorf("ignition.config.merge[%d]: %w", i, err)
 		}
-		if child, err = a.render(ctx, cf, child, depth+1, warnings); err != nil {
+		if child, err = a.render(ctx, cf, child, depth+1, warnings); errors.Is(err, errTooDeep) {
+			return Config{}, err // one message, not one prefix per level
+		} else if err != nil {
 			return Config{}, fmt.Errorf("ignition.config.merge[%d]: %w", i, err)
 		}
 		merged = v35.Merge(merged, child)
