@@ -665,13 +665,17 @@ func (p *provisioner) applyIgnition(ctx context.Context) error {
 	for _, w := range warnings {
 		p.problem("ignition: " + w)
 	}
-	res := ignition.Applier{Root: p.o.Root, Runner: p.o.Runner, HTTP: p.o.HTTP, Log: p.o.Log}.Apply(ctx, cfg)
-	for _, u := range res.Unsupported {
-		p.problem("ignition: " + u)
+	res, err := ignition.Applier{Root: p.o.Root, Runner: p.o.Runner, Log: p.o.Log, Offline: p.o.Offline}.Apply(ctx, cfg)
+	for _, w := range res.Warnings {
+		p.problem("ignition: " + w)
 	}
+	if err == nil {
+		return nil
+	}
+	// One line per problem, each naming its JSON path.
 	var errs []error
-	for _, e := range res.Errors {
-		errs = append(errs, errors.New("ignition: "+e))
+	for _, line := range strings.Split(err.Error(), "\n") {
+		errs = append(errs, errors.New("ignition: "+line))
 	}
 	return errors.Join(errs...)
 }

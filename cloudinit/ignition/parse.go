@@ -13,6 +13,17 @@ import (
 // Config is a parsed config, translated to spec 3.5.
 type Config = types.Config
 
+// Parts of a config, as ignition/v2 declares them for spec 3.5.
+type (
+	Resource = types.Resource
+	Node     = types.Node
+	Link     = types.Link
+	// NoProxyItem is an entry of ignition.proxy.noProxy.
+	NoProxyItem = types.NoProxyItem
+	// Verification is a resource's expected hash.
+	Verification = types.Verification
+)
+
 // Parse parses a config of any spec from 3.0 to 3.5 (Butane's output
 // included) and translates it to 3.5. The error carries Ignition's
 // validation report, each entry with its JSON path; warnings (unknown
