@@ -88,7 +88,11 @@ func Detect(ctx context.Context, o Options) (*Data, error) {
 		}
 	}
 	if ds.name == "" || ds.name == "ignition" {
-		d, err := FwCfg(ctx, o)
+		d, err := IgnitionURL(ctx, o)
+		if !errors.Is(err, ErrNotFound) {
+			return d, err
+		}
+		d, err = FwCfg(ctx, o)
 		if !errors.Is(err, ErrNotFound) {
 			return d, err
 		}
@@ -185,12 +189,17 @@ func FwCfg(ctx context.Context, o Options) (*Data, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, ErrNotFound
 	}
-	// Ignition has no instance-id: the config's digest stands in, so a new
-	// config is a new instance and the same config runs once.
+	return ignitionData("ignition:fw_cfg", data), nil
+}
+
+// ignitionData is an Ignition config as Data. Ignition has no instance-id:
+// the config's digest stands in, so a new config is a new instance and the
+// same config runs once.
+func ignitionData(source string, data []byte) *Data {
 	sum := sha256.Sum256(data)
 	return &Data{
-		Source:   "ignition:fw_cfg",
+		Source:   source,
 		MetaData: cloudconfig.MetaData{InstanceID: "ign-" + hex.EncodeToString(sum[:8])},
 		Ignition: data,
-	}, nil
+	}
 }
