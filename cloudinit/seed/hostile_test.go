@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // isoImage writes a valid seed ISO with our writer and returns its bytes.
@@ -224,4 +225,59 @@ func FuzzReadISO(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHostileFAT: a vfat seed whose first file's cluster chain points back
+// at itself (go-diskfs would loop forever growing a slice), and one whose
+// boot sector claims more sectors than the device has.
+func TestHostileFAT(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		patch   func(img []byte)
+		wantErr string
+	}{
+		{"cluster chain loop", func(img []byte) {
+			// FAT12 after one reserved sector: entry 2 (the first data
+			// cluster) at byte 3 of the FAT, low 12 bits, set to 2.
+			fat := img[512:]
+			v := binary.LittleEndian.Uint16(fat[3:])
+			binary.LittleEndian.PutUint16(fat[3:], v&0xf000|2)
+		}, "cluster chain loops at cluster 2"},
+		{"more sectors than the device", func(img []byte) {
+			binary.LittleEndian.PutUint16(img[19:], 0)
+			binary.LittleEndian.PutUint32(img[32:], 0xffffffff)
+		}, "larger than the"},
+		{"FAT over the limit", func(img []byte) {
+			binary.LittleEndian.PutUint16(img[22:], 0xffff)
+			binary.LittleEndian.PutUint16(img[11:], 4096)
+		}, "fat:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "seed.img")
+			if err := Write(path, testFiles(), FormatVFAT); err != nil {
+				t.Fatal(err)
+			}
+			img, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(img[513:515], []byte{0xff, 0xff}) {
+				t.Fatalf("unexpected FAT12 layout: % x", img[512:518])
+			}
+			tc.patch(img)
+			if err := os.WriteFile(path, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := Read(path); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("got error %v, want one naming %s and %q", err, path, tc.wantErr)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no answer in 20s: the reader loops")
+			}
+		})
+	}
 }
