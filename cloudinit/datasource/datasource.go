@@ -44,12 +44,13 @@ type Options struct {
 	HTTP    *http.Client
 	// IMDSBase is the EC2 metadata service ("http://169.254.169.254").
 	IMDSBase string
-	// NetWait bounds how long network sources (IMDS, ds=nocloud;s=http)
-	// are retried while the network comes up. Only spent on hosts that
-	// identify as EC2 or ask for a network seed.
+	// NetWait bounds how long network sources (IMDS, ds=nocloud;s=http,
+	// ignition.config.url=) are retried while the network comes up or the
+	// server answers 5xx/429; each is tried at least 3 times. Only spent
+	// on hosts that identify as EC2 or ask for a network source.
 	NetWait time.Duration
-	// RequestTimeout bounds each HTTP request (short: a link-local IMDS
-	// answers in milliseconds).
+	// RequestTimeout bounds each HTTP request, its body included (short: a
+	// link-local IMDS answers in milliseconds). Default 2s.
 	RequestTimeout time.Duration
 }
 
