@@ -52,6 +52,10 @@ type Options struct {
 	// RequestTimeout bounds each HTTP request, its body included (short: a
 	// link-local IMDS answers in milliseconds). Default 2s.
 	RequestTimeout time.Duration
+	// FetchTimeout is RequestTimeout for servers elsewhere on the network
+	// (ds=nocloud;s=http, ignition.config.url=), which may be slow to
+	// answer and send up to 16 MiB. Default 30s.
+	FetchTimeout time.Duration
 }
 
 func (o *Options) defaults() {
@@ -66,6 +70,9 @@ func (o *Options) defaults() {
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = 2 * time.Second
+	}
+	if o.FetchTimeout == 0 {
+		o.FetchTimeout = 30 * time.Second
 	}
 }
 

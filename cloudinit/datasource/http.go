@@ -63,8 +63,10 @@ func fetch(ctx context.Context, o Options, newReq func(context.Context) (*http.R
 	return out, err
 }
 
-// httpGet fetches url, retrying as fetch does. 404 is errNoItem.
+// httpGet fetches url from a remote server (each request bounded by
+// o.FetchTimeout), retrying as fetch does. 404 is errNoItem.
 func httpGet(ctx context.Context, o Options, url string, limit int64) ([]byte, error) {
+	o.RequestTimeout = o.FetchTimeout
 	resp, err := fetch(ctx, o, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	}, limit)

@@ -22,7 +22,7 @@ const ignitionUserAgent = "Bulkhead-Ignition/1"
 // It is fetched with the datasource's own HTTP client: connection errors,
 // timeouts, 5xx and 429 are retried with backoff while the network comes
 // up, for at most Options.NetWait (each request bounded by
-// RequestTimeout); a body over 16 MiB is an error, never a truncation.
+// FetchTimeout); a body over 16 MiB is an error, never a truncation.
 // Only http and https URLs are supported: tftp, s3, gs, arn and data URLs
 // are refused by name. ErrNotFound when the flag is absent.
 func IgnitionURL(ctx context.Context, o Options) (*Data, error) {
@@ -43,6 +43,7 @@ func IgnitionURL(ctx context.Context, o Options) (*Data, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("ignition.config.url=%s: scheme %q is not supported (http and https are)", u.Redacted(), u.Scheme)
 	}
+	o.RequestTimeout = o.FetchTimeout
 	resp, err := fetch(ctx, o, func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 		if err != nil {

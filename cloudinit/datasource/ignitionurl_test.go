@@ -154,3 +154,29 @@ func TestIgnitionURLGivesUp(t *testing.T) {
 		t.Errorf("gave up after %v, want about NetWait (500ms)", d)
 	}
 }
+
+// TestRemoteFetchTimeout: a config or seed server that accepts and never
+// answers fails within FetchTimeout per request, for both remote sources.
+func TestRemoteFetchTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	for _, cmdline := range []string{"ignition.config.url=" + srv.URL + "/c.ign", "ds=nocloud;s=" + srv.URL + "/"} {
+		t.Run(cmdline, func(t *testing.T) {
+			start := time.Now()
+			_, err := Detect(context.Background(), Options{Root: fsroot.Root(t.TempDir()), Cmdline: cmdline, FetchTimeout: 50 * time.Millisecond})
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("got error %v, want a timeout", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v, want about 3 x 50ms plus backoff", d)
+			}
+		})
+	}
+}
