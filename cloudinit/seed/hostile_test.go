@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -151,18 +152,56 @@ func TestHostileISO(t *testing.T) {
 			}
 			img := tc.patch(t, isoImage(t, files))
 			path := filepath.Join(t.TempDir(), "hostile.iso")
-			if err := os.WriteFile(path, img, 0o644); err != nil {
+			err := os.WriteFile(path, img, 0o644)
+			if err != nil {
 				t.Fatal(err)
 			}
-			_, err := Read(path)
+			alloc := allocated(func() { _, err = Read(path) })
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("got error %v, want one naming %s and %q", err, path, tc.wantErr)
+			}
+			if alloc > maxAlloc {
+				t.Errorf("allocated %d MiB reading a %d KiB image, want under %d MiB", alloc>>20, len(img)>>10, maxAlloc>>20)
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("got error %v, want errors.Is %v", err, tc.is)
 			}
 		})
 	}
+}
+
+// maxAlloc bounds what reading a hostile seed may allocate: the largest
+// file limit and the root directory limit, with room to spare.
+const maxAlloc = 2*MaxUserData + maxISODir
+
+// allocated returns the bytes f allocated.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestHostileISOPathTable: ISO9660's path tables duplicate the directory
+// tree and a seed reader needs none; a path table that claims 4 GiB is not
+// a 4 GiB allocation (go-diskfs made one), and the seed still reads.
+func TestHostileISOPathTable(t *testing.T) {
+	img := isoImage(t, testFiles())
+	putBoth(img, 16*isoSector+132, 0xfffffff0) // path table size (8.4.14)
+	path := filepath.Join(t.TempDir(), "seed.iso")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got Files
+	var err error
+	if alloc := allocated(func() { got, err = Read(path) }); alloc > maxAlloc {
+		t.Errorf("allocated %d MiB, want under %d MiB", alloc>>20, maxAlloc>>20)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFiles(t, got, testFiles())
 }
 
 // TestReadXorrisofs reads seeds as xorrisofs writes them with Rock Ridge
