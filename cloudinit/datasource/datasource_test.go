@@ -424,3 +424,34 @@ func TestDetect(t *testing.T) {
 		})
 	}
 }
+
+// TestEC2RetryAfter: a throttled IMDS (429 with Retry-After: 1) is asked
+// again no sooner than it said.
+func TestEC2RetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var times []time.Time
+	f := &fakeIMDS{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/latest/meta-data/instance-id" {
+			mu.Lock()
+			times = append(times, time.Now())
+			first := len(times) == 1
+			mu.Unlock()
+			if first {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "slow down", http.StatusTooManyRequests)
+				return
+			}
+		}
+		f.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	d, err := EC2(context.Background(), Options{Root: fsroot.Root(t.TempDir()), IMDSBase: srv.URL})
+	checkResult(t, d, err, ec2Full, nil)
+	if len(times) != 2 {
+		t.Fatalf("got %d instance-id requests, want 2", len(times))
+	}
+	if gap := times[1].Sub(times[0]); gap < time.Second {
+		t.Errorf("asked again after %v, want at least the 1s of Retry-After", gap)
+	}
+}
