@@ -109,6 +109,15 @@ func TestNoCloud(t *testing.T) {
 			want: `source=nocloud:/seed id=nocloud host= keys=[] ud="#cloud-config\n" nc="" ign=""`,
 		},
 		{
+			name: "seed directory user-data over the limit",
+			setup: func(t *testing.T, root fsroot.Root) string {
+				writeFile(t, root.Join("/seed/meta-data"), "instance-id: big\n")
+				writeFile(t, root.Join("/seed/user-data"), strings.Repeat("#", seed.MaxUserData+1))
+				return "ds=nocloud;s=/seed"
+			},
+			wantErr: seed.ErrTooLarge,
+		},
+		{
 			name: "malformed meta-data",
 			setup: func(t *testing.T, root fsroot.Root) string {
 				writeFile(t, root.Join("/seed/meta-data"), "instance-id: [\n")
