@@ -44,3 +44,29 @@ func TestVirtInstallSeeds(t *testing.T) {
 		})
 	}
 }
+
+// FuzzNoCloudMetaData feeds meta-data through the NoCloud datasource (no
+// recover on this path, so a panic fails the target): it gives an error or
+// Data with an instance-id, "nocloud" when the meta-data names none.
+func FuzzNoCloudMetaData(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("instance-id: i-1\nlocal-hostname: h\npublic-keys: [a]\n"))
+	f.Add([]byte("local-hostname: h\n"))
+	f.Add([]byte(`{"instance-id": "x", "public-keys": {"0": {"openssh-key": "k"}}}`))
+	f.Fuzz(func(t *testing.T, md []byte) {
+		root := fsroot.Root(t.TempDir())
+		if err := os.MkdirAll(root.Join("/seed"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(root.Join("/seed/meta-data"), md, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := NoCloud(context.Background(), Options{Root: root, Cmdline: "ds=nocloud;s=/seed"})
+		if err != nil {
+			return
+		}
+		if d.MetaData.InstanceID == "" {
+			t.Errorf("meta-data %q: got an empty instance-id, want one (nocloud by default)", md)
+		}
+	})
+}

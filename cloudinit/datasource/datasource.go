@@ -44,13 +44,18 @@ type Options struct {
 	HTTP    *http.Client
 	// IMDSBase is the EC2 metadata service ("http://169.254.169.254").
 	IMDSBase string
-	// NetWait bounds how long network sources (IMDS, ds=nocloud;s=http)
-	// are retried while the network comes up. Only spent on hosts that
-	// identify as EC2 or ask for a network seed.
+	// NetWait bounds how long network sources (IMDS, ds=nocloud;s=http,
+	// ignition.config.url=) are retried while the network comes up or the
+	// server answers 5xx/429; each is tried at least 3 times. Only spent
+	// on hosts that identify as EC2 or ask for a network source.
 	NetWait time.Duration
-	// RequestTimeout bounds each HTTP request (short: a link-local IMDS
-	// answers in milliseconds).
+	// RequestTimeout bounds each HTTP request, its body included (short: a
+	// link-local IMDS answers in milliseconds). Default 2s.
 	RequestTimeout time.Duration
+	// FetchTimeout is RequestTimeout for servers elsewhere on the network
+	// (ds=nocloud;s=http, ignition.config.url=), which may be slow to
+	// answer and send up to 16 MiB. Default 30s.
+	FetchTimeout time.Duration
 }
 
 func (o *Options) defaults() {
@@ -65,6 +70,9 @@ func (o *Options) defaults() {
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = 2 * time.Second
+	}
+	if o.FetchTimeout == 0 {
+		o.FetchTimeout = 30 * time.Second
 	}
 }
 
@@ -88,7 +96,11 @@ func Detect(ctx context.Context, o Options) (*Data, error) {
 		}
 	}
 	if ds.name == "" || ds.name == "ignition" {
-		d, err := FwCfg(ctx, o)
+		d, err := IgnitionURL(ctx, o)
+		if !errors.Is(err, ErrNotFound) {
+			return d, err
+		}
+		d, err = FwCfg(ctx, o)
 		if !errors.Is(err, ErrNotFound) {
 			return d, err
 		}
@@ -185,12 +197,17 @@ func FwCfg(ctx context.Context, o Options) (*Data, error) {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return nil, ErrNotFound
 	}
-	// Ignition has no instance-id: the config's digest stands in, so a new
-	// config is a new instance and the same config runs once.
+	return ignitionData("ignition:fw_cfg", data), nil
+}
+
+// ignitionData is an Ignition config as Data. Ignition has no instance-id:
+// the config's digest stands in, so a new config is a new instance and the
+// same config runs once.
+func ignitionData(source string, data []byte) *Data {
 	sum := sha256.Sum256(data)
 	return &Data{
-		Source:   "ignition:fw_cfg",
+		Source:   source,
 		MetaData: cloudconfig.MetaData{InstanceID: "ign-" + hex.EncodeToString(sum[:8])},
 		Ignition: data,
-	}, nil
+	}
 }

@@ -109,6 +109,15 @@ func TestNoCloud(t *testing.T) {
 			want: `source=nocloud:/seed id=nocloud host= keys=[] ud="#cloud-config\n" nc="" ign=""`,
 		},
 		{
+			name: "seed directory user-data over the limit",
+			setup: func(t *testing.T, root fsroot.Root) string {
+				writeFile(t, root.Join("/seed/meta-data"), "instance-id: big\n")
+				writeFile(t, root.Join("/seed/user-data"), strings.Repeat("#", seed.MaxUserData+1))
+				return "ds=nocloud;s=/seed"
+			},
+			wantErr: seed.ErrTooLarge,
+		},
+		{
 			name: "malformed meta-data",
 			setup: func(t *testing.T, root fsroot.Root) string {
 				writeFile(t, root.Join("/seed/meta-data"), "instance-id: [\n")
@@ -422,5 +431,36 @@ func TestDetect(t *testing.T) {
 				t.Errorf("got %d IMDS requests %v, want %d", len(f.hits), f.hits, tc.wantHits)
 			}
 		})
+	}
+}
+
+// TestEC2RetryAfter: a throttled IMDS (429 with Retry-After: 1) is asked
+// again no sooner than it said.
+func TestEC2RetryAfter(t *testing.T) {
+	var mu sync.Mutex
+	var times []time.Time
+	f := &fakeIMDS{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/latest/meta-data/instance-id" {
+			mu.Lock()
+			times = append(times, time.Now())
+			first := len(times) == 1
+			mu.Unlock()
+			if first {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "slow down", http.StatusTooManyRequests)
+				return
+			}
+		}
+		f.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	d, err := EC2(context.Background(), Options{Root: fsroot.Root(t.TempDir()), IMDSBase: srv.URL})
+	checkResult(t, d, err, ec2Full, nil)
+	if len(times) != 2 {
+		t.Fatalf("got %d instance-id requests, want 2", len(times))
+	}
+	if gap := times[1].Sub(times[0]); gap < time.Second {
+		t.Errorf("asked again after %v, want at least the 1s of Retry-After", gap)
 	}
 }

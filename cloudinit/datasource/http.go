@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/cloudinit/seed"
@@ -17,6 +18,19 @@ var errNoItem = errors.New("not found")
 // Options.NetWait is spent (or zero): a 503 from a busy IMDS is not the
 // network being down.
 const minAttempts = 3
+
+// maxRetryAfter caps a server's Retry-After: provisioning waits for a
+// throttled IMDS, not for a server asking for an hour.
+const maxRetryAfter = 10 * time.Second
+
+// retryAfter is a retryable error whose server asked for a delay.
+type retryAfter struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfter) Error() string { return e.err.Error() }
+func (e *retryAfter) Unwrap() error { return e.err }
 
 // response is what one HTTP exchange gave: the status, and the body when
 // the status was 200.
@@ -46,7 +60,13 @@ func fetch(ctx context.Context, o Options, newReq func(context.Context) (*http.R
 		out = response{status: resp.StatusCode}
 		switch {
 		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-			return true, fmt.Errorf("%s: %s", what, resp.Status)
+			err := fmt.Errorf("%s: %s", what, resp.Status)
+			// Retry-After in seconds (RFC 9110 10.2.3), as IMDS sends
+			// when it throttles; an HTTP date is ignored.
+			if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+				err = &retryAfter{err: err, after: min(time.Duration(secs)*time.Second, maxRetryAfter)}
+			}
+			return true, err
 		case resp.StatusCode != http.StatusOK:
 			return false, nil
 		}
@@ -63,8 +83,10 @@ func fetch(ctx context.Context, o Options, newReq func(context.Context) (*http.R
 	return out, err
 }
 
-// httpGet fetches url, retrying as fetch does. 404 is errNoItem.
+// httpGet fetches url from a remote server (each request bounded by
+// o.FetchTimeout), retrying as fetch does. 404 is errNoItem.
 func httpGet(ctx context.Context, o Options, url string, limit int64) ([]byte, error) {
+	o.RequestTimeout = o.FetchTimeout
 	resp, err := fetch(ctx, o, func(ctx context.Context) (*http.Request, error) {
 		return http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	}, limit)
@@ -97,10 +119,15 @@ func retryNet(ctx context.Context, o Options, f func(context.Context) (retry boo
 			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 		}
 		o.Log.Debug("network source not answering yet", "attempt", attempt, "err", err)
+		wait := delay
+		var ra *retryAfter
+		if errors.As(err, &ra) {
+			wait = max(wait, ra.after)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (canceled: %w)", err, ctx.Err())
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
 		delay = min(delay*2, 2*time.Second)
 	}

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // isoImage writes a valid seed ISO with our writer and returns its bytes.
@@ -150,18 +152,56 @@ func TestHostileISO(t *testing.T) {
 			}
 			img := tc.patch(t, isoImage(t, files))
 			path := filepath.Join(t.TempDir(), "hostile.iso")
-			if err := os.WriteFile(path, img, 0o644); err != nil {
+			err := os.WriteFile(path, img, 0o644)
+			if err != nil {
 				t.Fatal(err)
 			}
-			_, err := Read(path)
+			alloc := allocated(func() { _, err = Read(path) })
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
 				t.Fatalf("got error %v, want one naming %s and %q", err, path, tc.wantErr)
+			}
+			if alloc > maxAlloc {
+				t.Errorf("allocated %d MiB reading a %d KiB image, want under %d MiB", alloc>>20, len(img)>>10, maxAlloc>>20)
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("got error %v, want errors.Is %v", err, tc.is)
 			}
 		})
 	}
+}
+
+// maxAlloc bounds what reading a hostile seed may allocate: the largest
+// file limit and the root directory limit, with room to spare.
+const maxAlloc = 2*MaxUserData + maxISODir
+
+// allocated returns the bytes f allocated.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestHostileISOPathTable: ISO9660's path tables duplicate the directory
+// tree and a seed reader needs none; a path table that claims 4 GiB is not
+// a 4 GiB allocation (go-diskfs made one), and the seed still reads.
+func TestHostileISOPathTable(t *testing.T) {
+	img := isoImage(t, testFiles())
+	putBoth(img, 16*isoSector+132, 0xfffffff0) // path table size (8.4.14)
+	path := filepath.Join(t.TempDir(), "seed.iso")
+	if err := os.WriteFile(path, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var got Files
+	var err error
+	if alloc := allocated(func() { got, err = Read(path) }); alloc > maxAlloc {
+		t.Errorf("allocated %d MiB, want under %d MiB", alloc>>20, maxAlloc>>20)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertFiles(t, got, testFiles())
 }
 
 // TestReadXorrisofs reads seeds as xorrisofs writes them with Rock Ridge
@@ -196,6 +236,87 @@ func TestReadXorrisofs(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertFiles(t, got, files)
+		})
+	}
+}
+
+// FuzzReadISO feeds mutated ISO images straight to the ISO9660 reader
+// (no recover anywhere on this path): a panic fails the target, and what it
+// returns must keep to the size limits and come from the image.
+func FuzzReadISO(f *testing.F) {
+	f.Add(isoImage(f, testFiles()))
+	for _, name := range []string{"virt-install-bare", "virt-install-root-ssh-key"} {
+		if img, err := os.ReadFile(filepath.Join("..", "testdata", "conformance", name, "seed.iso")); err == nil {
+			f.Add(img)
+		}
+	}
+	f.Fuzz(func(t *testing.T, img []byte) {
+		got, err := readISO(bytes.NewReader(img), int64(len(img)))
+		if err != nil {
+			return
+		}
+		for name, b := range map[string][]byte{"user-data": got.UserData, "meta-data": got.MetaData, "network-config": got.NetworkConfig, "vendor-data": got.VendorData} {
+			if int64(len(b)) > MaxSize(name) || len(b) > len(img) {
+				t.Errorf("%s: got %d bytes from a %d-byte image, limit %d", name, len(b), len(img), MaxSize(name))
+			}
+			if len(b) > 0 && !bytes.Contains(img, b) {
+				t.Errorf("%s: got bytes that are not in the image", name)
+			}
+		}
+	})
+}
+
+// TestHostileFAT: a vfat seed whose first file's cluster chain points back
+// at itself (go-diskfs would loop forever growing a slice), and one whose
+// boot sector claims more sectors than the device has.
+func TestHostileFAT(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		patch   func(img []byte)
+		wantErr string
+	}{
+		{"cluster chain loop", func(img []byte) {
+			// FAT12 after one reserved sector: entry 2 (the first data
+			// cluster) at byte 3 of the FAT, low 12 bits, set to 2.
+			fat := img[512:]
+			v := binary.LittleEndian.Uint16(fat[3:])
+			binary.LittleEndian.PutUint16(fat[3:], v&0xf000|2)
+		}, "cluster chain loops at cluster 2"},
+		{"more sectors than the device", func(img []byte) {
+			binary.LittleEndian.PutUint16(img[19:], 0)
+			binary.LittleEndian.PutUint32(img[32:], 0xffffffff)
+		}, "larger than the"},
+		{"FAT over the limit", func(img []byte) {
+			binary.LittleEndian.PutUint16(img[22:], 0xffff)
+			binary.LittleEndian.PutUint16(img[11:], 4096)
+		}, "fat:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "seed.img")
+			if err := Write(path, testFiles(), FormatVFAT); err != nil {
+				t.Fatal(err)
+			}
+			img, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(img[513:515], []byte{0xff, 0xff}) {
+				t.Fatalf("unexpected FAT12 layout: % x", img[512:518])
+			}
+			tc.patch(img)
+			if err := os.WriteFile(path, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := Read(path); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("got error %v, want one naming %s and %q", err, path, tc.wantErr)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("no answer in 20s: the reader loops")
+			}
 		})
 	}
 }

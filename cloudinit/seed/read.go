@@ -101,6 +101,9 @@ func readFrom(f *os.File, recoverFAT bool) (files Files, err error) {
 			}
 		}()
 	}
+	if err := checkFAT(f, size); err != nil {
+		return Files{}, err
+	}
 	b := file.New(f, true)
 	fsys, err := readFAT(b, size)
 	if err != nil {
