@@ -205,19 +205,33 @@ func (p *provisioner) writeFile(f cloudconfig.WriteFile) error {
 	if f.Permissions != nil {
 		mode = os.FileMode(*f.Permissions)
 	}
-	path := p.o.Root.Join(f.Path)
+	// Through a handle on the directory inside the root: no symlink in
+	// the tree (a user's home linked to /etc) can redirect the write, the
+	// chmod or the chown, and the file is replaced, never followed.
+	clean := filepath.Clean(f.Path)
+	d, err := p.o.Root.MkdirAll(filepath.Dir(clean), 0o755)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	name := filepath.Base(clean)
 	if f.Append {
-		old, err := os.ReadFile(path)
+		old, err := d.ReadFile(name, maxWriteFile)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		data = append(old, data...)
 	}
-	if err := fsroot.WriteFile(path, data, mode); err != nil {
-		return err
+	var owner *fsroot.Owner
+	if os.Geteuid() == 0 { // unprivileged runs (unit tests) cannot give files away
+		owner = &fsroot.Owner{UID: uid, GID: gid}
 	}
-	return chown(path, uid, gid)
+	return d.WriteFile(name, data, mode, owner)
 }
+
+// maxWriteFile bounds a file write_files appends to (cloud-init has none;
+// 64 MiB is far beyond a configuration file).
+const maxWriteFile = 64 << 20
 
 // owner resolves "user:group" (default root:root) in the root's databases.
 func (p *provisioner) owner(spec string) (int, int, error) {
@@ -243,13 +257,6 @@ func (p *provisioner) owner(spec string) (int, int, error) {
 		gid = 0
 	}
 	return uid, gid, nil
-}
-
-func chown(path string, uid, gid int) error {
-	if err := os.Lchown(path, uid, gid); err != nil && os.Geteuid() == 0 {
-		return err
-	}
-	return nil // unprivileged runs (unit tests) cannot give files away
 }
 
 func (p *provisioner) hostname(ctx context.Context) error {

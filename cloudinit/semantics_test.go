@@ -492,3 +492,25 @@ func TestBulkheadUpdateSectionWritten(t *testing.T) {
 		}
 	}
 }
+
+// A write_files path through a symlink that points out of the root (a
+// home directory linked to /etc on the host) is never followed.
+func TestWriteFilesSymlinkAttack(t *testing.T) {
+	e := newEnv(t)
+	outside := t.TempDir()
+	if err := os.MkdirAll(e.root.Join("/home"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, e.root.Join("/home/evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside+"/target", e.root.Join("/etc/linked")); err != nil {
+		t.Fatal(err)
+	}
+	e.seed(t, "instance-id: one\n", "#cloud-config\nwrite_files:\n  - {path: /home/evil/planted, content: x}\n  - {path: /etc/linked, content: y, append: true}\n")
+	e.provision(t, "ds=nocloud;s=/seed")
+	entries, _ := os.ReadDir(outside)
+	if len(entries) != 0 {
+		t.Errorf("write_files wrote outside the root: %v", entries)
+	}
+}
