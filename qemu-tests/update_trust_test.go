@@ -2,6 +2,8 @@ package qemutests
 
 import (
 	"context"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -92,6 +94,41 @@ func TestUpdateTrust(t *testing.T) {
 		}
 		if st := status(t, vm); st.Slots.Default != "a" {
 			t.Errorf("default slot %s after a refused rollback, want a", st.Slots.Default)
+		}
+	})
+
+	t.Run("expired repository metadata refused and shown", func(t *testing.T) {
+		// A copy of v2's repository whose timestamp metadata expired: a
+		// mirror freezing hosts on what they run. A new URL, so the guest
+		// trusts nothing of it yet and starts from the image's keys.
+		dir := t.TempDir()
+		if out, err := exec.Command("cp", "-a", filepath.Join(f.repos, "v2"), filepath.Join(dir, "frozen")).CombinedOutput(); err != nil {
+			t.Fatalf("copying the repository: %v: %s", err, out)
+		}
+		top, _ := filepath.Abs("..")
+		if out, err := exec.Command(filepath.Join(top, "out/bin/builder"), "publish", "--repo", filepath.Join(dir, "frozen"),
+			"--refresh-timestamp", "--timestamp-expiry", "1s", "--key", filepath.Join(top, "images/keys/dev.key")).CombinedOutput(); err != nil {
+			t.Fatalf("re-signing the timestamp: %v: %s", err, out)
+		}
+		time.Sleep(2 * time.Second)
+		frozen := serveRepo(t, dir) + "/frozen"
+		out, err := g.Run(ctx, "hostctl upgrade --dry-run --from '"+frozen+"'")
+		if err == nil || !strings.Contains(out, "freeze attack") {
+			t.Errorf("hostctl upgrade from an expired repository: err %v, output %q; want a refusal naming the freeze attack", err, out)
+		}
+		// The periodic check (policy check: report only) records the
+		// refusal, and hostctl status shows it.
+		sh(t, vm, "printf 'url: %s\\npolicy: check\\ninterval: 1m\\n' '"+frozen+"' > /etc/bulkhead/update.yaml && systemctl restart hostd")
+		deadline := time.Now().Add(5 * time.Minute)
+		for {
+			got := sh(t, vm, "hostctl status")
+			if strings.Contains(got, "freeze attack") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hostctl status never named the freeze attack:\n%s", got)
+			}
+			time.Sleep(10 * time.Second)
 		}
 	})
 }
