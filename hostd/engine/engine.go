@@ -125,7 +125,17 @@ type Config struct {
 	// LogMax and LogFiles rotate each container's log.
 	LogMax   int64
 	LogFiles int
+	// OOMScoreAdj is every container's oom_score_adj (default 0, the
+	// kernel's neutral value, whatever hostd's own is).
+	OOMScoreAdj int
+	// Defaults are the limits of a container whose spec sets none; Pids
+	// 0 means DefaultPidsLimit.
+	Defaults Limits
 }
+
+// DefaultPidsLimit bounds the processes of a container that declares no
+// limit: a fork bomb in one container must not exhaust the host's pids.
+const DefaultPidsLimit = 4096
 
 // Engine runs containers.
 type Engine struct {
@@ -183,6 +193,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.Images.Root = filepath.Join(cfg.Root, "images")
 	if cfg.Images.Log == nil {
 		cfg.Images.Log = cfg.Log
+	}
+	// The engine root is private: it holds every container's files, and a
+	// fresh volume's root (storage-setup's XFS) starts out 0755.
+	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("opening engine at %s: %w", cfg.Root, err)
+	}
+	if err := os.Chmod(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("opening engine at %s: %w", cfg.Root, err)
 	}
 	imgs, err := image.Open(cfg.Images)
 	if err != nil {

@@ -27,9 +27,14 @@ type testEngine struct {
 
 func newTestEngine(t *testing.T) *testEngine {
 	t.Helper()
+	return newTestEngineAt(t, t.TempDir())
+}
+
+// newTestEngineAt is newTestEngine with its root and run dirs under base.
+func newTestEngineAt(t *testing.T, base string) *testEngine {
+	t.Helper()
 	testimg.RequireHost(t)
 	host, ref := testimg.BusyboxRegistry(t)
-	base := t.TempDir()
 	cfg := Config{
 		Root: filepath.Join(base, "lib"), RunDir: filepath.Join(base, "run"),
 		Images:      image.Options{Insecure: []string{host}},

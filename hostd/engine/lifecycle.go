@@ -2,10 +2,12 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -149,17 +151,16 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 		ID: c.ID, Rootfs: rootfs, Args: c.Args, Cwd: c.Cwd, UID: uid, GID: gid, Groups: groups,
 		Hostname: c.hostname(), ReadOnly: c.Spec.ReadOnly, Seccomp: e.cfg.Seccomp,
 		Env:          mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home)),
-		CgroupParent: "/hostd", Terminal: c.Spec.Tty,
+		CgroupParent: "/hostd", Terminal: c.Spec.Tty, OOMScoreAdj: e.cfg.OOMScoreAdj,
 	}
 	if c.Spec.Tty {
 		// Docker's: a terminal's programs need a TERM; the image's or
 		// the user's wins.
 		in.Env = mergeEnv([]string{"TERM=xterm"}, in.Env)
 	}
-	if in.Limits.MemoryBytes, err = runtime.ParseMemory(c.Spec.Limits.Memory); err != nil {
+	if in.Limits, err = e.limits(c.Spec.Limits); err != nil {
 		return err
 	}
-	in.Limits.CPUs, in.Limits.Pids = c.Spec.Limits.CPUs, c.Spec.Limits.Pids
 	network := c.network(e.cfg.Network != nil)
 	ip := ""
 	var ports []Port
@@ -232,6 +233,29 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	return nil
 }
 
+// limits are the runtime limits for a spec's: each the spec leaves unset
+// is the engine's default.
+func (e *Engine) limits(l Limits) (runtime.Limits, error) {
+	d := e.cfg.Defaults
+	if l.Memory == "" {
+		l.Memory = d.Memory
+	}
+	if l.CPUs == 0 {
+		l.CPUs = d.CPUs
+	}
+	if l.Pids == 0 {
+		l.Pids = d.Pids
+	}
+	if l.Pids == 0 {
+		l.Pids = DefaultPidsLimit
+	}
+	mem, err := runtime.ParseMemory(l.Memory)
+	if err != nil {
+		return runtime.Limits{}, fmt.Errorf("limits.memory: %w", err)
+	}
+	return runtime.Limits{MemoryBytes: mem, CPUs: l.CPUs, Pids: l.Pids}, nil
+}
+
 func (c *Container) hostname() string {
 	if c.Spec.Hostname != "" {
 		return c.Spec.Hostname
@@ -264,22 +288,25 @@ func homeEnv(env []string, home string) []string {
 }
 
 // resolveUser looks user[:group] up in the container's /etc/passwd and
-// /etc/group, opened beneath the rootfs so a symlinked /etc/passwd in an
-// image cannot make hostd read a host file.
+// /etc/group. Both files belong to the container, which may have replaced
+// them with anything: they are opened beneath the rootfs (a symlink cannot
+// lead to a host file), only when they are regular files (a FIFO would
+// block hostd forever, a device node would make host root open a host
+// device), without blocking and read up to maxUserDB bytes.
 func resolveUser(rootfs, spec string) (uid, gid uint32, groups []uint32, home string, err error) {
 	if spec == "" {
 		spec = "0"
 	}
-	passwd, _ := openInRoot(rootfs, "etc/passwd")
-	group, _ := openInRoot(rootfs, "etc/group")
-	if passwd != nil {
-		defer passwd.Close()
+	passwd, err := readUserDB(rootfs, "etc/passwd")
+	if err != nil {
+		return 0, 0, nil, "", fmt.Errorf("resolving user %q: %w", spec, err)
 	}
-	if group != nil {
-		defer group.Close()
+	group, err := readUserDB(rootfs, "etc/group")
+	if err != nil {
+		return 0, 0, nil, "", fmt.Errorf("resolving user %q: %w", spec, err)
 	}
 	defaults := &user.ExecUser{Home: "/"}
-	u, err := user.GetExecUser(spec, defaults, passwdReader(passwd), passwdReader(group))
+	u, err := user.GetExecUser(spec, defaults, passwd, group)
 	if err != nil {
 		return 0, 0, nil, "", fmt.Errorf("resolving user %q: %w", spec, err)
 	}
@@ -291,25 +318,74 @@ func resolveUser(rootfs, spec string) (uid, gid uint32, groups []uint32, home st
 	return uint32(u.Uid), uint32(u.Gid), groups, u.Home, nil
 }
 
-// passwdReader avoids handing GetExecUser a typed nil.
-func passwdReader(f *os.File) interface{ Read([]byte) (int, error) } {
-	if f == nil {
-		return nil
-	}
-	return f
-}
+// maxUserDB bounds what hostd reads of a container's passwd or group file:
+// far above any real one, small enough that a container cannot make hostd
+// read without end.
+const maxUserDB = 4 << 20
 
-func openInRoot(rootfs, rel string) (*os.File, error) {
+// readUserDB returns the container's file rel as a reader for
+// user.GetExecUser, nil when the container has none (a numeric user still
+// resolves), or an error naming the file when it is not a regular file or
+// is too big.
+func readUserDB(rootfs, rel string) (io.Reader, error) {
 	rfd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening the container's root %s: %w", rootfs, err)
 	}
 	defer unix.Close(rfd)
-	fd, err := unix.Openat2(rfd, rel, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
-	if err != nil {
-		return nil, err
+	// O_PATH opens nothing: the file's type is checked before any open
+	// that a FIFO or a device would act on.
+	pfd, err := unix.Openat2(rfd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil
 	}
-	return os.NewFile(uintptr(fd), rel), nil
+	if err != nil {
+		return nil, fmt.Errorf("opening the container's /%s: %w", rel, err)
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return nil, fmt.Errorf("checking the container's /%s: %w", rel, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("the container's /%s is a %s, not a regular file", rel, fileType(st.Mode))
+	}
+	if st.Size > maxUserDB {
+		return nil, fmt.Errorf("the container's /%s is %d bytes, more than the %d hostd reads", rel, st.Size, maxUserDB)
+	}
+	// Reopening the O_PATH descriptor opens the inode just checked, not
+	// the path again (which the container could swap meanwhile).
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening the container's /%s: %w", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxUserDB+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the container's /%s: %w", rel, err)
+	}
+	if len(b) > maxUserDB {
+		return nil, fmt.Errorf("the container's /%s grew past the %d bytes hostd reads", rel, maxUserDB)
+	}
+	return bytes.NewReader(b), nil
+}
+
+// fileType names a stat mode's file type for errors.
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFDIR:
+		return "directory"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
 }
 
 // writeEtc writes the container's /etc/hosts, /etc/hostname and
