@@ -158,9 +158,11 @@ type Engine struct {
 	// each exists, the boot health gate must not pass (the pull may take
 	// a while, and an empty list would otherwise look healthy).
 	declared []string
-	done     chan struct{}
-	wg       sync.WaitGroup
-	close    sync.Once
+	// workloadErr is the last workload load's error (WorkloadProblems).
+	workloadErr error
+	done        chan struct{}
+	wg          sync.WaitGroup
+	close       sync.Once
 }
 
 // liveState is what the engine keeps in memory for a started container.

@@ -277,3 +277,52 @@ func pidsMax(t *testing.T, pid int) string {
 	t.Fatalf("no pids.max for pid %d in %q", pid, b)
 	return ""
 }
+
+// A declared workload survives a typo in its file, a change to an image
+// that cannot be pulled, and a removal by hand (it comes back).
+func TestDeclaredWorkloadSurvivesBadFiles(t *testing.T) {
+	te := newTestEngine(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "web.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := "image: " + te.ref + "\ncommand: [sh, -c, \"trap 'exit 0' TERM; sleep 300 & wait\"]\nrestart: always\n"
+	write(good)
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); te.WatchWorkloads(ctx, dir, 50*time.Millisecond) }()
+	t.Cleanup(func() { cancel(); <-watched })
+	var web Container
+	eventually(t, "web to run", func() bool { web, _ = te.Get("web"); return web.State == StateRunning })
+
+	// A typo (a field this version does not know): web keeps running.
+	write(good + "imagePullPolicy: always\n")
+	eventually(t, "the problem to be reported", func() bool {
+		err := te.WorkloadProblems()
+		return err != nil && strings.Contains(err.Error(), "web.yaml")
+	})
+	time.Sleep(300 * time.Millisecond) // several loader rounds
+	if got, err := te.Get("web"); err != nil || got.ID != web.ID || got.State != StateRunning {
+		t.Fatalf("after a typo in web.yaml: got %+v, %v, want the same container running", got, err)
+	}
+
+	// A change to an image that cannot be pulled: web keeps running.
+	write("image: 127.0.0.1:1/missing:latest\nrestart: always\n")
+	time.Sleep(500 * time.Millisecond)
+	if got, err := te.Get("web"); err != nil || got.ID != web.ID || got.State != StateRunning {
+		t.Fatalf("after a change to a missing image: got %+v, %v, want the same container running", got, err)
+	}
+
+	// Removed by hand: the loader brings it back.
+	write(good)
+	if err := te.Remove(context.Background(), web.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "web to be re-created", func() bool {
+		got, err := te.Get("web")
+		return err == nil && got.ID != web.ID && got.State == StateRunning
+	})
+}
