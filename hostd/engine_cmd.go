@@ -53,8 +53,12 @@ func (o *EngineOptions) AddFlags(fs *pflag.FlagSet) {
 // starts converging the declared workloads. An engine that cannot open is
 // reported through the health gate; hostd itself keeps serving.
 func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptions, log *slog.Logger) (*engine.Engine, error) {
+	// Every way the engine fails to come up fails the boot health gate
+	// too, so a trial boot with a broken engine rolls back instead of
+	// passing with containers missing or cut off.
 	kc, err := image.LoadConfigKeychain(root.Join(o.AuthFile))
 	if err != nil {
+		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
 		return nil, err
 	}
 	cfg := engine.Config{
@@ -69,6 +73,9 @@ func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptio
 		}
 		if err := br.Init(ctx); err != nil {
 			log.Warn("bridge network unavailable: containers default to --network none", "err", err)
+			s.AddHealthCheck("bridge", func(context.Context) error {
+				return fmt.Errorf("bridge network %s unavailable (containers run on --network none): %w", o.Bridge, err)
+			})
 		} else {
 			cfg.Network = br
 		}

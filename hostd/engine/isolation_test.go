@@ -326,3 +326,20 @@ func TestDeclaredWorkloadSurvivesBadFiles(t *testing.T) {
 		return err == nil && got.ID != web.ID && got.State == StateRunning
 	})
 }
+
+// A --network host container resolves names as the host does: it gets the
+// host's resolv.conf and hosts, not the image's (or none).
+func TestHostNetworkGetsHostResolvConf(t *testing.T) {
+	te := newTestEngine(t)
+	want, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := te.run(t, ContainerSpec{Name: "hostnet", Network: "host", Command: []string{"cat", "/etc/resolv.conf"}})
+	if code, err := te.Wait(context.Background(), c.ID); err != nil || code != 0 {
+		t.Fatalf("cat: code %d, %v: %s", code, err, te.logText(t, c.ID))
+	}
+	if got := te.logText(t, c.ID); got != string(want) {
+		t.Errorf("the container's resolv.conf: got %q, want the host's %q", got, want)
+	}
+}

@@ -391,8 +391,8 @@ func fileType(mode uint32) string {
 // writeEtc writes the container's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf and returns their bind mounts.
 func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, error) {
-	if network == "host" {
-		return nil, nil // the host's files, as with Docker's host network
+	if network == runtime.NetworkHost {
+		return e.hostEtc(c)
 	}
 	hn := c.hostname()
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -410,6 +410,30 @@ func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, er
 	for _, n := range []string{"hosts", "hostname", "resolv.conf"} {
 		p := filepath.Join(e.dir(c.ID), n)
 		if err := fsroot.WriteFile(p, files[n], 0o644); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, runtime.Mount{Source: p, Destination: "/etc/" + n})
+	}
+	return mounts, nil
+}
+
+// hostEtc gives a --network host container copies of the host's
+// resolv.conf, hosts and hostname, as Docker does: the image's own would
+// name servers and addresses of some other network. Copies, so the
+// container cannot change the host's files; a file the host lacks is left
+// to the image.
+func (e *Engine) hostEtc(c *Container) ([]runtime.Mount, error) {
+	var mounts []runtime.Mount
+	for _, n := range []string{"resolv.conf", "hosts", "hostname"} {
+		b, err := os.ReadFile(e.cfg.HostRoot.Join("/etc", n))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the host's /etc/%s for a host-network container: %w", n, err)
+		}
+		p := filepath.Join(e.dir(c.ID), n)
+		if err := fsroot.WriteFile(p, b, 0o644); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, runtime.Mount{Source: p, Destination: "/etc/" + n})

@@ -1,0 +1,74 @@
+package hostd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-os/bulkhead/hostd/client"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+)
+
+// unhealthyChecks asks hostd's health endpoint and returns the failing
+// checks' messages, failing the test when the host is healthy.
+func unhealthyChecks(t *testing.T, c *client.Client) string {
+	t.Helper()
+	var resp HealthResponse
+	err := c.Do(context.Background(), http.MethodGet, "/v1/health", nil, &resp)
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != http.StatusServiceUnavailable || resp.Healthy {
+		t.Fatalf("health: got %v, %+v, want a 503", err, resp)
+	}
+	var msgs []string
+	for _, ch := range resp.Checks {
+		if ch.Error != "" {
+			msgs = append(msgs, ch.Name+": "+ch.Error)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// A registry-auth file that does not parse keeps the engine from starting:
+// the boot health gate fails (a trial rolls back) instead of passing with
+// no containers.
+func TestEngineBadAuthFailsHealth(t *testing.T) {
+	s, c := startServer(t)
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "auth.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := EngineOptions{Enabled: true, Root: "/lib", RunDir: "/run", Workloads: "/containers", AuthFile: "/auth.json", Runtime: libct.New}
+	if _, err := startEngine(context.Background(), s, fsroot.Root(root), o, slog.Default()); err == nil {
+		t.Fatal("the engine started with a broken auth file")
+	}
+	if got := unhealthyChecks(t, c); !strings.Contains(got, "engine: engine did not start") || !strings.Contains(got, "auth.json") {
+		t.Errorf("failing checks: got %q, want the engine's naming auth.json", got)
+	}
+}
+
+// A bridge that cannot come up fails the gate, naming the bridge, though
+// the engine runs (with containers on --network none).
+func TestEngineBridgeDownFailsHealth(t *testing.T) {
+	testimg.RequireHost(t)
+	s, c := startServer(t)
+	root := t.TempDir()
+	o := EngineOptions{Enabled: true, Root: "/lib", RunDir: "/run", Workloads: "/containers", AuthFile: "/auth.json",
+		Bridge: "hdbad0", BridgeSubnet: "10.300.0.0/16", Runtime: libct.New}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e, err := startEngine(ctx, s, fsroot.Root(root), o, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if got := unhealthyChecks(t, c); !strings.Contains(got, "bridge: bridge network hdbad0 unavailable") {
+		t.Errorf("failing checks: got %q, want the bridge's", got)
+	}
+}
