@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -137,4 +138,32 @@ func newShimCmd(rt runtime.Factory) *cobra.Command {
 			return shim.Main(cmd.Context(), args, rt)
 		},
 	}
+}
+
+// hostShuttingDown says whether systemd is taking the host down (not just
+// restarting hostd): `systemctl is-system-running` says "stopping" then.
+// It exits non-zero in every state but running, so its output decides.
+func hostShuttingDown(ctx context.Context, r run.Runner) bool {
+	out, _ := r.Run(ctx, run.Cmd{Name: "systemctl", Args: []string{"is-system-running"}})
+	return strings.TrimSpace(string(out)) == "stopping"
+}
+
+// shutdownTimeout bounds the graceful stop of all containers at host
+// shutdown; hostd.service's TimeoutStopSec must be longer.
+const shutdownTimeout = 60 * time.Second
+
+// closeEngine ends hostd's engine when hostd stops. On a host going down,
+// the containers are stopped first, gracefully (each its stop signal, then
+// SIGKILL after engine.DefaultStopTimeout), while their shims still run;
+// a restart of hostd alone leaves them running under their shims.
+func closeEngine(e *engine.Engine, r run.Runner, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if hostShuttingDown(ctx, r) {
+		log.Info("host shutting down: stopping containers")
+		if err := e.Shutdown(ctx, engine.DefaultStopTimeout); err != nil {
+			log.Warn("stopping containers at shutdown", "err", err)
+		}
+	}
+	e.Close()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
 // unhealthyChecks asks hostd's health endpoint and returns the failing
@@ -70,5 +71,16 @@ func TestEngineBridgeDownFailsHealth(t *testing.T) {
 	defer e.Close()
 	if got := unhealthyChecks(t, c); !strings.Contains(got, "bridge: bridge network hdbad0 unavailable") {
 		t.Errorf("failing checks: got %q, want the bridge's", got)
+	}
+}
+
+// hostd tells a host shutdown (stop the containers) from a restart of
+// hostd alone (leave them to their shims) by systemd's state.
+func TestHostShuttingDown(t *testing.T) {
+	for state, want := range map[string]bool{"stopping\n": true, "running\n": false, "degraded\n": false, "": false} {
+		r := &run.Recorder{Respond: func(run.Cmd) ([]byte, error) { return []byte(state), errors.New("exit status 1") }}
+		if got := hostShuttingDown(context.Background(), r); got != want {
+			t.Errorf("systemctl is-system-running says %q: got %v, want %v", state, got, want)
+		}
 	}
 }

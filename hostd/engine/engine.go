@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
@@ -88,6 +89,9 @@ type Container struct {
 	Env    []string `json:"env"`
 	Cwd    string   `json:"cwd"`
 	User   string   `json:"user,omitempty"`
+	// StopSignal is what a stop sends first: the image's STOPSIGNAL, or
+	// SIGTERM when it names none.
+	StopSignal string `json:"stopSignal,omitempty"`
 	// Exposed are the image's exposed ports and the spec's (80/tcp), for
 	// PublishAll.
 	Exposed []string `json:"exposed,omitempty"`
@@ -160,9 +164,12 @@ type Engine struct {
 	declared []string
 	// workloadErr is the last workload load's error (WorkloadProblems).
 	workloadErr error
-	done        chan struct{}
-	wg          sync.WaitGroup
-	close       sync.Once
+	// shuttingDown is set by Shutdown: exits are then the host's doing,
+	// and restart policies wait for the next boot.
+	shuttingDown atomic.Bool
+	done         chan struct{}
+	wg           sync.WaitGroup
+	close        sync.Once
 }
 
 // liveState is what the engine keeps in memory for a started container.

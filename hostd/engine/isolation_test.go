@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
@@ -341,5 +342,46 @@ func TestHostNetworkGetsHostResolvConf(t *testing.T) {
 	}
 	if got := te.logText(t, c.ID); got != string(want) {
 		t.Errorf("the container's resolv.conf: got %q, want the host's %q", got, want)
+	}
+}
+
+// On host shutdown every container gets its image's STOPSIGNAL and ends
+// cleanly; it is not marked stopped by a user, so an unless-stopped
+// container comes back with the engine at the next boot, and no policy
+// restarts it meanwhile.
+func TestShutdownStopsGracefully(t *testing.T) {
+	te := newTestEngine(t)
+	ref := strings.TrimSuffix(te.ref, "/busybox:latest") + "/usr1:latest"
+	testimg.Push(t, ref, testimg.Image(t, v1.Config{StopSignal: "SIGUSR1",
+		Cmd: []string{"sh", "-c", "trap 'echo got usr1; exit 0' USR1; trap 'echo got term; exit 1' TERM; touch /tmp/planted; sleep 300 & wait"}}))
+	if _, err := te.Images().Pull(context.Background(), ref); err != nil {
+		t.Fatal(err)
+	}
+	c := te.run(t, ContainerSpec{Name: "svc", Image: ref, Restart: RestartUnlessStopped})
+	te.planted(t, c.ID) // its traps are set
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	if err := te.Shutdown(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := te.Get(c.ID)
+	if got.State != StateExited || got.ExitCode != 0 || got.Stopped {
+		t.Errorf("after shutdown: got state %s, code %d, stopped %v, want exited 0 and not stopped by a user", got.State, got.ExitCode, got.Stopped)
+	}
+	if logs := te.logText(t, c.ID); logs != "got usr1\n" {
+		t.Errorf("logs: got %q, want the STOPSIGNAL's trap %q", logs, "got usr1\n")
+	}
+	time.Sleep(RestartDelay(0, 0) + 500*time.Millisecond)
+	if got, _ := te.Get(c.ID); got.State != StateExited {
+		t.Errorf("a policy restarted the container during shutdown: %s", got.State)
+	}
+	te.Close()
+	e2, err := New(context.Background(), te.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te.Engine = e2
+	if got, _ := e2.Get(c.ID); got.State != StateRunning {
+		t.Errorf("at the next engine start: got %s, want the unless-stopped container running again", got.State)
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,6 +52,12 @@ func resolveProcess(c *Container, img v1.Config) error {
 	c.User = s.User
 	if c.User == "" {
 		c.User = img.User
+	}
+	if img.StopSignal != "" {
+		if _, err := parseSignal(img.StopSignal); err != nil {
+			return fmt.Errorf("image %s: STOPSIGNAL: %w", s.Image, err)
+		}
+		c.StopSignal = img.StopSignal
 	}
 	seen := map[string]bool{}
 	for _, x := range append(slices.Sorted(maps.Keys(img.ExposedPorts)), s.Expose...) {
@@ -627,7 +635,7 @@ func ShouldRestart(p RestartPolicy, code, restarts int, stopped bool) bool {
 
 func (e *Engine) maybeRestart(c Container, l *liveState) {
 	p, _ := ParseRestart(c.Spec.Restart)
-	if e.closed() || !ShouldRestart(p, c.ExitCode, c.RestartCount, c.Stopped) {
+	if e.closed() || e.shuttingDown.Load() || !ShouldRestart(p, c.ExitCode, c.RestartCount, c.Stopped) {
 		return
 	}
 	d := RestartDelay(c.RestartCount, c.FinishedAt.Sub(c.StartedAt))
@@ -673,6 +681,26 @@ var signalNames = map[string]syscall.Signal{
 	"SIGQUIT": syscall.SIGQUIT, "QUIT": syscall.SIGQUIT,
 }
 
+// parseSignal reads a signal name (SIGTERM, TERM) or number as Docker's
+// API and images' STOPSIGNAL give it.
+func parseSignal(sig string) (syscall.Signal, error) {
+	if s, ok := signalNames[strings.ToUpper(sig)]; ok {
+		return s, nil
+	}
+	if n, err := strconv.Atoi(sig); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", sig)
+}
+
+// stopSignal is the signal that asks c to stop.
+func (c *Container) stopSignal() syscall.Signal {
+	if s, err := parseSignal(c.StopSignal); err == nil {
+		return s
+	}
+	return syscall.SIGTERM
+}
+
 // Kill sends a signal (name or number; "" is SIGKILL) to the container's
 // init and marks it stopped by the user.
 func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
@@ -683,9 +711,9 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if sig == "" {
 		sig = "SIGKILL"
 	}
-	s, ok := signalNames[strings.ToUpper(sig)]
-	if !ok {
-		return fmt.Errorf("killing %s: unknown signal %q", c.Name, sig)
+	s, err := parseSignal(sig)
+	if err != nil {
+		return fmt.Errorf("killing %s: %w", c.Name, err)
 	}
 	if c.State != StateRunning {
 		return fmt.Errorf("killing %s: %w", c.Name, errors.New("container is not running"))
@@ -699,8 +727,9 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	return nil
 }
 
-// Stop sends SIGTERM, waits up to timeout, then SIGKILL, and waits for the
-// exit to be recorded.
+// Stop sends the container's stop signal (SIGTERM unless its image names
+// another), waits up to timeout, then SIGKILL, and waits for the exit to be
+// recorded.
 func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) error {
 	c, err := e.Get(ref)
 	if err != nil {
@@ -709,6 +738,44 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) er
 	if _, err := e.update(c.ID, func(x *Container) { x.Stopped = true }); err != nil {
 		return err
 	}
+	return e.stop(ctx, c, timeout)
+}
+
+// DefaultStopTimeout is Docker's: how long a stop waits before SIGKILL.
+const DefaultStopTimeout = 10 * time.Second
+
+// Shutdown stops every running container, all at once, each with its stop
+// signal and up to timeout before SIGKILL, for a host going down: the
+// containers end cleanly before the shims are killed. Unlike Stop it does
+// not mark them stopped by a user, so their restart policies bring them
+// back at the next boot; until then no policy restarts them.
+func (e *Engine) Shutdown(ctx context.Context, timeout time.Duration) error {
+	e.shuttingDown.Store(true)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(e.List()))
+	for _, c := range e.List() {
+		if c.State != StateRunning {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.stop(ctx, c, timeout); err != nil {
+				errs <- fmt.Errorf("stopping %s: %w", c.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// stop signals c to stop and waits as Stop describes.
+func (e *Engine) stop(ctx context.Context, c Container, timeout time.Duration) error {
 	e.mu.Lock()
 	l := e.live[c.ID]
 	if l != nil && l.timer != nil {
@@ -718,7 +785,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) er
 	if c.State != StateRunning || l == nil {
 		return nil
 	}
-	_ = e.rt.Signal(c.ID, syscall.SIGTERM)
+	_ = e.rt.Signal(c.ID, c.stopSignal())
 	select {
 	case <-l.exited:
 		return nil
