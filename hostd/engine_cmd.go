@@ -35,6 +35,10 @@ type EngineOptions struct {
 	BridgeSubnet string
 	// Runtime makes the container runtime (libct.New, handed in by main).
 	Runtime runtime.Factory
+	// Defaults are the limits of containers that set none.
+	Defaults engine.Limits
+	// OOMScoreAdj is every container's oom_score_adj.
+	OOMScoreAdj int
 }
 
 // AddFlags registers the engine flags.
@@ -48,6 +52,9 @@ func (o *EngineOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DockerSocket, "docker-socket", "", "serve the Docker Engine API subset on this socket (e.g. /run/docker.sock)")
 	fs.StringVar(&o.Bridge, "bridge", "hostd0", "bridge device for the default network (\"\" for none)")
 	fs.StringVar(&o.BridgeSubnet, "bridge-subnet", "10.88.0.0/16", "subnet of the bridge network")
+	fs.StringVar(&o.Defaults.Memory, "container-memory", "", "memory limit of containers that set none (512m, 1g; \"\" for none)")
+	fs.Int64Var(&o.Defaults.Pids, "container-pids", engine.DefaultPidsLimit, "pids limit of containers that set none")
+	fs.IntVar(&o.OOMScoreAdj, "container-oom-score-adj", 0, "oom_score_adj of containers (hostd's own is lower, so the kernel spares it)")
 }
 
 // startEngine opens the engine, registers its routes and health check and
@@ -66,6 +73,12 @@ func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptio
 		Root: root.Join(o.Root), RunDir: root.Join(o.RunDir), HostRoot: root, Log: log,
 		Images:  image.Options{Keychain: kc, Insecure: o.Insecure},
 		Seccomp: runtime.SeccompSupported, Runtime: o.Runtime,
+		Defaults: o.Defaults, OOMScoreAdj: o.OOMScoreAdj,
+	}
+	if _, err := runtime.ParseMemory(o.Defaults.Memory); err != nil {
+		err = fmt.Errorf("--container-memory: %w", err)
+		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
+		return nil, err
 	}
 	if o.Bridge != "" {
 		br := &network.Bridge{

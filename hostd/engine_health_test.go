@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/hostd/client"
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
@@ -82,5 +83,19 @@ func TestHostShuttingDown(t *testing.T) {
 		if got := hostShuttingDown(context.Background(), r); got != want {
 			t.Errorf("systemctl is-system-running says %q: got %v, want %v", state, got, want)
 		}
+	}
+}
+
+// A default memory limit hostd cannot read is refused by name and fails
+// the gate, rather than running containers without it.
+func TestEngineBadDefaultMemoryFailsHealth(t *testing.T) {
+	s, c := startServer(t)
+	o := EngineOptions{Enabled: true, Root: "/lib", RunDir: "/run", Workloads: "/containers", AuthFile: "/auth.json",
+		Defaults: engine.Limits{Memory: "lots"}, Runtime: libct.New}
+	if _, err := startEngine(context.Background(), s, fsroot.Root(t.TempDir()), o, slog.Default()); err == nil {
+		t.Fatal("the engine started with --container-memory lots")
+	}
+	if got := unhealthyChecks(t, c); !strings.Contains(got, "--container-memory") || !strings.Contains(got, `"lots"`) {
+		t.Errorf("failing checks: got %q, want --container-memory and its value named", got)
 	}
 }
