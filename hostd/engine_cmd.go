@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
+	storagesetup "github.com/bulkhead-os/bulkhead/storage-setup"
 )
 
 // EngineOptions are hostd's flags for the embedded engine.
@@ -74,6 +75,13 @@ func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptio
 		Images:  image.Options{Keychain: kc, Insecure: o.Insecure},
 		Seccomp: runtime.SeccompSupported, Runtime: o.Runtime,
 		Defaults: o.Defaults, OOMScoreAdj: o.OOMScoreAdj,
+	}
+	// storage-setup's choices: what the engine cannot honour (another
+	// driver, storage options) is refused by name, not silently ignored.
+	if err := storagesetup.CheckEngineOptions(root); err != nil {
+		err = fmt.Errorf("storage configuration: %w", err)
+		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
+		return nil, err
 	}
 	if _, err := runtime.ParseMemory(o.Defaults.Memory); err != nil {
 		err = fmt.Errorf("--container-memory: %w", err)

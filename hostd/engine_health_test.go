@@ -99,3 +99,23 @@ func TestEngineBadDefaultMemoryFailsHealth(t *testing.T) {
 		t.Errorf("failing checks: got %q, want --container-memory and its value named", got)
 	}
 }
+
+// storage-setup asked for devicemapper (STORAGE_DRIVER in its sysconfig):
+// hostd cannot honour it, so it says so by name and the gate fails.
+func TestEngineRefusesUnsupportedStorageDriver(t *testing.T) {
+	s, c := startServer(t)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc/sysconfig"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/sysconfig/docker-storage"), []byte(`DOCKER_STORAGE_OPTIONS="--storage-driver devicemapper"`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := EngineOptions{Enabled: true, Root: "/lib", RunDir: "/run", Workloads: "/containers", AuthFile: "/auth.json", Runtime: libct.New}
+	if _, err := startEngine(context.Background(), s, fsroot.Root(root), o, slog.Default()); err == nil {
+		t.Fatal("the engine started with devicemapper asked for")
+	}
+	if got := unhealthyChecks(t, c); !strings.Contains(got, `storage driver "devicemapper"`) {
+		t.Errorf("failing checks: got %q, want the devicemapper driver named", got)
+	}
+}
