@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/client"
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
@@ -117,5 +118,41 @@ func TestEngineRefusesUnsupportedStorageDriver(t *testing.T) {
 	}
 	if got := unhealthyChecks(t, c); !strings.Contains(got, `storage driver "devicemapper"`) {
 		t.Errorf("failing checks: got %q, want the devicemapper driver named", got)
+	}
+}
+
+// A declared workload file that does not load is reported in hostd's
+// status (hostctl status shows it), not only in the journal.
+func TestStatusReportsBrokenWorkloadFile(t *testing.T) {
+	testimg.RequireHost(t)
+	s, c := startServer(t)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "containers", "web.yaml"), []byte("image: busybox\nimagePullPolicy: always\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := EngineOptions{Enabled: true, Root: "/lib", RunDir: "/run", Workloads: "/containers", AuthFile: "/auth.json", Runtime: libct.New}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e, err := startEngine(ctx, s, fsroot.Root(root), o, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var resp StatusResponse
+		if err := c.Do(context.Background(), http.MethodGet, "/v1/status", nil, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(resp.Hostd.WorkloadErrors, "web.yaml") && strings.Contains(resp.Hostd.WorkloadErrors, "imagePullPolicy") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never reported web.yaml's problem: %+v", resp.Hostd)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
