@@ -38,6 +38,19 @@ func unhealthyChecks(t *testing.T, c *client.Client) string {
 	return strings.Join(msgs, "; ")
 }
 
+// runEngine starts hostd's engine on s with root as the host's /, until
+// the test ends.
+func runEngine(t *testing.T, s *Server, root string, o EngineOptions) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	e, err := startEngine(ctx, s, fsroot.Root(root), o, slog.Default())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); e.Close() })
+}
+
 // A registry-auth file that does not parse keeps the engine from starting:
 // the boot health gate fails (a trial rolls back) instead of passing with
 // no containers.
@@ -64,13 +77,7 @@ func TestEngineBridgeDownFailsHealth(t *testing.T) {
 	root := t.TempDir()
 	o := EngineOptions{Enabled: true, Root: "/lib", RunDir: "/run", Workloads: "/containers", AuthFile: "/auth.json",
 		Bridge: "hdbad0", BridgeSubnet: "10.300.0.0/16", Runtime: libct.New}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e, err := startEngine(ctx, s, fsroot.Root(root), o, slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	runEngine(t, s, root, o)
 	if got := unhealthyChecks(t, c); !strings.Contains(got, "bridge: bridge network hdbad0 unavailable") {
 		t.Errorf("failing checks: got %q, want the bridge's", got)
 	}
@@ -134,13 +141,7 @@ func TestStatusReportsBrokenWorkloadFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := EngineOptions{Enabled: true, Root: "/lib", RunDir: "/run", Workloads: "/containers", AuthFile: "/auth.json", Runtime: libct.New}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	e, err := startEngine(ctx, s, fsroot.Root(root), o, slog.Default())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	runEngine(t, s, root, o)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var resp StatusResponse
