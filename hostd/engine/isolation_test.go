@@ -290,14 +290,23 @@ func TestDeclaredWorkloadSurvivesBadFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	good := "image: " + te.ref + "\ncommand: [sh, -c, \"trap 'exit 0' TERM; sleep 300 & wait\"]\nrestart: always\n"
+	good := "image: " + te.ref + "\ncommand: [sh, -c, \"trap 'exit 0' TERM; sleep 300 & wait\"]\nrestart: always\nenv: {API_TOKEN: s3cret}\n"
 	write(good)
+	// As provisioning writes them: world-readable, under a 0755 tree.
+	for _, p := range []string{file, dir, filepath.Dir(dir)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	watched := make(chan struct{})
 	go func() { defer close(watched); te.WatchWorkloads(ctx, dir, 50*time.Millisecond) }()
 	t.Cleanup(func() { cancel(); <-watched })
 	var web Container
 	eventually(t, "web to run", func() bool { web, _ = te.Get("web"); return web.State == StateRunning })
+	if out, err := asNobody("/bin/cat", file); err == nil || strings.Contains(out, "s3cret") {
+		t.Errorf("a local user read the declared env secret: %q", out)
+	}
 
 	// A typo (a field this version does not know): web keeps running.
 	write(good + "imagePullPolicy: always\n")

@@ -257,6 +257,12 @@ func (e *Engine) missingDeclared() bool {
 // WatchWorkloads converges dir now (as at boot) and again whenever its
 // files change, until ctx ends. Problems are logged; it never gives up.
 func (e *Engine) WatchWorkloads(ctx context.Context, dir string, every time.Duration) {
+	// Workload files carry env secrets (passwords, tokens) and are
+	// written 0644 by hand or by provisioning: the directory, hostd's own,
+	// is made private so no local user reads them.
+	if err := os.Chmod(dir, 0o700); err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.log.Warn("making the workload directory private", "dir", dir, "err", err)
+	}
 	last := ""
 	boot := true
 	for {
