@@ -41,7 +41,7 @@ func NewRootCmd(log *slog.Logger, rt ...runtime.Factory) *cobra.Command {
 				if e, err := startEngine(ctx, srv, cfg.Root, eng, log); err != nil {
 					log.Error("container engine unavailable", "err", err)
 				} else {
-					defer e.Close()
+					defer closeEngine(e, run.Exec{Log: log}, log)
 				}
 			}
 			if updateChecks {

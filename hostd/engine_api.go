@@ -54,6 +54,9 @@ func (s *Server) RegisterEngine(e *engine.Engine) {
 	s.Handle("POST /v1/containers/{ref}/exec", http.HandlerFunc(api.exec))
 	s.Handle("POST /v1/containers/{ref}/attach", http.HandlerFunc(api.attach))
 	s.AddHealthCheck("containers", e.HealthCheck)
+	s.mu.Lock()
+	s.workloads = e.WorkloadProblems
+	s.mu.Unlock()
 }
 
 type engineAPI struct{ e *engine.Engine }

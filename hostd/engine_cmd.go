@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
+	storagesetup "github.com/bulkhead-os/bulkhead/storage-setup"
 )
 
 // EngineOptions are hostd's flags for the embedded engine.
@@ -34,6 +36,10 @@ type EngineOptions struct {
 	BridgeSubnet string
 	// Runtime makes the container runtime (libct.New, handed in by main).
 	Runtime runtime.Factory
+	// Defaults are the limits of containers that set none.
+	Defaults engine.Limits
+	// OOMScoreAdj is every container's oom_score_adj.
+	OOMScoreAdj int
 }
 
 // AddFlags registers the engine flags.
@@ -47,20 +53,40 @@ func (o *EngineOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DockerSocket, "docker-socket", "", "serve the Docker Engine API subset on this socket (e.g. /run/docker.sock)")
 	fs.StringVar(&o.Bridge, "bridge", "hostd0", "bridge device for the default network (\"\" for none)")
 	fs.StringVar(&o.BridgeSubnet, "bridge-subnet", "10.88.0.0/16", "subnet of the bridge network")
+	fs.StringVar(&o.Defaults.Memory, "container-memory", "", "memory limit of containers that set none (512m, 1g; \"\" for none)")
+	fs.Int64Var(&o.Defaults.Pids, "container-pids", engine.DefaultPidsLimit, "pids limit of containers that set none")
+	fs.IntVar(&o.OOMScoreAdj, "container-oom-score-adj", 0, "oom_score_adj of containers (hostd's own is lower, so the kernel spares it)")
 }
 
 // startEngine opens the engine, registers its routes and health check and
 // starts converging the declared workloads. An engine that cannot open is
 // reported through the health gate; hostd itself keeps serving.
 func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptions, log *slog.Logger) (*engine.Engine, error) {
+	// Every way the engine fails to come up fails the boot health gate
+	// too, so a trial boot with a broken engine rolls back instead of
+	// passing with containers missing or cut off.
 	kc, err := image.LoadConfigKeychain(root.Join(o.AuthFile))
 	if err != nil {
+		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
 		return nil, err
 	}
 	cfg := engine.Config{
 		Root: root.Join(o.Root), RunDir: root.Join(o.RunDir), HostRoot: root, Log: log,
 		Images:  image.Options{Keychain: kc, Insecure: o.Insecure},
 		Seccomp: runtime.SeccompSupported, Runtime: o.Runtime,
+		Defaults: o.Defaults, OOMScoreAdj: o.OOMScoreAdj,
+	}
+	// storage-setup's choices: what the engine cannot honour (another
+	// driver, storage options) is refused by name, not silently ignored.
+	if err := storagesetup.CheckEngineOptions(root); err != nil {
+		err = fmt.Errorf("storage configuration: %w", err)
+		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
+		return nil, err
+	}
+	if _, err := runtime.ParseMemory(o.Defaults.Memory); err != nil {
+		err = fmt.Errorf("--container-memory: %w", err)
+		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
+		return nil, err
 	}
 	if o.Bridge != "" {
 		br := &network.Bridge{
@@ -69,6 +95,9 @@ func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptio
 		}
 		if err := br.Init(ctx); err != nil {
 			log.Warn("bridge network unavailable: containers default to --network none", "err", err)
+			s.AddHealthCheck("bridge", func(context.Context) error {
+				return fmt.Errorf("bridge network %s unavailable (containers run on --network none): %w", o.Bridge, err)
+			})
 		} else {
 			cfg.Network = br
 		}
@@ -130,4 +159,32 @@ func newShimCmd(rt runtime.Factory) *cobra.Command {
 			return shim.Main(cmd.Context(), args, rt)
 		},
 	}
+}
+
+// hostShuttingDown says whether systemd is taking the host down (not just
+// restarting hostd): `systemctl is-system-running` says "stopping" then.
+// It exits non-zero in every state but running, so its output decides.
+func hostShuttingDown(ctx context.Context, r run.Runner) bool {
+	out, _ := r.Run(ctx, run.Cmd{Name: "systemctl", Args: []string{"is-system-running"}})
+	return strings.TrimSpace(string(out)) == "stopping"
+}
+
+// shutdownTimeout bounds the graceful stop of all containers at host
+// shutdown; hostd.service's TimeoutStopSec must be longer.
+const shutdownTimeout = 60 * time.Second
+
+// closeEngine ends hostd's engine when hostd stops. On a host going down,
+// the containers are stopped first, gracefully (each its stop signal, then
+// SIGKILL after engine.DefaultStopTimeout), while their shims still run;
+// a restart of hostd alone leaves them running under their shims.
+func closeEngine(e *engine.Engine, r run.Runner, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if hostShuttingDown(ctx, r) {
+		log.Info("host shutting down: stopping containers")
+		if err := e.Shutdown(ctx, engine.DefaultStopTimeout); err != nil {
+			log.Warn("stopping containers at shutdown", "err", err)
+		}
+	}
+	e.Close()
 }

@@ -45,6 +45,9 @@ type Server struct {
 
 	mu     sync.Mutex
 	checks map[string]HealthCheck
+	// workloads reports the declared workload files that did not load
+	// (set by RegisterEngine).
+	workloads func() error
 }
 
 // New makes a server with the built-in routes.
@@ -73,6 +76,9 @@ type Info struct {
 	Version string    `json:"version"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
+	// WorkloadErrors are the declared workload files that did not load;
+	// their running containers are kept as they were.
+	WorkloadErrors string `json:"workloadErrors,omitempty"`
 }
 
 // StatusResponse is GET /v1/status.
@@ -85,6 +91,14 @@ type StatusResponse struct {
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	resp := StatusResponse{Hostd: Info{Version: Version, PID: os.Getpid(), Started: s.started}}
+	s.mu.Lock()
+	workloads := s.workloads
+	s.mu.Unlock()
+	if workloads != nil {
+		if err := workloads(); err != nil {
+			resp.Hostd.WorkloadErrors = err.Error()
+		}
+	}
 	st, err := slots.Host{Root: s.cfg.Root}.ReadStatus()
 	if err != nil {
 		resp.SlotsError = err.Error()

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -59,6 +61,11 @@ func (s Setup) Run(ctx context.Context) error {
 	h, err := s.inspect(ctx)
 	if err != nil {
 		return err
+	}
+	if c.StorageDriver != "" && h.vg != "" {
+		if err := s.checkRootLVTarget(c); err != nil {
+			return err
+		}
 	}
 	if len(c.Devs) > 0 {
 		if h.vg == "" {
@@ -622,6 +629,46 @@ func (s Setup) setupRootLV(ctx context.Context, c Config) error {
 		}
 	}
 	return nil
+}
+
+// checkRootLVTarget refuses to put the container volume on a mount point
+// that holds data: hostd may have run before with its engine on the root
+// filesystem (no DEVS then), and the volume mounted over that would hide
+// every image and container. Checked before anything is made.
+func (s Setup) checkRootLVTarget(c Config) error {
+	mp := c.ContainerRootLVMountPath
+	if !c.rootLVWanted() || s.isMounted(mp) {
+		return nil
+	}
+	f, err := firstFile(s.Root.Join(mp))
+	if err != nil || f == "" {
+		return err
+	}
+	return fmt.Errorf("%s already holds data on the root filesystem (%s): the container volume would hide it; move it away (or empty %s) and run again: %w",
+		mp, path.Join(mp, f), mp, ErrRefused)
+}
+
+// firstFile returns the first entry under dir that is not a directory
+// (relative to dir), "" when dir holds only (empty) directories.
+func firstFile(dir string) (string, error) {
+	found := ""
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			found, _ = filepath.Rel(dir, p)
+			return fs.SkipAll
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("checking %s for data: %w", dir, err)
+	}
+	return found, nil
 }
 
 // createRootLV makes the container root volume: a thin volume in the pool

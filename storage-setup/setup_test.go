@@ -481,3 +481,25 @@ func TestScenarioOtherVGRefusedEvenWithWipe(t *testing.T) {
 		t.Errorf("got %q, want nothing changed", m)
 	}
 }
+
+// An engine that ran on the root filesystem before (hostd without DEVS)
+// keeps its data in sight: the new volume is not made nor mounted over it,
+// and the refusal names the path.
+func TestScenarioRootLVOverEngineDataRefused(t *testing.T) {
+	h := newFakeHost(t)
+	h.addDisk("/dev/vdb", 10*gib, "disk")
+	h.writeFile("/var/lib/hostd/containers/abc/container.json", "{}")
+	err := h.setup(t, "DEVS=/dev/vdb\nVG=docker-vg\n", false)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "/var/lib/hostd/containers/abc/container.json") {
+		t.Fatalf("got %v, want a refusal naming the engine's data", err)
+	}
+	if got, ok := h.mnt["/var/lib/hostd"]; ok {
+		t.Errorf("%s was mounted over the engine's data", got)
+	}
+	if h.exists(UnitDir + "/var-lib-hostd.mount") {
+		t.Errorf("the mount unit was written: the next boot would hide the data")
+	}
+	if len(h.lvs["docker-vg"]) != 0 {
+		t.Errorf("volumes were made before the refusal: %v", h.lvs["docker-vg"])
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
@@ -88,6 +89,9 @@ type Container struct {
 	Env    []string `json:"env"`
 	Cwd    string   `json:"cwd"`
 	User   string   `json:"user,omitempty"`
+	// StopSignal is what a stop sends first: the image's STOPSIGNAL, or
+	// SIGTERM when it names none.
+	StopSignal string `json:"stopSignal,omitempty"`
 	// Exposed are the image's exposed ports and the spec's (80/tcp), for
 	// PublishAll.
 	Exposed []string `json:"exposed,omitempty"`
@@ -125,7 +129,17 @@ type Config struct {
 	// LogMax and LogFiles rotate each container's log.
 	LogMax   int64
 	LogFiles int
+	// OOMScoreAdj is every container's oom_score_adj (default 0, the
+	// kernel's neutral value, whatever hostd's own is).
+	OOMScoreAdj int
+	// Defaults are the limits of a container whose spec sets none; Pids
+	// 0 means DefaultPidsLimit.
+	Defaults Limits
 }
+
+// DefaultPidsLimit bounds the processes of a container that declares no
+// limit: a fork bomb in one container must not exhaust the host's pids.
+const DefaultPidsLimit = 4096
 
 // Engine runs containers.
 type Engine struct {
@@ -148,9 +162,14 @@ type Engine struct {
 	// each exists, the boot health gate must not pass (the pull may take
 	// a while, and an empty list would otherwise look healthy).
 	declared []string
-	done     chan struct{}
-	wg       sync.WaitGroup
-	close    sync.Once
+	// workloadErr is the last workload load's error (WorkloadProblems).
+	workloadErr error
+	// shuttingDown is set by Shutdown: exits are then the host's doing,
+	// and restart policies wait for the next boot.
+	shuttingDown atomic.Bool
+	done         chan struct{}
+	wg           sync.WaitGroup
+	close        sync.Once
 }
 
 // liveState is what the engine keeps in memory for a started container.
@@ -183,6 +202,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	cfg.Images.Root = filepath.Join(cfg.Root, "images")
 	if cfg.Images.Log == nil {
 		cfg.Images.Log = cfg.Log
+	}
+	// The engine root is private: it holds every container's files, and a
+	// fresh volume's root (storage-setup's XFS) starts out 0755.
+	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("opening engine at %s: %w", cfg.Root, err)
+	}
+	if err := os.Chmod(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("opening engine at %s: %w", cfg.Root, err)
 	}
 	imgs, err := image.Open(cfg.Images)
 	if err != nil {

@@ -27,9 +27,14 @@ type testEngine struct {
 
 func newTestEngine(t *testing.T) *testEngine {
 	t.Helper()
+	return newTestEngineAt(t, t.TempDir())
+}
+
+// newTestEngineAt is newTestEngine with its root and run dirs under base.
+func newTestEngineAt(t *testing.T, base string) *testEngine {
+	t.Helper()
 	testimg.RequireHost(t)
 	host, ref := testimg.BusyboxRegistry(t)
-	base := t.TempDir()
 	cfg := Config{
 		Root: filepath.Join(base, "lib"), RunDir: filepath.Join(base, "run"),
 		Images:      image.Options{Insecure: []string{host}},
@@ -169,9 +174,11 @@ func TestExecAndStop(t *testing.T) {
 func TestRestartPolicyOnFailure(t *testing.T) {
 	te := newTestEngine(t)
 	c := te.run(t, ContainerSpec{Name: "flaky", Command: []string{"sh", "-c", "echo try; exit 1"}, Restart: "on-failure:2"})
+	// The count goes up before the restart's start, so wait for the
+	// third run's output too (a start takes seconds on a loaded machine).
 	eventually(t, "two restarts", func() bool {
 		got, _ := te.Get(c.ID)
-		return got.RestartCount == 2 && got.State == StateExited
+		return got.RestartCount == 2 && got.State == StateExited && strings.Count(te.logText(t, c.ID), "try\n") == 3
 	})
 	// And no third: the policy's count is spent.
 	time.Sleep(RestartDelay(3, 0) + 200*time.Millisecond)

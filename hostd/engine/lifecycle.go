@@ -2,16 +2,20 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,6 +52,12 @@ func resolveProcess(c *Container, img v1.Config) error {
 	c.User = s.User
 	if c.User == "" {
 		c.User = img.User
+	}
+	if img.StopSignal != "" {
+		if _, err := parseSignal(img.StopSignal); err != nil {
+			return fmt.Errorf("image %s: STOPSIGNAL: %w", s.Image, err)
+		}
+		c.StopSignal = img.StopSignal
 	}
 	seen := map[string]bool{}
 	for _, x := range append(slices.Sorted(maps.Keys(img.ExposedPorts)), s.Expose...) {
@@ -149,17 +159,16 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 		ID: c.ID, Rootfs: rootfs, Args: c.Args, Cwd: c.Cwd, UID: uid, GID: gid, Groups: groups,
 		Hostname: c.hostname(), ReadOnly: c.Spec.ReadOnly, Seccomp: e.cfg.Seccomp,
 		Env:          mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home)),
-		CgroupParent: "/hostd", Terminal: c.Spec.Tty,
+		CgroupParent: "/hostd", Terminal: c.Spec.Tty, OOMScoreAdj: e.cfg.OOMScoreAdj,
 	}
 	if c.Spec.Tty {
 		// Docker's: a terminal's programs need a TERM; the image's or
 		// the user's wins.
 		in.Env = mergeEnv([]string{"TERM=xterm"}, in.Env)
 	}
-	if in.Limits.MemoryBytes, err = runtime.ParseMemory(c.Spec.Limits.Memory); err != nil {
+	if in.Limits, err = e.limits(c.Spec.Limits); err != nil {
 		return err
 	}
-	in.Limits.CPUs, in.Limits.Pids = c.Spec.Limits.CPUs, c.Spec.Limits.Pids
 	network := c.network(e.cfg.Network != nil)
 	ip := ""
 	var ports []Port
@@ -232,6 +241,29 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	return nil
 }
 
+// limits are the runtime limits for a spec's: each the spec leaves unset
+// is the engine's default.
+func (e *Engine) limits(l Limits) (runtime.Limits, error) {
+	d := e.cfg.Defaults
+	if l.Memory == "" {
+		l.Memory = d.Memory
+	}
+	if l.CPUs == 0 {
+		l.CPUs = d.CPUs
+	}
+	if l.Pids == 0 {
+		l.Pids = d.Pids
+	}
+	if l.Pids == 0 {
+		l.Pids = DefaultPidsLimit
+	}
+	mem, err := runtime.ParseMemory(l.Memory)
+	if err != nil {
+		return runtime.Limits{}, fmt.Errorf("limits.memory: %w", err)
+	}
+	return runtime.Limits{MemoryBytes: mem, CPUs: l.CPUs, Pids: l.Pids}, nil
+}
+
 func (c *Container) hostname() string {
 	if c.Spec.Hostname != "" {
 		return c.Spec.Hostname
@@ -264,22 +296,25 @@ func homeEnv(env []string, home string) []string {
 }
 
 // resolveUser looks user[:group] up in the container's /etc/passwd and
-// /etc/group, opened beneath the rootfs so a symlinked /etc/passwd in an
-// image cannot make hostd read a host file.
+// /etc/group. Both files belong to the container, which may have replaced
+// them with anything: they are opened beneath the rootfs (a symlink cannot
+// lead to a host file), only when they are regular files (a FIFO would
+// block hostd forever, a device node would make host root open a host
+// device), without blocking and read up to maxUserDB bytes.
 func resolveUser(rootfs, spec string) (uid, gid uint32, groups []uint32, home string, err error) {
 	if spec == "" {
 		spec = "0"
 	}
-	passwd, _ := openInRoot(rootfs, "etc/passwd")
-	group, _ := openInRoot(rootfs, "etc/group")
-	if passwd != nil {
-		defer passwd.Close()
+	passwd, err := readUserDB(rootfs, "etc/passwd")
+	if err != nil {
+		return 0, 0, nil, "", fmt.Errorf("resolving user %q: %w", spec, err)
 	}
-	if group != nil {
-		defer group.Close()
+	group, err := readUserDB(rootfs, "etc/group")
+	if err != nil {
+		return 0, 0, nil, "", fmt.Errorf("resolving user %q: %w", spec, err)
 	}
 	defaults := &user.ExecUser{Home: "/"}
-	u, err := user.GetExecUser(spec, defaults, passwdReader(passwd), passwdReader(group))
+	u, err := user.GetExecUser(spec, defaults, passwd, group)
 	if err != nil {
 		return 0, 0, nil, "", fmt.Errorf("resolving user %q: %w", spec, err)
 	}
@@ -291,32 +326,81 @@ func resolveUser(rootfs, spec string) (uid, gid uint32, groups []uint32, home st
 	return uint32(u.Uid), uint32(u.Gid), groups, u.Home, nil
 }
 
-// passwdReader avoids handing GetExecUser a typed nil.
-func passwdReader(f *os.File) interface{ Read([]byte) (int, error) } {
-	if f == nil {
-		return nil
-	}
-	return f
-}
+// maxUserDB bounds what hostd reads of a container's passwd or group file:
+// far above any real one, small enough that a container cannot make hostd
+// read without end.
+const maxUserDB = 4 << 20
 
-func openInRoot(rootfs, rel string) (*os.File, error) {
+// readUserDB returns the container's file rel as a reader for
+// user.GetExecUser, nil when the container has none (a numeric user still
+// resolves), or an error naming the file when it is not a regular file or
+// is too big.
+func readUserDB(rootfs, rel string) (io.Reader, error) {
 	rfd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening the container's root %s: %w", rootfs, err)
 	}
 	defer unix.Close(rfd)
-	fd, err := unix.Openat2(rfd, rel, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
-	if err != nil {
-		return nil, err
+	// O_PATH opens nothing: the file's type is checked before any open
+	// that a FIFO or a device would act on.
+	pfd, err := unix.Openat2(rfd, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil, nil
 	}
-	return os.NewFile(uintptr(fd), rel), nil
+	if err != nil {
+		return nil, fmt.Errorf("opening the container's /%s: %w", rel, err)
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstat(pfd, &st); err != nil {
+		return nil, fmt.Errorf("checking the container's /%s: %w", rel, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("the container's /%s is a %s, not a regular file", rel, fileType(st.Mode))
+	}
+	if st.Size > maxUserDB {
+		return nil, fmt.Errorf("the container's /%s is %d bytes, more than the %d hostd reads", rel, st.Size, maxUserDB)
+	}
+	// Reopening the O_PATH descriptor opens the inode just checked, not
+	// the path again (which the container could swap meanwhile).
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening the container's /%s: %w", rel, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxUserDB+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the container's /%s: %w", rel, err)
+	}
+	if len(b) > maxUserDB {
+		return nil, fmt.Errorf("the container's /%s grew past the %d bytes hostd reads", rel, maxUserDB)
+	}
+	return bytes.NewReader(b), nil
+}
+
+// fileType names a stat mode's file type for errors.
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFDIR:
+		return "directory"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
 }
 
 // writeEtc writes the container's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf and returns their bind mounts.
 func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, error) {
-	if network == "host" {
-		return nil, nil // the host's files, as with Docker's host network
+	if network == runtime.NetworkHost {
+		return e.hostEtc(c)
 	}
 	hn := c.hostname()
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -334,6 +418,30 @@ func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, er
 	for _, n := range []string{"hosts", "hostname", "resolv.conf"} {
 		p := filepath.Join(e.dir(c.ID), n)
 		if err := fsroot.WriteFile(p, files[n], 0o644); err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, runtime.Mount{Source: p, Destination: "/etc/" + n})
+	}
+	return mounts, nil
+}
+
+// hostEtc gives a --network host container copies of the host's
+// resolv.conf, hosts and hostname, as Docker does: the image's own would
+// name servers and addresses of some other network. Copies, so the
+// container cannot change the host's files; a file the host lacks is left
+// to the image.
+func (e *Engine) hostEtc(c *Container) ([]runtime.Mount, error) {
+	var mounts []runtime.Mount
+	for _, n := range []string{"resolv.conf", "hosts", "hostname"} {
+		b, err := os.ReadFile(e.cfg.HostRoot.Join("/etc", n))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the host's /etc/%s for a host-network container: %w", n, err)
+		}
+		p := filepath.Join(e.dir(c.ID), n)
+		if err := fsroot.WriteFile(p, b, 0o644); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, runtime.Mount{Source: p, Destination: "/etc/" + n})
@@ -527,7 +635,7 @@ func ShouldRestart(p RestartPolicy, code, restarts int, stopped bool) bool {
 
 func (e *Engine) maybeRestart(c Container, l *liveState) {
 	p, _ := ParseRestart(c.Spec.Restart)
-	if e.closed() || !ShouldRestart(p, c.ExitCode, c.RestartCount, c.Stopped) {
+	if e.closed() || e.shuttingDown.Load() || !ShouldRestart(p, c.ExitCode, c.RestartCount, c.Stopped) {
 		return
 	}
 	d := RestartDelay(c.RestartCount, c.FinishedAt.Sub(c.StartedAt))
@@ -573,6 +681,26 @@ var signalNames = map[string]syscall.Signal{
 	"SIGQUIT": syscall.SIGQUIT, "QUIT": syscall.SIGQUIT,
 }
 
+// parseSignal reads a signal name (SIGTERM, TERM) or number as Docker's
+// API and images' STOPSIGNAL give it.
+func parseSignal(sig string) (syscall.Signal, error) {
+	if s, ok := signalNames[strings.ToUpper(sig)]; ok {
+		return s, nil
+	}
+	if n, err := strconv.Atoi(sig); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", sig)
+}
+
+// stopSignal is the signal that asks c to stop.
+func (c *Container) stopSignal() syscall.Signal {
+	if s, err := parseSignal(c.StopSignal); err == nil {
+		return s
+	}
+	return syscall.SIGTERM
+}
+
 // Kill sends a signal (name or number; "" is SIGKILL) to the container's
 // init and marks it stopped by the user.
 func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
@@ -583,9 +711,9 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if sig == "" {
 		sig = "SIGKILL"
 	}
-	s, ok := signalNames[strings.ToUpper(sig)]
-	if !ok {
-		return fmt.Errorf("killing %s: unknown signal %q", c.Name, sig)
+	s, err := parseSignal(sig)
+	if err != nil {
+		return fmt.Errorf("killing %s: %w", c.Name, err)
 	}
 	if c.State != StateRunning {
 		return fmt.Errorf("killing %s: %w", c.Name, errors.New("container is not running"))
@@ -599,8 +727,9 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	return nil
 }
 
-// Stop sends SIGTERM, waits up to timeout, then SIGKILL, and waits for the
-// exit to be recorded.
+// Stop sends the container's stop signal (SIGTERM unless its image names
+// another), waits up to timeout, then SIGKILL, and waits for the exit to be
+// recorded.
 func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) error {
 	c, err := e.Get(ref)
 	if err != nil {
@@ -609,6 +738,44 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) er
 	if _, err := e.update(c.ID, func(x *Container) { x.Stopped = true }); err != nil {
 		return err
 	}
+	return e.stop(ctx, c, timeout)
+}
+
+// DefaultStopTimeout is Docker's: how long a stop waits before SIGKILL.
+const DefaultStopTimeout = 10 * time.Second
+
+// Shutdown stops every running container, all at once, each with its stop
+// signal and up to timeout before SIGKILL, for a host going down: the
+// containers end cleanly before the shims are killed. Unlike Stop it does
+// not mark them stopped by a user, so their restart policies bring them
+// back at the next boot; until then no policy restarts them.
+func (e *Engine) Shutdown(ctx context.Context, timeout time.Duration) error {
+	e.shuttingDown.Store(true)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(e.List()))
+	for _, c := range e.List() {
+		if c.State != StateRunning {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.stop(ctx, c, timeout); err != nil {
+				errs <- fmt.Errorf("stopping %s: %w", c.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// stop signals c to stop and waits as Stop describes.
+func (e *Engine) stop(ctx context.Context, c Container, timeout time.Duration) error {
 	e.mu.Lock()
 	l := e.live[c.ID]
 	if l != nil && l.timer != nil {
@@ -618,7 +785,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) er
 	if c.State != StateRunning || l == nil {
 		return nil
 	}
-	_ = e.rt.Signal(c.ID, syscall.SIGTERM)
+	_ = e.rt.Signal(c.ID, c.stopSignal())
 	select {
 	case <-l.exited:
 		return nil

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 )
 
 // publish returns the ports container c publishes in this run: its spec's,
@@ -35,6 +37,10 @@ func (e *Engine) publish(c *Container) ([]Port, error) {
 	taken := e.hostPortsInUse(c.ID)
 	for i := range ports {
 		if ports[i].HostPort != 0 {
+			if err := hostPortFree(ports[i], taken); err != nil {
+				return nil, fmt.Errorf("publishing %d/%s of %s: %w", ports[i].ContainerPort, ports[i].Proto, c.Name, err)
+			}
+			taken[portKey(ports[i].Proto, ports[i].HostPort)] = true
 			continue
 		}
 		n, err := freePort(ports[i], taken)
@@ -95,4 +101,37 @@ func freePort(p Port, taken map[string]bool) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no free %s port on %s", p.Proto, ip)
+}
+
+// hostPortFree refuses a host port another container publishes or a host
+// program listens on (-p 22:80 with sshd on 22): the DNAT rule would
+// silently take the port's connections from the program.
+func hostPortFree(p Port, taken map[string]bool) error {
+	ip := p.HostIP
+	if ip == "" {
+		ip = "0.0.0.0"
+	}
+	if taken[portKey(p.Proto, p.HostPort)] {
+		return fmt.Errorf("%w: host port %d/%s is published by another container", ErrConflict, p.HostPort, p.Proto)
+	}
+	addr := net.JoinHostPort(ip, strconv.Itoa(p.HostPort))
+	var err error
+	if p.Proto == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp", addr); err == nil {
+			c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err == nil {
+			l.Close()
+		}
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: host port %d/%s on %s is in use by a program on the host", ErrConflict, p.HostPort, p.Proto, ip)
+	}
+	if err != nil {
+		return fmt.Errorf("checking host port %d/%s on %s: %w", p.HostPort, p.Proto, ip, err)
+	}
+	return nil
 }

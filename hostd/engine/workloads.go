@@ -45,9 +45,34 @@ func ParseWorkload(data []byte, file string) (ContainerSpec, error) {
 	return s, nil
 }
 
+// WorkloadErrors is LoadWorkloads's error: the files that did not load and
+// the container names they declare (their name field when it can be read,
+// else the file's base name). Those containers are kept as they run: a
+// typo, or a field a rolled-back hostd does not know, must not remove a
+// workload.
+type WorkloadErrors struct {
+	Names []string
+	Errs  []error
+}
+
+func (w *WorkloadErrors) Error() string   { return errors.Join(w.Errs...).Error() }
+func (w *WorkloadErrors) Unwrap() []error { return w.Errs }
+
+// brokenName is the container name a workload file that failed to load
+// declares, as far as it can be read.
+func brokenName(data []byte, file string) string {
+	var s struct {
+		Name string `yaml:"name"`
+	}
+	if yaml.Unmarshal(data, &s) == nil && s.Name != "" {
+		return s.Name
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(filepath.Base(file), ".yaml"), ".yml")
+}
+
 // LoadWorkloads reads every *.yaml and *.yml in dir. Files that do not parse
-// or validate are reported in the error; the others are returned, so one
-// bad file does not keep the rest from running.
+// or validate are reported in the error (a *WorkloadErrors); the others are
+// returned, so one bad file does not keep the rest from running.
 func LoadWorkloads(dir string) ([]ContainerSpec, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -58,6 +83,7 @@ func LoadWorkloads(dir string) ([]ContainerSpec, error) {
 	}
 	var specs []ContainerSpec
 	var errs []error
+	var broken []string
 	seen := map[string]string{}
 	for _, ent := range ents {
 		n := ent.Name()
@@ -68,11 +94,13 @@ func LoadWorkloads(dir string) ([]ContainerSpec, error) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reading %s: %w", p, err))
+			broken = append(broken, brokenName(nil, p))
 			continue
 		}
 		s, err := ParseWorkload(b, p)
 		if err != nil {
 			errs = append(errs, err)
+			broken = append(broken, brokenName(b, p))
 			continue
 		}
 		if other, dup := seen[s.Name]; dup {
@@ -83,7 +111,10 @@ func LoadWorkloads(dir string) ([]ContainerSpec, error) {
 		specs = append(specs, s)
 	}
 	sort.Slice(specs, func(i, j int) bool { return specs[i].Name < specs[j].Name })
-	return specs, errors.Join(errs...)
+	if len(errs) > 0 {
+		return specs, &WorkloadErrors{Names: broken, Errs: errs}
+	}
+	return specs, nil
 }
 
 // Converge makes the managed containers match specs: new ones are pulled,
@@ -92,8 +123,17 @@ func LoadWorkloads(dir string) ([]ContainerSpec, error) {
 // host just came up). Errors of single containers are joined; the others
 // still converge.
 func (e *Engine) Converge(ctx context.Context, specs []ContainerSpec, boot bool) error {
+	return e.converge(ctx, specs, nil, boot)
+}
+
+// converge is Converge keeping the managed containers named in keep (their
+// files did not load) as they are.
+func (e *Engine) converge(ctx context.Context, specs []ContainerSpec, keep []string, boot bool) error {
 	var errs []error
 	want := map[string]bool{}
+	for _, n := range keep {
+		want[n] = true
+	}
 	for _, s := range specs {
 		want[s.Name] = true
 		if err := e.convergeOne(ctx, s, boot); err != nil {
@@ -122,20 +162,12 @@ func (e *Engine) convergeOne(ctx context.Context, s ContainerSpec, boot bool) er
 		}
 		return nil
 	case err == nil:
-		e.log.Info("replacing changed container", "container", s.Name)
-		if err := e.Stop(ctx, cur.ID, 10*time.Second); err != nil {
-			return err
-		}
-		if err := e.Remove(ctx, cur.ID, true); err != nil {
-			return err
-		}
+		return e.replace(ctx, cur, s)
 	case !errors.Is(err, ErrNotFound):
 		return err
 	}
-	if _, err := e.images.Get(s.Image); errors.Is(err, image.ErrNotFound) {
-		if _, err := e.images.Pull(ctx, s.Image); err != nil {
-			return err
-		}
+	if err := e.ensureImage(ctx, s.Image); err != nil {
+		return err
 	}
 	c, err := e.Create(ctx, s)
 	if err != nil {
@@ -147,20 +179,109 @@ func (e *Engine) convergeOne(ctx context.Context, s ContainerSpec, boot bool) er
 	return e.Start(ctx, c.ID)
 }
 
+func (e *Engine) ensureImage(ctx context.Context, ref string) error {
+	if _, err := e.images.Get(ref); errors.Is(err, image.ErrNotFound) {
+		if _, err := e.images.Pull(ctx, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replace swaps the managed container cur for one made from its changed
+// spec s. The new image is pulled and the new container created (under a
+// temporary name) while cur still runs; cur is stopped only then, and
+// started again if the new one cannot start: a bad change never costs the
+// running workload.
+func (e *Engine) replace(ctx context.Context, cur Container, s ContainerSpec) error {
+	e.log.Info("replacing changed container", "container", s.Name)
+	if err := e.ensureImage(ctx, s.Image); err != nil {
+		return fmt.Errorf("keeping the running container: %w", err)
+	}
+	next := s
+	next.Name = s.Name + "-next"
+	if old, err := e.Get(next.Name); err == nil {
+		// Left by a replacement that crashed half-way.
+		if err := e.Remove(ctx, old.ID, true); err != nil {
+			return err
+		}
+	}
+	c, err := e.Create(ctx, next)
+	if err != nil {
+		return fmt.Errorf("keeping the running container: %w", err)
+	}
+	wasRunning := cur.State == StateRunning
+	if err := e.Stop(ctx, cur.ID, 10*time.Second); err != nil {
+		_ = e.Remove(ctx, c.ID, true)
+		return err
+	}
+	if err := e.Start(ctx, c.ID); err != nil {
+		_ = e.Remove(ctx, c.ID, true)
+		if wasRunning {
+			if serr := e.Start(ctx, cur.ID); serr != nil {
+				return errors.Join(err, fmt.Errorf("restarting the previous container: %w", serr))
+			}
+		}
+		return fmt.Errorf("kept the previous container: %w", err)
+	}
+	if err := e.Remove(ctx, cur.ID, true); err != nil {
+		return err
+	}
+	_, err = e.update(c.ID, func(x *Container) { x.Name, x.Spec.Name, x.Managed = s.Name, s.Name, true })
+	return err
+}
+
+// WorkloadProblems is the error of the last load of the declared
+// workloads (files that did not parse or validate), nil when all loaded;
+// for status output.
+func (e *Engine) WorkloadProblems() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.workloadErr
+}
+
+// missingDeclared says whether a declared container does not exist (was
+// removed by hand): the loader then re-creates it.
+func (e *Engine) missingDeclared() bool {
+	e.mu.Lock()
+	declared := append([]string(nil), e.declared...)
+	e.mu.Unlock()
+	for _, n := range declared {
+		if _, err := e.Get(n); errors.Is(err, ErrNotFound) {
+			return true
+		}
+	}
+	return false
+}
+
 // WatchWorkloads converges dir now (as at boot) and again whenever its
 // files change, until ctx ends. Problems are logged; it never gives up.
 func (e *Engine) WatchWorkloads(ctx context.Context, dir string, every time.Duration) {
+	// Workload files carry env secrets (passwords, tokens) and are
+	// written 0644 by hand or by provisioning: the directory, hostd's own,
+	// is made private so no local user reads them.
+	if err := os.Chmod(dir, 0o700); err != nil && !errors.Is(err, os.ErrNotExist) {
+		e.log.Warn("making the workload directory private", "dir", dir, "err", err)
+	}
 	last := ""
 	boot := true
 	for {
 		fp := fingerprint(dir)
-		if fp != last {
+		if fp != last || e.missingDeclared() {
 			specs, err := LoadWorkloads(dir)
+			var keep []string
 			if err != nil {
 				e.log.Warn("loading workloads", "dir", dir, "err", err)
+				var we *WorkloadErrors
+				if errors.As(err, &we) {
+					keep = we.Names
+				}
 			}
+			e.mu.Lock()
+			e.workloadErr = err
+			e.mu.Unlock()
 			e.SetDeclared(specs)
-			err = e.Converge(ctx, specs, boot)
+			err = e.converge(ctx, specs, keep, boot)
 			last, boot = fp, false
 			if err != nil {
 				e.log.Warn("converging workloads", "dir", dir, "err", err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -126,6 +127,9 @@ func printStatus(w io.Writer, rep StatusReport) {
 	}
 	if rep.Hostd != nil {
 		fmt.Fprintf(w, "hostd:   running, version %s, pid %d, up since %s\n", rep.Hostd.Version, rep.Hostd.PID, rep.Hostd.Started.Format(time.RFC3339))
+		if rep.Hostd.WorkloadErrors != "" {
+			fmt.Fprintf(w, "Workloads: files not loaded (their containers kept as they run):\n  %s\n", strings.ReplaceAll(rep.Hostd.WorkloadErrors, "\n", "\n  "))
+		}
 	} else {
 		fmt.Fprintf(w, "hostd:   not answering (%s)\n", rep.HostdError)
 	}

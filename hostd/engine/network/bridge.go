@@ -27,7 +27,9 @@ import (
 // Bridge is the default network: a Linux bridge with the first address of
 // Subnet, containers on veth pairs, NAT out through iptables MASQUERADE and
 // published ports as DNAT rules (also for connections from the host to
-// 127.0.0.1, through route_localnet).
+// 127.0.0.1, through route_localnet). Only replies and published ports are
+// forwarded into the bridge, and loopback addresses are reachable from the
+// host alone.
 type Bridge struct {
 	Name     string      // bridge device, e.g. hostd0
 	Subnet   string      // e.g. 10.88.0.0/16
@@ -103,6 +105,10 @@ func (b *Bridge) init(ctx context.Context) error {
 	// them all, instead of a check and an add per rule: each iptables run
 	// costs a few hundred milliseconds on a slow (emulated) boot. Otherwise
 	// (hostd restarted) each rule is checked and added when missing.
+	for _, r := range b.obsoleteRules() {
+		for b.iptables(ctx, append([]string{"-t", r.Table, "-D", r.Chain}, r.Args...)...) == nil {
+		}
+	}
 	if b.iptables(ctx, "-t", "nat", "-N", b.chain()) == nil {
 		if err := b.appendRules(ctx, b.globalRules()); err != nil {
 			return err
@@ -134,9 +140,28 @@ func (b *Bridge) globalRules() []rule {
 		{"nat", "POSTROUTING", []string{"-s", "127.0.0.0/8", "-o", b.Name, "-j", "MASQUERADE"}},
 		{"nat", "PREROUTING", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", c}},
 		{"nat", "OUTPUT", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", c}},
+		// A loopback destination arriving on any other interface is an
+		// attack (Docker 28 closed both): a neighbour's SYN to 127.0.0.1
+		// would be DNATed to a port published on loopback only, and a
+		// container's packet to 127.0.0.53 would reach the host's loopback
+		// services through route_localnet on the bridge. raw runs before
+		// nat. The comment keeps each bridge's copy its own.
+		{"raw", "PREROUTING", []string{"-d", "127.0.0.0/8", "!", "-i", "lo", "-m", "comment", "--comment", "hostd-" + b.Name, "-j", "DROP"}},
+		// Into the bridge only replies and published ports (DNATed):
+		// a neighbour routing the subnet through the host reaches no
+		// unpublished port. Out of it, anything.
+		{"filter", "FORWARD", []string{"-o", b.Name, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"}},
+		{"filter", "FORWARD", []string{"-o", b.Name, "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"}},
 		{"filter", "FORWARD", []string{"-i", b.Name, "-j", "ACCEPT"}},
-		{"filter", "FORWARD", []string{"-o", b.Name, "-j", "ACCEPT"}},
+		{"filter", "FORWARD", []string{"-o", b.Name, "-j", "DROP"}},
 	}
+}
+
+// obsoleteRules are global rules older hostd versions added, removed at
+// Init: the blanket accept into the bridge let anyone reach unpublished
+// ports.
+func (b *Bridge) obsoleteRules() []rule {
+	return []rule{{"filter", "FORWARD", []string{"-o", b.Name, "-j", "ACCEPT"}}}
 }
 
 func (b *Bridge) iptables(ctx context.Context, args ...string) error {
@@ -148,7 +173,7 @@ func (b *Bridge) iptables(ctx context.Context, args ...string) error {
 // other rule in place (--noflush).
 func (b *Bridge) appendRules(ctx context.Context, rules []rule) error {
 	var in strings.Builder
-	for _, table := range []string{"nat", "filter"} {
+	for _, table := range []string{"raw", "nat", "filter"} {
 		fmt.Fprintf(&in, "*%s\n", table)
 		for _, r := range rules {
 			if r.Table == table {

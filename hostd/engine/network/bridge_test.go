@@ -10,14 +10,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/hostd/dockerapi"
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
@@ -307,4 +308,214 @@ func sameWords(a, b string) bool {
 	slices.Sort(x)
 	slices.Sort(y)
 	return slices.Equal(x, y)
+}
+
+// neighbour is a second network namespace joined to the host by a veth
+// pair (host 10.214.N.1/30, neighbour .2), standing for a machine on the
+// host's LAN that routes as it likes. It returns the namespace path and
+// the host's address on the link.
+func neighbour(t *testing.T) (nsPath, hostIP string) {
+	t.Helper()
+	n := os.Getpid() % 60
+	hostIP, nsIP := fmt.Sprintf("10.214.%d.1", n), fmt.Sprintf("10.214.%d.2", n)
+	hostEnd, nsEnd := fmt.Sprintf("nbh%d", os.Getpid()%100000), fmt.Sprintf("nbn%d", os.Getpid()%100000)
+	nsPath = filepath.Join(t.TempDir(), "neighbour")
+	if err := newNetns(nsPath); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(hostEnd); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+		_ = unix.Unmount(nsPath, unix.MNT_DETACH)
+	})
+	sh(t, "", fmt.Sprintf("ip link add %s type veth peer name %s && ip addr add %s/30 dev %s && ip link set %s up", hostEnd, nsEnd, hostIP, hostEnd, hostEnd))
+	ns, err := os.Open(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	l, err := netlink.LinkByName(nsEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetNsFd(l, int(ns.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, nsPath, fmt.Sprintf("ip link set lo up && ip addr add %s/30 dev %s && ip link set %s up && ip route add default via %s", nsIP, nsEnd, nsEnd, hostIP))
+	return nsPath, hostIP
+}
+
+// sendLoopbackVia makes the namespace at nsPath send packets for the
+// loopback address dst out of dev to gw instead of to its own lo, as a
+// hostile peer (or a container's raw socket) can.
+func sendLoopbackVia(t *testing.T, nsPath, dst, dev, gw string) {
+	t.Helper()
+	sh(t, nsPath, fmt.Sprintf("ip route del local 127.0.0.0/8 dev lo table local; ip route del local 127.0.0.1 dev lo table local; "+
+		"echo 1 > /proc/sys/net/ipv4/conf/%s/route_localnet && echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet && ip route add %s/32 via %s dev %s", dev, dst, gw, dev))
+}
+
+// sh runs a shell command on the host, or in the network namespace at
+// nsPath (nsenter --net, which leaves /sys alone, unlike ip netns exec).
+func sh(t *testing.T, nsPath, cmd string) string {
+	t.Helper()
+	argv := []string{"sh", "-c", cmd}
+	if nsPath != "" {
+		argv = append([]string{"nsenter", "--net=" + nsPath}, argv...)
+	}
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+	}
+	return string(out)
+}
+
+// fetch GETs http://addr/ from the namespace at nsPath with a short
+// timeout (busybox nc: the host's static busybox wget crashes resolving);
+// ok is false when no HTTP answer came.
+func fetch(nsPath, addr string) (string, bool) {
+	host, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command("nsenter", "--net="+nsPath, "busybox", "nc", "-w", "3", host, port)
+	cmd.Stdin = strings.NewReader("GET / HTTP/1.0\r\n\r\n")
+	out, _ := cmd.CombinedOutput()
+	_, body, ok := strings.Cut(string(out), "\r\n\r\n")
+	return body, ok && strings.HasPrefix(string(out), "HTTP/1.")
+}
+
+// serveCmd serves the container's hostname over HTTP on port 80.
+var serveCmd = []string{"sh", "-c", "mkdir /www; hostname > /www/index.html; exec busybox httpd -f -p 80 -h /www"}
+
+// A neighbour reaches a port published on all addresses, but not one
+// published on 127.0.0.1 (sending SYNs for 127.0.0.1 to the host), nor the
+// container's unpublished port by routing the bridge subnet through the
+// host. (Linux 6.18, this machine's, already drops the DNATed loopback
+// SYN itself; older kernels delivered it, and the raw rule stops it there.
+// The same rule is what TestAttackContainerToHostLoopback proves.)
+func TestAttackNeighbourReach(t *testing.T) {
+	b := testBridge(t)
+	e, ref := bridgedEngine(t, b)
+	ctx := context.Background()
+	nsPath, hostIP := neighbour(t)
+	open, local := freePort(t), freePort(t)
+	c, err := e.Create(ctx, engine.ContainerSpec{Name: "web", Image: ref, Command: serveCmd,
+		Ports: []string{fmt.Sprintf("%d:80", open), fmt.Sprintf("127.0.0.1:%d:80", local)}, Expose: []string{"8080"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.Get(c.ID)
+	// The host reaches both; the neighbour the open one (so its path works).
+	get(t, fmt.Sprintf("http://127.0.0.1:%d/", local))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if body, ok := fetch(nsPath, net.JoinHostPort(hostIP, strconv.Itoa(open))); ok {
+			if body != c.ID[:12]+"\n" {
+				t.Fatalf("the published port from the neighbour: got %q", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the neighbour never reached the published port %s:%d", hostIP, open)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if body, ok := fetch(nsPath, net.JoinHostPort(got.IP, "80")); ok {
+		t.Errorf("the neighbour routed to the container's unpublished port %s:80: %q", got.IP, body)
+	}
+	sendLoopbackVia(t, nsPath, "127.0.0.1", fmt.Sprintf("nbn%d", os.Getpid()%100000), hostIP)
+	if body, ok := fetch(nsPath, net.JoinHostPort("127.0.0.1", strconv.Itoa(local))); ok {
+		t.Errorf("the neighbour reached the port published on 127.0.0.1:%d: %q", local, body)
+	}
+}
+
+// A container sends a packet for the host's 127.0.0.53 out of its eth0
+// (a raw socket can; here its namespace's routes are bent from outside to
+// the same effect): the host's loopback service must not see it.
+func TestAttackContainerToHostLoopback(t *testing.T) {
+	b := testBridge(t)
+	e, ref := bridgedEngine(t, b)
+	ctx := context.Background()
+	l, err := net.Listen("tcp", "127.0.0.53:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	reached := make(chan struct{}, 1)
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+			select {
+			case reached <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	c, err := e.Create(ctx, engine.ContainerSpec{Name: "probe", Image: ref, Command: []string{"sh", "-c", "trap 'exit 0' TERM; sleep 300 & wait"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	gw := nthIP(b.prefix, 1).String()
+	sendLoopbackVia(t, b.NetnsPath(c.ID), "127.0.0.53", "eth0", gw)
+	port := l.Addr().(*net.TCPAddr).Port
+	var out strings.Builder
+	code, err := e.Exec(ctx, c.ID, engine.ExecOptions{Args: []string{"sh", "-c", fmt.Sprintf("echo hi | nc -w 3 127.0.0.53 %d && echo CONNECTED", port)}, Stdout: &out, Stderr: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-reached:
+		t.Errorf("the container reached the host's 127.0.0.53:%d (exec code %d: %q)", port, code, out.String())
+	case <-time.After(time.Second):
+	}
+	if strings.Contains(out.String(), "CONNECTED") {
+		t.Errorf("the container connected to the host's 127.0.0.53:%d: %q", port, out.String())
+	}
+}
+
+// -p PORT:80 with PORT taken by a host program (sshd on 22) is refused by
+// name, and leaves no rule behind.
+func TestTakenHostPortRefused(t *testing.T) {
+	b := testBridge(t)
+	e, ref := bridgedEngine(t, b)
+	ctx := context.Background()
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	c, err := e.Create(ctx, engine.ContainerSpec{Name: "shadow", Image: ref, Command: serveCmd, Ports: []string{fmt.Sprintf("%d:80", port)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Start(ctx, c.ID)
+	if want := fmt.Sprintf("host port %d/tcp on 0.0.0.0 is in use", port); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("start: got %v, want an error saying %q", err, want)
+	}
+	if got, _ := e.Get(c.ID); got.State == engine.StateRunning {
+		t.Errorf("the container runs after its port was refused")
+	}
+	if out, _ := exec.Command("iptables", "-t", "nat", "-S", b.chain()).Output(); strings.Contains(string(out), strconv.Itoa(port)) {
+		t.Errorf("a DNAT rule for the taken port was added: %s", out)
+	}
+	// The program keeps its port.
+	go func() {
+		if conn, err := l.Accept(); err == nil {
+			conn.Close()
+		}
+	}()
+	if conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 3*time.Second); err != nil {
+		t.Errorf("the host program's port: %v", err)
+	} else {
+		conn.Close()
+	}
 }

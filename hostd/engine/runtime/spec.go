@@ -53,6 +53,10 @@ type SpecInput struct {
 	// Terminal gives the process a pseudo-terminal (docker run -t): its
 	// output, both streams, comes from the terminal's master.
 	Terminal bool
+	// OOMScoreAdj is the container's oom_score_adj. It is always set
+	// (0 by default): inherited, it would be hostd's, which systemd lowers
+	// so the kernel kills sshd before a runaway container.
+	OOMScoreAdj int
 }
 
 // DefaultCaps is Docker's default capability set: enough for ordinary
@@ -80,8 +84,9 @@ var (
 // cfsPeriod is the CFS period for CPU limits (the kernel's default, 100 ms).
 const cfsPeriod = 100000
 
-// BuildSpec returns the OCI runtime spec for a container. It is pure: the
-// same input gives the same spec (golden-tested).
+// BuildSpec returns the OCI runtime spec for a container. Without Seccomp
+// it is pure: the same input gives the same spec (golden-tested); Docker's
+// seccomp profile also depends on the running kernel's version.
 func BuildSpec(in SpecInput) (*specs.Spec, error) {
 	if in.ID == "" || !filepath.IsAbs(in.Rootfs) || len(in.Args) == 0 {
 		return nil, fmt.Errorf("building spec: need an id, an absolute rootfs and a command (got %q, %q, %q)", in.ID, in.Rootfs, in.Args)
@@ -109,6 +114,7 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 			},
 			NoNewPrivileges: true,
 			Terminal:        in.Terminal,
+			OOMScoreAdj:     &in.OOMScoreAdj,
 			// No rlimits: the container inherits hostd's (systemd's
 			// LimitNOFILE on the unit), as with runc and Docker's defaults.
 		},
@@ -157,7 +163,11 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 		r.Pids = &specs.LinuxPids{Limit: &p}
 	}
 	if in.Seccomp {
-		s.Linux.Seccomp = DefaultSeccomp()
+		p, err := DefaultSeccomp(s)
+		if err != nil {
+			return nil, err
+		}
+		s.Linux.Seccomp = p
 	}
 	return s, nil
 }

@@ -45,9 +45,23 @@ func (o Overlay) Mount(id string, lowers []string) (string, error) {
 	if o.Mounted(id) {
 		return rootfs, nil
 	}
-	for _, d := range []string{o.upper(id), o.work(id), rootfs, o.empty(id)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// Root and each snapshot's directory are private (0700): the upper
+	// directory holds what the container wrote, setuid binaries and device
+	// nodes among them, on the host's filesystem (moby's CVE-2021-41091).
+	// The upper and rootfs directories keep 0755, the mode the
+	// container sees on its /.
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{o.Root, 0o700}, {o.dir(id), 0o700}, {o.upper(id), 0o755}, {o.work(id), 0o700}, {rootfs, 0o755}, {o.empty(id), 0o755}} {
+		if err := os.MkdirAll(d.path, d.mode); err != nil {
 			return "", fmt.Errorf("preparing snapshot %s: %w", id, err)
+		}
+		if d.mode == 0o700 {
+			// Made by an older hostd with 0755: close it now.
+			if err := os.Chmod(d.path, d.mode); err != nil {
+				return "", fmt.Errorf("preparing snapshot %s: %w", id, err)
+			}
 		}
 	}
 	if len(lowers) == 0 {
@@ -58,7 +72,11 @@ func (o Overlay) Mount(id string, lowers []string) (string, error) {
 	if len(opts) > unix.Getpagesize()-1 {
 		return "", fmt.Errorf("mounting snapshot %s: %d layers make overlay options longer than a page", id, len(lowers))
 	}
-	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
+	// nosuid, nodev: the mount is reachable from the host, where a setuid
+	// binary or a device node the container made must mean nothing. Inside,
+	// containers run with no_new_privs (setuid does nothing there either)
+	// and get their devices on /dev's tmpfs.
+	if err := unix.Mount("overlay", rootfs, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return "", fmt.Errorf("mounting snapshot %s: %w", id, err)
 	}
 	return rootfs, nil

@@ -20,7 +20,8 @@ const Busybox = "/bin/busybox"
 
 // Applets are linked to busybox in the test root filesystem.
 var Applets = []string{"sh", "true", "false", "echo", "cat", "ls", "ps", "mount", "id", "hostname",
-	"sleep", "insmod", "touch", "mkdir", "env", "pwd", "nc", "wget", "ip", "kill", "test", "grep", "whoami", "umount", "unshare", "wc", "httpd"}
+	"sleep", "insmod", "touch", "mkdir", "env", "pwd", "nc", "wget", "ip", "kill", "test", "grep", "whoami", "umount", "unshare", "wc", "httpd",
+	"rm", "mkfifo", "mknod", "chmod", "cp"}
 
 // RequireHost skips unless the test can run containers here: root,
 // overlayfs and a static busybox.
