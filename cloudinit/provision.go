@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -208,6 +209,13 @@ func (p *provisioner) run(ctx context.Context) {
 	}
 	rep.Source = p.data.Source
 	rep.InstanceID = p.data.MetaData.InstanceID
+	// cloud-init's package ships /etc/cloud, and user-data takes it for
+	// granted (virt-install's runcmd writes cloud-init.disabled there).
+	if d, err := o.Root.MkdirAll("/etc/cloud", 0o755); err != nil {
+		p.fail(fmt.Errorf("making /etc/cloud: %w", err))
+	} else {
+		d.Close()
+	}
 	p.prepare()
 	if o.Stage != StageFinal {
 		prev := readState(o.Root, "instance-id")
@@ -330,6 +338,11 @@ func (p *provisioner) prepare() {
 }
 
 func (p *provisioner) problem(msg string) {
+	// The final stage parses the same user-data as the init stage, whose
+	// report it continues: a problem is reported once per boot.
+	if slices.Contains(p.rep.Problems, msg) {
+		return
+	}
 	p.rep.Problems = append(p.rep.Problems, msg)
 	p.o.Log.Warn("user-data problem", "problem", msg)
 	fmt.Fprintf(p.o.Console, "bulkhead-provision: problem: %s\n", msg)

@@ -514,3 +514,25 @@ func TestWriteFilesSymlinkAttack(t *testing.T) {
 		t.Errorf("write_files wrote outside the root: %v", entries)
 	}
 }
+
+// Problems in the user-data are reported once per boot, not again by the
+// final stage; /etc/cloud exists for user-data that writes there.
+func TestStagesReportProblemsOnce(t *testing.T) {
+	e := newEnv(t)
+	e.seed(t, "", readTestdata(t, "testdata/conformance/virt-install-bare/user-data")+"usres: [typo]\n")
+	var rep *Report
+	for _, s := range []Stage{StageInit, StageFinal} {
+		var err error
+		rep, err = Provision(context.Background(), Options{Root: e.root, Runner: e.rec, Console: e.console,
+			Cmdline: "ds=nocloud;s=/seed", Now: fakeClock(), Stage: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(rep.Problems) != 1 || strings.Count(e.console.String(), "usres: unknown key") != 1 {
+		t.Errorf("problems %q, console %q: want the typo reported once", rep.Problems, e.console.String())
+	}
+	if st, err := os.Stat(e.root.Join("/etc/cloud")); err != nil || !st.IsDir() {
+		t.Errorf("no /etc/cloud for virt-install's runcmd to write %s in: %v", DisabledFile, err)
+	}
+}
