@@ -247,48 +247,6 @@ func humanDuration(d time.Duration) string {
 	}
 }
 
-func (a *API) containers(w http.ResponseWriter, r *http.Request) {
-	all := r.URL.Query().Get("all") == "1" || r.URL.Query().Get("all") == "true"
-	out := []map[string]any{}
-	for _, c := range a.E.List() {
-		if !all && c.State != engine.StateRunning {
-			continue
-		}
-		out = append(out, map[string]any{
-			"Id": c.ID, "Names": []string{"/" + c.Name}, "Image": imageName(c), "ImageID": c.ImageID,
-			"Command": strings.Join(c.Args, " "), "Created": c.Created.Unix(), "State": c.State,
-			"Status": statusText(c), "Ports": ports(c), "Labels": map[string]string{},
-			"HostConfig":      map[string]string{"NetworkMode": c.Spec.Network},
-			"NetworkSettings": map[string]any{"Networks": map[string]any{}}, "Mounts": []any{},
-		})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (a *API) images(w http.ResponseWriter, r *http.Request) {
-	imgs, err := a.E.Images().List()
-	if err != nil {
-		apiError(w, err)
-		return
-	}
-	out := []map[string]any{}
-	for _, im := range imgs {
-		tags := []string{}
-		for _, n := range im.Names {
-			tags = append(tags, shortName(n))
-		}
-		digests := []string{}
-		for _, d := range im.RepoDigests {
-			digests = append(digests, shortName(d))
-		}
-		out = append(out, map[string]any{
-			"Id": im.ID, "ParentId": "", "RepoTags": tags, "RepoDigests": digests, "Created": im.Created.Unix(),
-			"Size": im.Size, "SharedSize": -1, "VirtualSize": im.Size, "Labels": map[string]string{}, "Containers": -1,
-		})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
 // pull is POST /images/create?fromImage=NAME&tag=TAG: progress as JSON
 // messages; errors after the 200 go in an {"error"} message, as Docker's.
 func (a *API) pull(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +14,9 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 )
+
+// maxCreateBody bounds a create request (a few KB in practice).
+const maxCreateBody = 4 << 20
 
 // createBody is the part of POST /containers/create that hostd honours.
 type createBody struct {
@@ -27,6 +31,7 @@ type createBody struct {
 	OpenStdin    bool
 	StdinOnce    bool
 	ExposedPorts map[string]struct{}
+	Labels       map[string]string
 	Healthcheck  *struct {
 		Test        []string
 		Interval    int64
@@ -61,7 +66,7 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 		Workdir: b.WorkingDir, User: b.User, Hostname: b.Hostname, Volumes: b.HostConfig.Binds,
 		AutoRemove: b.HostConfig.AutoRemove, ReadOnly: b.HostConfig.ReadonlyRootfs,
 		OpenStdin: b.OpenStdin, StdinOnce: b.OpenStdin && b.StdinOnce, Tty: b.Tty, PublishAll: b.HostConfig.PublishAllPorts,
-		Expose: sortedKeys(b.ExposedPorts),
+		Expose: sortedKeys(b.ExposedPorts), Labels: b.Labels,
 	}
 	h := b.HostConfig
 	switch h.NetworkMode {
@@ -114,9 +119,23 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCreateBody))
+	if err != nil {
+		apiError(w, fmt.Errorf("reading the create request: %w", err))
+		return
+	}
 	var b createBody
-	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+	if err := json.Unmarshal(body, &b); err != nil {
 		apiError(w, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	unsupported, err := unsupportedOptions(body)
+	if err != nil {
+		apiError(w, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	if len(unsupported) > 0 {
+		apiError(w, unsupportedError(unsupported))
 		return
 	}
 	spec, err := b.toSpec(strings.TrimPrefix(r.URL.Query().Get("name"), "/"))
@@ -194,7 +213,7 @@ func inspectJSON(c engine.Container) map[string]any {
 		"Config": map[string]any{
 			"Hostname": c.ID[:12], "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
 			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": c.Spec.Tty, "OpenStdin": c.Spec.OpenStdin, "StdinOnce": c.Spec.StdinOnce,
-			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": map[string]string{},
+			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": labelsOf(c),
 		},
 		"HostConfig": map[string]any{
 			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
@@ -202,8 +221,16 @@ func inspectJSON(c engine.Container) map[string]any {
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
-		"Mounts":          []any{},
+		"Mounts":          mountsJSON(c),
 	}
+}
+
+// labelsOf is c's labels, {} rather than null.
+func labelsOf(c engine.Container) map[string]string {
+	if c.Spec.Labels == nil {
+		return map[string]string{}
+	}
+	return c.Spec.Labels
 }
 
 func (a *API) start(w http.ResponseWriter, r *http.Request) {

@@ -51,6 +51,10 @@ type ContainerSpec struct {
 	// Tty gives the main process a terminal (docker run -t); its output,
 	// both streams, is logged as stdout.
 	Tty bool `yaml:"-" json:"tty,omitempty"`
+	// Labels are the user's key/value metadata (docker run --label,
+	// compose's project labels), returned by inspect and matched by the
+	// Docker API's label filter.
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
 }
 
 // Healthcheck is an exec probe.
