@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -190,11 +191,20 @@ func (a *API) matchContainer(p *psQuery, c engine.Container) bool {
 	if f.has("network") && !f.exact("network", a.E.NetworkOf(c)) {
 		return false
 	}
-	if p.publish != nil && !anyPort(p.publish, publishedPorts(c)) {
-		return false
-	}
-	if p.expose != nil && !anyPort(p.expose, c.Exposed) {
-		return false
+	if p.publish != nil || p.expose != nil {
+		// dockerd matches the ports of the container's current network
+		// settings: publish the host port, expose the container port;
+		// a container that is not running has none.
+		ok := false
+		for _, pt := range c.Ports {
+			ok = ok || p.publish[fmt.Sprintf("%d/%s", pt.HostPort, pt.Proto)] || p.expose[fmt.Sprintf("%d/%s", pt.ContainerPort, pt.Proto)]
+		}
+		if c.State == engine.StateRunning && c.IP != "" {
+			ok = ok || anyPort(p.expose, c.Exposed)
+		}
+		if !ok {
+			return false
+		}
 	}
 	return true
 }
@@ -214,19 +224,6 @@ func matchVolume(values, specs []string) bool {
 		}
 	}
 	return false
-}
-
-// publishedPorts are the container ports c asks to publish (80/tcp), as
-// Docker's HostConfig.PortBindings keys.
-func publishedPorts(c engine.Container) []string {
-	var out []string
-	for k := range portBindings(c.Spec.Ports) {
-		out = append(out, k)
-	}
-	if c.Spec.PublishAll {
-		out = append(out, c.Exposed...)
-	}
-	return out
 }
 
 func anyPort(want map[string]bool, have []string) bool {
