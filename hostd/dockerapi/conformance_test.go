@@ -221,6 +221,33 @@ func scenario(img2 v1.Image) []step {
 			hostd: "exit 125: HostConfig.Mounts (--mount)"},
 		{args: run("--rm", "--device", "/dev/null:/dev/n", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
 			hostd: "exit 125: HostConfig.Devices (--device)"},
+		{args: run("--rm", "--init", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: HostConfig.Init (--init)"},
+
+		// Options implemented: capabilities, resolver, hosts, stop signal
+		// and timeout.
+		{args: run("--rm", "--cap-drop", "ALL", "{reg}/busybox", "grep", "CapEff", "/proc/self/status"), kind: words,
+			want: "exit 0: CapEff:\t0000000000000000"},
+		{args: run("--rm", "--cap-add", "net_admin", "{reg}/busybox", "grep", "CapEff", "/proc/self/status"), kind: words,
+			want: "exit 0: CapEff:\t00000000a80435fb"},
+		// Root without CAP_DAC_OVERRIDE cannot write to another user's
+		// directory.
+		{args: run("--rm", "--cap-drop", "DAC_OVERRIDE", "{reg}/busybox", "touch", "/home/app/x"), want: "exit 1"},
+		{args: run("--rm", "{reg}/busybox", "touch", "/home/app/x"), want: "exit 0"},
+		// A command that is not there: an error, and the --rm container
+		// gone, not a CLI waiting for ever.
+		{args: run("--rm", "--name", "nocmd", "{reg}/busybox", "nosuchcommand"), want: "exit 127"},
+		{args: []string{"ps", "-a", "-f", "name=nocmd", names}, kind: words, want: "exit 0: "},
+		{args: run("--rm", "--cap-add", "bogus", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--dns", "10.1.2.3", "--dns-search", "example.com", "{reg}/busybox", "grep", "-E", "^(nameserver|search)", "/etc/resolv.conf"),
+			kind: words, want: "exit 0: nameserver 10.1.2.3,search example.com"},
+		{args: run("--rm", "--add-host", "db.local:10.9.8.7", "{reg}/busybox", "grep", "db.local", "/etc/hosts"), kind: words,
+			want: "exit 0: 10.9.8.7\tdb.local"},
+		{args: run("-d", "--name", "sig", "--stop-signal", "USR1", "--stop-timeout", "30", "{reg}/busybox", "sh", "-c",
+			"trap 'exit 7' USR1; while true; do sleep 0.1; done"), kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.Config.StopSignal}} {{.Config.StopTimeout}}", "sig"}, kind: words, want: "exit 0: USR1 30"},
+		{args: []string{"stop", "sig"}, kind: words, want: "exit 0: sig"},
+		{args: []string{"inspect", "-f", "{{.State.ExitCode}}", "sig"}, kind: words, want: "exit 0: 7"},
 	}
 }
 

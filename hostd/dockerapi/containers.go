@@ -32,6 +32,8 @@ type createBody struct {
 	StdinOnce    bool
 	ExposedPorts map[string]struct{}
 	Labels       map[string]string
+	StopSignal   string
+	StopTimeout  *int
 	Healthcheck  *struct {
 		Test        []string
 		Interval    int64
@@ -56,6 +58,12 @@ type createBody struct {
 		NanoCpus        int64
 		PidsLimit       *int64
 		ReadonlyRootfs  bool
+		CapAdd          []string
+		CapDrop         []string
+		DNS             []string `json:"Dns"`
+		DNSSearch       []string `json:"DnsSearch"`
+		DNSOptions      []string `json:"DnsOptions"`
+		ExtraHosts      []string
 	}
 }
 
@@ -67,6 +75,10 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 		AutoRemove: b.HostConfig.AutoRemove, ReadOnly: b.HostConfig.ReadonlyRootfs,
 		OpenStdin: b.OpenStdin, StdinOnce: b.OpenStdin && b.StdinOnce, Tty: b.Tty, PublishAll: b.HostConfig.PublishAllPorts,
 		Expose: sortedKeys(b.ExposedPorts), Labels: b.Labels,
+		ProcessOptions: engine.ProcessOptions{
+			CapAdd: b.HostConfig.CapAdd, CapDrop: b.HostConfig.CapDrop, StopSignal: b.StopSignal, StopTimeout: b.StopTimeout,
+			DNS: b.HostConfig.DNS, DNSSearch: b.HostConfig.DNSSearch, DNSOptions: b.HostConfig.DNSOptions, ExtraHosts: b.HostConfig.ExtraHosts,
+		},
 	}
 	h := b.HostConfig
 	switch h.NetworkMode {
@@ -214,10 +226,13 @@ func inspectJSON(c engine.Container) map[string]any {
 			"Hostname": c.ID[:12], "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
 			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": c.Spec.Tty, "OpenStdin": c.Spec.OpenStdin, "StdinOnce": c.Spec.StdinOnce,
 			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": labelsOf(c),
+			"StopSignal": c.Spec.StopSignal, "StopTimeout": c.Spec.StopTimeout,
 		},
 		"HostConfig": map[string]any{
 			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
-			"RestartPolicy":  map[string]any{"Name": name, "MaximumRetryCount": n},
+			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
+			"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
+			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
@@ -244,18 +259,33 @@ func (a *API) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.E.Start(r.Context(), c.ID); err != nil {
+		if c.Spec.AutoRemove {
+			// As dockerd: an --rm container that cannot start is
+			// removed too (the CLI waits for that before it exits).
+			if rerr := a.E.Remove(r.Context(), c.ID, true); rerr != nil {
+				a.log().Warn("removing a container that failed to start", "container", c.Name, "err", rerr)
+			}
+		}
 		apiError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func stopTimeout(r *http.Request) time.Duration {
+// stopTimeout is the wait before SIGKILL: the request's t, else the
+// container's --stop-timeout, else 10 s; -1 waits for ever (a day here).
+func stopTimeout(r *http.Request, c engine.Container) time.Duration {
 	t := 10
+	if c.Spec.StopTimeout != nil {
+		t = *c.Spec.StopTimeout
+	}
 	if v := r.URL.Query().Get("t"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		if n, err := strconv.Atoi(v); err == nil && n >= -1 {
 			t = n
 		}
+	}
+	if t < 0 {
+		return 24 * time.Hour
 	}
 	return time.Duration(t) * time.Second
 }
@@ -270,7 +300,7 @@ func (a *API) stop(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r)); err != nil {
+	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r, c)); err != nil {
 		apiError(w, err)
 		return
 	}
@@ -283,7 +313,7 @@ func (a *API) restart(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r)); err != nil {
+	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r, c)); err != nil {
 		apiError(w, err)
 		return
 	}
@@ -350,8 +380,19 @@ func (a *API) wait(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var code int
 	if next != nil {
+		var removed <-chan struct{}
+		if cond == "removed" {
+			// A run that fails to start has no exit; its removal ends
+			// the wait.
+			removed = a.removedChan(ctx, c.ID)
+		}
 		select {
 		case code = <-next:
+		case <-removed:
+			code = -1
+			if last, err := a.E.Get(c.ID); err == nil {
+				code = last.ExitCode
+			}
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
@@ -362,6 +403,17 @@ func (a *API) wait(w http.ResponseWriter, r *http.Request) {
 		err = a.waitRemoved(ctx, c.ID)
 	}
 	writeWait(w, code, err)
+}
+
+// removedChan is closed once id is removed (or ctx ends).
+func (a *API) removedChan(ctx context.Context, id string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		if a.waitRemoved(ctx, id) == nil {
+			close(ch)
+		}
+	}()
+	return ch
 }
 
 func (a *API) waitRemoved(ctx context.Context, id string) error {

@@ -209,7 +209,9 @@ func TestUnsupportedOptions(t *testing.T) {
 		// hostd implements: nothing to refuse.
 		{"create-default.json", nil},
 		{"create-supported.json", nil},
-		{"create-options.json", []string{"HostConfig.CapDrop", "HostConfig.Dns", "HostConfig.ExtraHosts", "HostConfig.Init", "StopSignal"}},
+		// --cap-drop, --dns, --add-host, --stop-signal are implemented;
+		// --init is not.
+		{"create-options.json", []string{"HostConfig.Init"}},
 		{"create-refused.json", []string{"HostConfig.Devices", "HostConfig.LogConfig", "HostConfig.Mounts", "HostConfig.Privileged",
 			"HostConfig.SecurityOpt", "HostConfig.ShmSize", "HostConfig.Sysctls", "HostConfig.Tmpfs", "HostConfig.Ulimits", "Volumes"}},
 	}

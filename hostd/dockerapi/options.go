@@ -20,12 +20,14 @@ type fieldSet map[string]fieldSet
 var createFields = fieldSet{
 	"hostname": nil, "user": nil, "env": nil, "cmd": nil, "entrypoint": nil, "image": nil, "workingdir": nil,
 	"tty": nil, "openstdin": nil, "stdinonce": nil, "exposedports": nil, "labels": nil,
+	"stopsignal": nil, "stoptimeout": nil,
 	// Which streams a client attaches to is the attach request's business.
 	"attachstdin": nil, "attachstdout": nil, "attachstderr": nil,
 	"healthcheck": {"test": nil, "interval": nil, "timeout": nil, "startperiod": nil, "retries": nil},
 	"hostconfig": {
 		"binds": nil, "portbindings": nil, "autoremove": nil, "publishallports": nil, "networkmode": nil,
 		"memory": nil, "nanocpus": nil, "pidslimit": nil, "readonlyrootfs": nil,
+		"capadd": nil, "capdrop": nil, "dns": nil, "dnssearch": nil, "dnsoptions": nil, "extrahosts": nil,
 		"restartpolicy": {"name": nil, "maximumretrycount": nil},
 		// The terminal size comes again in the resize the CLI sends; the
 		// ID file is written by the client.

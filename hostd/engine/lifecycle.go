@@ -160,6 +160,11 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 		return err
 	}
 	in.Limits.CPUs, in.Limits.Pids = c.Spec.Limits.CPUs, c.Spec.Limits.Pids
+	if len(c.Spec.CapAdd)+len(c.Spec.CapDrop) > 0 {
+		if in.Caps, err = c.Spec.Capabilities(); err != nil {
+			return err
+		}
+	}
 	network := c.network(e.cfg.Network != nil)
 	ip := ""
 	var ports []Port
@@ -329,7 +334,8 @@ func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, er
 	if network == NetworkBridge && e.cfg.Network != nil {
 		resolv = e.cfg.Network.DNS()
 	}
-	files := map[string][]byte{"hosts": []byte(hosts), "hostname": []byte(hn + "\n"), "resolv.conf": resolv}
+	hostsFile, resolv := c.Spec.etcFiles([]byte(hosts), resolv)
+	files := map[string][]byte{"hosts": hostsFile, "hostname": []byte(hn + "\n"), "resolv.conf": resolv}
 	var mounts []runtime.Mount
 	for _, n := range []string{"hosts", "hostname", "resolv.conf"} {
 		p := filepath.Join(e.dir(c.ID), n)
@@ -618,7 +624,8 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) er
 	if c.State != StateRunning || l == nil {
 		return nil
 	}
-	_ = e.rt.Signal(c.ID, syscall.SIGTERM)
+	sig, _ := c.Spec.stopSignal() // validated at create
+	_ = e.rt.Signal(c.ID, sig)
 	select {
 	case <-l.exited:
 		return nil

@@ -55,6 +55,8 @@ type ContainerSpec struct {
 	// compose's project labels), returned by inspect and matched by the
 	// Docker API's label filter.
 	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// ProcessOptions: capabilities, stop signal, resolver, extra hosts.
+	ProcessOptions `yaml:",inline"`
 }
 
 // Healthcheck is an exec probe.
@@ -351,6 +353,7 @@ func (s ContainerSpec) Validate() error {
 	if s.StdinOnce && !s.OpenStdin {
 		add("stdinOnce", "needs openStdin")
 	}
+	s.validateProcess(add)
 	return errors.Join(errs...)
 }
 

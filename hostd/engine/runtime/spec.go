@@ -53,6 +53,8 @@ type SpecInput struct {
 	// Terminal gives the process a pseudo-terminal (docker run -t): its
 	// output, both streams, comes from the terminal's master.
 	Terminal bool
+	// Caps is the capability set (CAP_ names); nil is DefaultCaps.
+	Caps []string
 }
 
 // DefaultCaps is Docker's default capability set: enough for ordinary
@@ -90,7 +92,11 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
-	caps := append([]string(nil), DefaultCaps...)
+	bounding := DefaultCaps
+	if in.Caps != nil {
+		bounding = in.Caps
+	}
+	caps := append([]string(nil), bounding...)
 	if in.UID != 0 {
 		// A non-root user gets no effective capabilities, as with Docker.
 		caps = nil
@@ -105,7 +111,7 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 			Cwd:  cwd,
 			User: specs.User{UID: in.UID, GID: in.GID, AdditionalGids: in.Groups},
 			Capabilities: &specs.LinuxCapabilities{
-				Bounding: DefaultCaps, Effective: caps, Permitted: caps,
+				Bounding: bounding, Effective: caps, Permitted: caps,
 			},
 			NoNewPrivileges: true,
 			Terminal:        in.Terminal,
