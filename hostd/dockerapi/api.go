@@ -85,6 +85,14 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /images/create", a.pull)
 	mux.HandleFunc("GET /images/{name...}", a.imageInspect)
 	mux.HandleFunc("DELETE /images/{name...}", a.rmi)
+	mux.HandleFunc("POST /images/{name...}", a.imagePost)
+	mux.HandleFunc("POST /images/prune", a.imagePrune)
+	mux.HandleFunc("POST /containers/prune", a.containerPrune)
+	mux.HandleFunc("POST /containers/{id}/rename", a.rename)
+	mux.HandleFunc("GET /containers/{id}/top", a.top)
+	mux.HandleFunc("GET /containers/{id}/stats", a.stats)
+	mux.HandleFunc("POST /containers/{id}/pause", a.pause)
+	mux.HandleFunc("POST /containers/{id}/unpause", a.pause)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if loc := versionPrefix.FindString(r.URL.Path); loc != "" {
 			r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path, loc)
@@ -108,7 +116,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // derived from the engine's sentinels.
 func apiError(w http.ResponseWriter, err error) {
 	code := engine.HTTPStatus(err)
-	if errors.Is(err, errBadRequest) {
+	if errors.Is(err, errBadRequest) || errors.Is(err, engine.ErrInvalid) {
 		code = http.StatusBadRequest
 	}
 	writeJSON(w, code, map[string]string{"message": err.Error()})

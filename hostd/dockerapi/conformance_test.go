@@ -248,6 +248,41 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"inspect", "-f", "{{.Config.StopSignal}} {{.Config.StopTimeout}}", "sig"}, kind: words, want: "exit 0: USR1 30"},
 		{args: []string{"stop", "sig"}, kind: words, want: "exit 0: sig"},
 		{args: []string{"inspect", "-f", "{{.State.ExitCode}}", "sig"}, kind: words, want: "exit 0: 7"},
+
+		// top lists the processes of a running container.
+		{args: []string{"top", "db"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: []string{"top", "web"}, want: "exit 1"},
+		// stats: one sample from the cgroup.
+		{args: []string{"stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "db"}, kind: words, want: "exit 0: db 1"},
+		{args: []string{"stats", "--no-stream", "--format", "{{.Name}}"}, kind: words, want: "exit 0: db"},
+		// pause freezes the processes; stop still works on a paused one.
+		{args: []string{"pause", "db"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"ps", "-f", "status=paused", names}, kind: words, want: "exit 0: db"},
+		{args: []string{"inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "db"}, kind: words, want: "exit 0: paused true"},
+		{args: []string{"pause", "db"}, want: "exit 1"},
+		{args: []string{"unpause", "db"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"ps", "-f", "status=running", names}, kind: words, want: "exit 0: db"},
+		{args: []string{"unpause", "db"}, want: "exit 1"},
+		{args: []string{"pause", "web"}, want: "exit 1"},
+		// rename, tag, prune.
+		{args: []string{"rename", "fresh", "fresh2"}, want: "exit 0"},
+		{args: []string{"ps", "-a", "-f", "name=fresh", names}, kind: words, want: "exit 0: fresh2"},
+		{args: []string{"rename", "fresh2", "db"}, want: "exit 1"},
+		{args: []string{"rename", "nosuch", "other"}, want: "exit 1"},
+		{args: []string{"tag", "{reg}/busybox:latest", "{reg}/busybox:copy"}, want: "exit 0"},
+		{args: []string{"images", "--format={{.Tag}}"}, kind: words, want: "exit 0: copy,latest,old"},
+		{args: []string{"inspect", "-f", "{{.Id}}", "{reg}/busybox:copy"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"rmi", "{reg}/busybox:copy"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"images", "--format={{.Tag}}"}, kind: words, want: "exit 0: latest,old"},
+		{args: []string{"container", "prune", "-f", "--filter", "nosuch=1"}, kind: errText, want: "exit 1: invalid filter 'nosuch'"},
+		{args: []string{"container", "prune", "-f", "--filter", "label=app=web"}, want: "exit 0"},
+		{args: []string{"ps", "-a", names}, kind: words, want: "exit 0: db,done0,done3,fresh2,port80,sig,vol"},
+		{args: []string{"container", "prune", "-f"}, want: "exit 0"},
+		{args: []string{"ps", "-a", names}, kind: words, want: "exit 0: db"},
+		{args: []string{"image", "prune", "-f"}, want: "exit 0"},
+		{args: []string{"images", "--format={{.Tag}}"}, kind: words, want: "exit 0: latest,old"},
+		{args: []string{"image", "prune", "-a", "-f"}, want: "exit 0"},
+		{args: []string{"images", "--format={{.Tag}}"}, kind: words, want: "exit 0: latest"},
 	}
 }
 

@@ -174,7 +174,12 @@ func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, inspectJSON(c))
+	out := inspectJSON(c)
+	if a.E.Paused(c) {
+		st := out["State"].(map[string]any)
+		st["Status"], st["Paused"] = "paused", true
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func rfc(t time.Time) string {
@@ -296,6 +301,7 @@ func (a *API) stop(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
+	a.thaw(c)
 	if c.State != engine.StateRunning {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -313,6 +319,7 @@ func (a *API) restart(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
+	a.thaw(c)
 	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r, c)); err != nil {
 		apiError(w, err)
 		return
@@ -330,6 +337,7 @@ func (a *API) kill(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
+	a.thaw(c)
 	if c.State != engine.StateRunning {
 		apiError(w, fmt.Errorf("%w: container %s is not running", engine.ErrConflict, c.Name))
 		return
@@ -342,6 +350,9 @@ func (a *API) kill(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) remove(w http.ResponseWriter, r *http.Request) {
+	if c, err := a.E.Get(r.PathValue("id")); err == nil && r.URL.Query().Get("force") != "" {
+		a.thaw(c)
+	}
 	force := r.URL.Query().Get("force") == "1" || r.URL.Query().Get("force") == "true"
 	if err := a.E.Remove(r.Context(), r.PathValue("id"), force); err != nil {
 		apiError(w, err)
@@ -454,4 +465,14 @@ func portBindings(specs []string) map[string][]map[string]string {
 		out[k] = append(out[k], map[string]string{"HostIp": p.HostIP, "HostPort": hp})
 	}
 	return out
+}
+
+// thaw unpauses c before a stop, kill or forced removal: frozen
+// processes would not act on the signal (nor die of SIGKILL on cgroup v1).
+func (a *API) thaw(c engine.Container) {
+	if a.E.Paused(c) {
+		if err := a.E.Unpause(c.ID); err != nil {
+			a.log().Warn("unpausing before stop", "container", c.Name, "err", err)
+		}
+	}
 }

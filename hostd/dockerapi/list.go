@@ -172,7 +172,7 @@ func (a *API) matchContainer(p *psQuery, c engine.Container) bool {
 			return false
 		}
 	}
-	if !f.exact("status", c.State) {
+	if !f.exact("status", a.stateOf(c)) {
 		return false
 	}
 	health := c.Health
@@ -246,8 +246,8 @@ func (a *API) containers(w http.ResponseWriter, r *http.Request) {
 		nw := a.E.NetworkOf(c)
 		item := map[string]any{
 			"Id": c.ID, "Names": []string{"/" + c.Name}, "Image": imageName(c), "ImageID": c.ImageID,
-			"Command": strings.Join(c.Args, " "), "Created": c.Created.Unix(), "State": c.State,
-			"Status": statusText(c), "Ports": ports(c), "Labels": labelsOf(c),
+			"Command": strings.Join(c.Args, " "), "Created": c.Created.Unix(), "State": a.stateOf(c),
+			"Status": a.statusOf(c), "Ports": ports(c), "Labels": labelsOf(c),
 			"HostConfig":      map[string]string{"NetworkMode": nw},
 			"NetworkSettings": map[string]any{"Networks": map[string]any{nw: map[string]any{"IPAddress": c.IP}}},
 			"Mounts":          mountsJSON(c),
@@ -391,4 +391,20 @@ func parseTimestamp(v string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, badRequest("%q is not a duration, Unix time or RFC 3339 time", v)
+}
+
+// stateOf is Docker's state string: hostd's, or paused for a running
+// container whose processes are frozen.
+func (a *API) stateOf(c engine.Container) string {
+	if a.E != nil && a.E.Paused(c) {
+		return "paused"
+	}
+	return c.State
+}
+
+func (a *API) statusOf(c engine.Container) string {
+	if a.stateOf(c) == "paused" {
+		return statusText(c) + " (Paused)"
+	}
+	return statusText(c)
 }
