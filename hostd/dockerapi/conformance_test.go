@@ -283,6 +283,25 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"images", "--format={{.Tag}}"}, kind: words, want: "exit 0: latest,old"},
 		{args: []string{"image", "prune", "-a", "-f"}, want: "exit 0"},
 		{args: []string{"images", "--format={{.Tag}}"}, kind: words, want: "exit 0: latest"},
+
+		// Named volumes: created, mounted, kept, listed, removed.
+		{args: []string{"volume", "create", "bulkheadv2"}, kind: words, want: "exit 0: bulkheadv2"},
+		{args: []string{"volume", "ls", "--format={{.Name}}"}, kind: words, want: "exit 0: bulkheadv2,bulkheadvol"},
+		{args: []string{"volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "bulkheadv2"}, kind: words, want: "exit 0: bulkheadv2 local"},
+		{args: run("--rm", "-v", "bulkheadv2:/d", "{reg}/busybox", "sh", "-c", "echo kept > /d/f"), want: "exit 0"},
+		{args: run("--rm", "-v", "bulkheadv2:/d", "{reg}/busybox", "cat", "/d/f"), kind: words, want: "exit 0: kept"},
+		{args: []string{"create", "--network", "none", "--name", "holder", "-v", "bulkheadv3:/d", "{reg}/busybox", "true"}, want: "exit 0"},
+		{args: []string{"volume", "ls", "-f", "dangling=false", "--format={{.Name}}"}, kind: words, want: "exit 0: bulkheadv3"},
+		{args: []string{"volume", "ls", "-f", "name=v2", "--format={{.Name}}"}, kind: words, want: "exit 0: bulkheadv2"},
+		{args: []string{"volume", "rm", "bulkheadv3"}, want: "exit 1"},
+		{args: []string{"rm", "holder"}, want: "exit 0"},
+		{args: []string{"volume", "rm", "bulkheadv2", "bulkheadv3"}, kind: words, want: "exit 0: bulkheadv2,bulkheadv3"},
+		{args: []string{"volume", "rm", "nosuch"}, want: "exit 1"},
+		{args: []string{"volume", "ls", "-f", "bogus=1"}, kind: errText, want: "exit 1: invalid filter 'bogus'"},
+		{args: []string{"volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "bulkheadtmp"}, kind: errText, want: "exit 0: ",
+			hostd: "exit 1: driver options [device type] (-o): unsupported"},
+		{args: []string{"volume", "rm", "-f", "bulkheadtmp"}, want: "exit 0"},
+		{args: []string{"system", "df"}, kind: lines, want: "exit 0, 5 lines"},
 	}
 }
 

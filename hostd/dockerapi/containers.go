@@ -160,6 +160,15 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		apiError(w, fmt.Errorf("%w: No such image: %s", image.ErrNotFound, spec.Image))
 		return
 	}
+	for _, vs := range spec.Volumes {
+		// dockerd makes a named volume when the container is created.
+		if v, err := engine.ParseVolume(vs); err == nil && v.Named {
+			if _, err := a.E.CreateVolume(v.Source, nil); err != nil {
+				apiError(w, err)
+				return
+			}
+		}
+	}
 	c, err := a.E.Create(r.Context(), spec)
 	if err != nil {
 		apiError(w, err)
