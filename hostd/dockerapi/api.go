@@ -90,6 +90,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /containers/prune", a.containerPrune)
 	mux.HandleFunc("POST /containers/{id}/rename", a.rename)
 	mux.HandleFunc("GET /containers/{id}/top", a.top)
+	mux.HandleFunc("GET /containers/{id}/changes", a.changes)
 	mux.HandleFunc("GET /volumes", a.volumeList)
 	mux.HandleFunc("POST /volumes/create", a.volumeCreate)
 	mux.HandleFunc("POST /volumes/prune", a.volumePrune)

@@ -302,6 +302,11 @@ func scenario(img2 v1.Image) []step {
 			hostd: "exit 1: driver options [device type] (-o): unsupported"},
 		{args: []string{"volume", "rm", "-f", "bulkheadtmp"}, want: "exit 0"},
 		{args: []string{"system", "df"}, kind: lines, want: "exit 0, 5 lines"},
+
+		// diff: what a container changed against its image.
+		{args: run("--name", "chg", "{reg}/busybox", "sh", "-c", "touch /tmp/new /etc/passwd; rm /etc/group; mkdir -p /home/app/d"), want: "exit 0"},
+		{args: []string{"diff", "chg"}, kind: words, want: "exit 0: A /home/app/d,A /tmp/new,C /etc,C /etc/passwd,C /home,C /home/app,C /tmp,D /etc/group"},
+		{args: []string{"rm", "chg"}, want: "exit 0"},
 	}
 }
 

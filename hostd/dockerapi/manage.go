@@ -186,3 +186,17 @@ func (a *API) pause(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// changes is GET /containers/{id}/changes (docker diff).
+func (a *API) changes(w http.ResponseWriter, r *http.Request) {
+	chs, err := a.E.Changes(r.PathValue("id"))
+	if err != nil {
+		apiError(w, err)
+		return
+	}
+	out := []map[string]any{}
+	for _, ch := range chs {
+		out = append(out, map[string]any{"Path": ch.Path, "Kind": ch.Kind})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
