@@ -430,7 +430,10 @@ func startDockerd(t *testing.T) backend {
 	cmd := exec.Command("nsenter", "--net="+nsPath, "dockerd",
 		"--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "dockerd.pid"), "-H", "unix://"+sock,
-		"--bridge", "none", "--iptables=false", "--ip-masq=false")
+		"--bridge", "none", "--iptables=false", "--ip-masq=false",
+		// Apart from a system dockerd's, should it share the host's
+		// containerd (/run/containerd/containerd.sock) with one.
+		"--containerd-namespace", "bulkhead-test", "--containerd-plugins-namespace", "bulkhead-test-plugins")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
