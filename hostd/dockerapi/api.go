@@ -85,6 +85,21 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /images/create", a.pull)
 	mux.HandleFunc("GET /images/{name...}", a.imageInspect)
 	mux.HandleFunc("DELETE /images/{name...}", a.rmi)
+	mux.HandleFunc("POST /images/{name...}", a.imagePost)
+	mux.HandleFunc("POST /images/prune", a.imagePrune)
+	mux.HandleFunc("POST /containers/prune", a.containerPrune)
+	mux.HandleFunc("POST /containers/{id}/rename", a.rename)
+	mux.HandleFunc("GET /containers/{id}/top", a.top)
+	mux.HandleFunc("GET /containers/{id}/changes", a.changes)
+	mux.HandleFunc("GET /volumes", a.volumeList)
+	mux.HandleFunc("POST /volumes/create", a.volumeCreate)
+	mux.HandleFunc("POST /volumes/prune", a.volumePrune)
+	mux.HandleFunc("GET /volumes/{name}", a.volumeInspect)
+	mux.HandleFunc("DELETE /volumes/{name}", a.volumeRemove)
+	mux.HandleFunc("GET /system/df", a.systemDF)
+	mux.HandleFunc("GET /containers/{id}/stats", a.stats)
+	mux.HandleFunc("POST /containers/{id}/pause", a.pause)
+	mux.HandleFunc("POST /containers/{id}/unpause", a.pause)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if loc := versionPrefix.FindString(r.URL.Path); loc != "" {
 			r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path, loc)
@@ -108,7 +123,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // derived from the engine's sentinels.
 func apiError(w http.ResponseWriter, err error) {
 	code := engine.HTTPStatus(err)
-	if errors.Is(err, errBadRequest) {
+	if errors.Is(err, errBadRequest) || errors.Is(err, engine.ErrInvalid) {
 		code = http.StatusBadRequest
 	}
 	writeJSON(w, code, map[string]string{"message": err.Error()})
@@ -245,48 +260,6 @@ func humanDuration(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d days", s/86400)
 	}
-}
-
-func (a *API) containers(w http.ResponseWriter, r *http.Request) {
-	all := r.URL.Query().Get("all") == "1" || r.URL.Query().Get("all") == "true"
-	out := []map[string]any{}
-	for _, c := range a.E.List() {
-		if !all && c.State != engine.StateRunning {
-			continue
-		}
-		out = append(out, map[string]any{
-			"Id": c.ID, "Names": []string{"/" + c.Name}, "Image": imageName(c), "ImageID": c.ImageID,
-			"Command": strings.Join(c.Args, " "), "Created": c.Created.Unix(), "State": c.State,
-			"Status": statusText(c), "Ports": ports(c), "Labels": map[string]string{},
-			"HostConfig":      map[string]string{"NetworkMode": c.Spec.Network},
-			"NetworkSettings": map[string]any{"Networks": map[string]any{}}, "Mounts": []any{},
-		})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (a *API) images(w http.ResponseWriter, r *http.Request) {
-	imgs, err := a.E.Images().List()
-	if err != nil {
-		apiError(w, err)
-		return
-	}
-	out := []map[string]any{}
-	for _, im := range imgs {
-		tags := []string{}
-		for _, n := range im.Names {
-			tags = append(tags, shortName(n))
-		}
-		digests := []string{}
-		for _, d := range im.RepoDigests {
-			digests = append(digests, shortName(d))
-		}
-		out = append(out, map[string]any{
-			"Id": im.ID, "ParentId": "", "RepoTags": tags, "RepoDigests": digests, "Created": im.Created.Unix(),
-			"Size": im.Size, "SharedSize": -1, "VirtualSize": im.Size, "Labels": map[string]string{}, "Containers": -1,
-		})
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // pull is POST /images/create?fromImage=NAME&tag=TAG: progress as JSON

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +14,9 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 )
+
+// maxCreateBody bounds a create request (a few KB in practice).
+const maxCreateBody = 4 << 20
 
 // createBody is the part of POST /containers/create that hostd honours.
 type createBody struct {
@@ -27,6 +31,9 @@ type createBody struct {
 	OpenStdin    bool
 	StdinOnce    bool
 	ExposedPorts map[string]struct{}
+	Labels       map[string]string
+	StopSignal   string
+	StopTimeout  *int
 	Healthcheck  *struct {
 		Test        []string
 		Interval    int64
@@ -51,6 +58,12 @@ type createBody struct {
 		NanoCpus        int64
 		PidsLimit       *int64
 		ReadonlyRootfs  bool
+		CapAdd          []string
+		CapDrop         []string
+		DNS             []string `json:"Dns"`
+		DNSSearch       []string `json:"DnsSearch"`
+		DNSOptions      []string `json:"DnsOptions"`
+		ExtraHosts      []string
 	}
 }
 
@@ -61,7 +74,11 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 		Workdir: b.WorkingDir, User: b.User, Hostname: b.Hostname, Volumes: b.HostConfig.Binds,
 		AutoRemove: b.HostConfig.AutoRemove, ReadOnly: b.HostConfig.ReadonlyRootfs,
 		OpenStdin: b.OpenStdin, StdinOnce: b.OpenStdin && b.StdinOnce, Tty: b.Tty, PublishAll: b.HostConfig.PublishAllPorts,
-		Expose: sortedKeys(b.ExposedPorts),
+		Expose: sortedKeys(b.ExposedPorts), Labels: b.Labels,
+		ProcessOptions: engine.ProcessOptions{
+			CapAdd: b.HostConfig.CapAdd, CapDrop: b.HostConfig.CapDrop, StopSignal: b.StopSignal, StopTimeout: b.StopTimeout,
+			DNS: b.HostConfig.DNS, DNSSearch: b.HostConfig.DNSSearch, DNSOptions: b.HostConfig.DNSOptions, ExtraHosts: b.HostConfig.ExtraHosts,
+		},
 	}
 	h := b.HostConfig
 	switch h.NetworkMode {
@@ -114,9 +131,23 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCreateBody))
+	if err != nil {
+		apiError(w, fmt.Errorf("reading the create request: %w", err))
+		return
+	}
 	var b createBody
-	if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
+	if err := json.Unmarshal(body, &b); err != nil {
 		apiError(w, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	unsupported, err := unsupportedOptions(body)
+	if err != nil {
+		apiError(w, fmt.Errorf("%w: %v", errBadRequest, err))
+		return
+	}
+	if len(unsupported) > 0 {
+		apiError(w, unsupportedError(unsupported))
 		return
 	}
 	spec, err := b.toSpec(strings.TrimPrefix(r.URL.Query().Get("name"), "/"))
@@ -128,6 +159,15 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		// The CLI pulls on a 404 and tries again.
 		apiError(w, fmt.Errorf("%w: No such image: %s", image.ErrNotFound, spec.Image))
 		return
+	}
+	for _, vs := range spec.Volumes {
+		// dockerd makes a named volume when the container is created.
+		if v, err := engine.ParseVolume(vs); err == nil && v.Named {
+			if _, err := a.E.CreateVolume(v.Source, nil); err != nil {
+				apiError(w, err)
+				return
+			}
+		}
 	}
 	c, err := a.E.Create(r.Context(), spec)
 	if err != nil {
@@ -143,7 +183,12 @@ func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, inspectJSON(c))
+	out := inspectJSON(c)
+	if a.E.Paused(c) {
+		st := out["State"].(map[string]any)
+		st["Status"], st["Paused"] = "paused", true
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func rfc(t time.Time) string {
@@ -194,16 +239,27 @@ func inspectJSON(c engine.Container) map[string]any {
 		"Config": map[string]any{
 			"Hostname": c.ID[:12], "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
 			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": c.Spec.Tty, "OpenStdin": c.Spec.OpenStdin, "StdinOnce": c.Spec.StdinOnce,
-			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": map[string]string{},
+			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": labelsOf(c),
+			"StopSignal": c.Spec.StopSignal, "StopTimeout": c.Spec.StopTimeout,
 		},
 		"HostConfig": map[string]any{
 			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
-			"RestartPolicy":  map[string]any{"Name": name, "MaximumRetryCount": n},
+			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
+			"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
+			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
-		"Mounts":          []any{},
+		"Mounts":          mountsJSON(c),
 	}
+}
+
+// labelsOf is c's labels, {} rather than null.
+func labelsOf(c engine.Container) map[string]string {
+	if c.Spec.Labels == nil {
+		return map[string]string{}
+	}
+	return c.Spec.Labels
 }
 
 func (a *API) start(w http.ResponseWriter, r *http.Request) {
@@ -217,18 +273,33 @@ func (a *API) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.E.Start(r.Context(), c.ID); err != nil {
+		if c.Spec.AutoRemove {
+			// As dockerd: an --rm container that cannot start is
+			// removed too (the CLI waits for that before it exits).
+			if rerr := a.E.Remove(r.Context(), c.ID, true); rerr != nil {
+				a.log().Warn("removing a container that failed to start", "container", c.Name, "err", rerr)
+			}
+		}
 		apiError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func stopTimeout(r *http.Request) time.Duration {
+// stopTimeout is the wait before SIGKILL: the request's t, else the
+// container's --stop-timeout, else 10 s; -1 waits for ever (a day here).
+func stopTimeout(r *http.Request, c engine.Container) time.Duration {
 	t := 10
+	if c.Spec.StopTimeout != nil {
+		t = *c.Spec.StopTimeout
+	}
 	if v := r.URL.Query().Get("t"); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		if n, err := strconv.Atoi(v); err == nil && n >= -1 {
 			t = n
 		}
+	}
+	if t < 0 {
+		return 24 * time.Hour
 	}
 	return time.Duration(t) * time.Second
 }
@@ -239,11 +310,12 @@ func (a *API) stop(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
+	a.thaw(c)
 	if c.State != engine.StateRunning {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r)); err != nil {
+	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r, c)); err != nil {
 		apiError(w, err)
 		return
 	}
@@ -256,7 +328,8 @@ func (a *API) restart(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r)); err != nil {
+	a.thaw(c)
+	if err := a.E.Stop(r.Context(), c.ID, stopTimeout(r, c)); err != nil {
 		apiError(w, err)
 		return
 	}
@@ -273,6 +346,7 @@ func (a *API) kill(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
+	a.thaw(c)
 	if c.State != engine.StateRunning {
 		apiError(w, fmt.Errorf("%w: container %s is not running", engine.ErrConflict, c.Name))
 		return
@@ -285,6 +359,9 @@ func (a *API) kill(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) remove(w http.ResponseWriter, r *http.Request) {
+	if c, err := a.E.Get(r.PathValue("id")); err == nil && r.URL.Query().Get("force") != "" {
+		a.thaw(c)
+	}
 	force := r.URL.Query().Get("force") == "1" || r.URL.Query().Get("force") == "true"
 	if err := a.E.Remove(r.Context(), r.PathValue("id"), force); err != nil {
 		apiError(w, err)
@@ -323,8 +400,19 @@ func (a *API) wait(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var code int
 	if next != nil {
+		var removed <-chan struct{}
+		if cond == "removed" {
+			// A run that fails to start has no exit; its removal ends
+			// the wait.
+			removed = a.removedChan(ctx, c.ID)
+		}
 		select {
 		case code = <-next:
+		case <-removed:
+			code = -1
+			if last, err := a.E.Get(c.ID); err == nil {
+				code = last.ExitCode
+			}
 		case <-ctx.Done():
 			err = ctx.Err()
 		}
@@ -335,6 +423,17 @@ func (a *API) wait(w http.ResponseWriter, r *http.Request) {
 		err = a.waitRemoved(ctx, c.ID)
 	}
 	writeWait(w, code, err)
+}
+
+// removedChan is closed once id is removed (or ctx ends).
+func (a *API) removedChan(ctx context.Context, id string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		if a.waitRemoved(ctx, id) == nil {
+			close(ch)
+		}
+	}()
+	return ch
 }
 
 func (a *API) waitRemoved(ctx context.Context, id string) error {
@@ -375,4 +474,14 @@ func portBindings(specs []string) map[string][]map[string]string {
 		out[k] = append(out[k], map[string]string{"HostIp": p.HostIP, "HostPort": hp})
 	}
 	return out
+}
+
+// thaw unpauses c before a stop, kill or forced removal: frozen
+// processes would not act on the signal (nor die of SIGKILL on cgroup v1).
+func (a *API) thaw(c engine.Container) {
+	if a.E.Paused(c) {
+		if err := a.E.Unpause(c.ID); err != nil {
+			a.log().Warn("unpausing before stop", "container", c.Name, "err", err)
+		}
+	}
 }

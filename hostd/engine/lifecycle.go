@@ -169,6 +169,11 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	if in.Limits, err = e.limits(c.Spec.Limits); err != nil {
 		return err
 	}
+	if len(c.Spec.CapAdd)+len(c.Spec.CapDrop) > 0 {
+		if in.Caps, err = c.Spec.Capabilities(); err != nil {
+			return err
+		}
+	}
 	network := c.network(e.cfg.Network != nil)
 	ip := ""
 	var ports []Port
@@ -413,7 +418,8 @@ func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, er
 	if network == NetworkBridge && e.cfg.Network != nil {
 		resolv = e.cfg.Network.DNS()
 	}
-	files := map[string][]byte{"hosts": []byte(hosts), "hostname": []byte(hn + "\n"), "resolv.conf": resolv}
+	hostsFile, resolv := c.Spec.etcFiles([]byte(hosts), resolv)
+	files := map[string][]byte{"hosts": hostsFile, "hostname": []byte(hn + "\n"), "resolv.conf": resolv}
 	var mounts []runtime.Mount
 	for _, n := range []string{"hosts", "hostname", "resolv.conf"} {
 		p := filepath.Join(e.dir(c.ID), n)
@@ -693,8 +699,14 @@ func parseSignal(sig string) (syscall.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q", sig)
 }
 
-// stopSignal is the signal that asks c to stop.
+// stopSignal is the signal that asks c to stop: the one given at create
+// (--stop-signal), else the image's STOPSIGNAL, else SIGTERM, as Docker.
 func (c *Container) stopSignal() syscall.Signal {
+	if c.Spec.StopSignal != "" {
+		if s, err := c.Spec.stopSignal(); err == nil { // validated at create
+			return s
+		}
+	}
 	if s, err := parseSignal(c.StopSignal); err == nil {
 		return s
 	}

@@ -51,6 +51,12 @@ type ContainerSpec struct {
 	// Tty gives the main process a terminal (docker run -t); its output,
 	// both streams, is logged as stdout.
 	Tty bool `yaml:"-" json:"tty,omitempty"`
+	// Labels are the user's key/value metadata (docker run --label,
+	// compose's project labels), returned by inspect and matched by the
+	// Docker API's label filter.
+	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// ProcessOptions: capabilities, stop signal, resolver, extra hosts.
+	ProcessOptions `yaml:",inline"`
 }
 
 // Healthcheck is an exec probe.
@@ -347,6 +353,7 @@ func (s ContainerSpec) Validate() error {
 	if s.StdinOnce && !s.OpenStdin {
 		add("stdinOnce", "needs openStdin")
 	}
+	s.validateProcess(add)
 	return errors.Join(errs...)
 }
 

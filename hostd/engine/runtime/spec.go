@@ -57,6 +57,8 @@ type SpecInput struct {
 	// (0 by default): inherited, it would be hostd's, which systemd lowers
 	// so the kernel kills sshd before a runaway container.
 	OOMScoreAdj int
+	// Caps is the capability set (CAP_ names); nil is DefaultCaps.
+	Caps []string
 }
 
 // DefaultCaps is Docker's default capability set: enough for ordinary
@@ -95,7 +97,11 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 	if cwd == "" {
 		cwd = "/"
 	}
-	caps := append([]string(nil), DefaultCaps...)
+	bounding := DefaultCaps
+	if in.Caps != nil {
+		bounding = in.Caps
+	}
+	caps := append([]string(nil), bounding...)
 	if in.UID != 0 {
 		// A non-root user gets no effective capabilities, as with Docker.
 		caps = nil
@@ -110,7 +116,7 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 			Cwd:  cwd,
 			User: specs.User{UID: in.UID, GID: in.GID, AdditionalGids: in.Groups},
 			Capabilities: &specs.LinuxCapabilities{
-				Bounding: DefaultCaps, Effective: caps, Permitted: caps,
+				Bounding: bounding, Effective: caps, Permitted: caps,
 			},
 			NoNewPrivileges: true,
 			Terminal:        in.Terminal,
