@@ -52,13 +52,18 @@ test-unit: deps
 	$(GO) vet -tags seccomp ./...
 	$(GO) test -tags seccomp $(UNIT_PKGS)
 
+# The long tier: matrices and cases whose representative runs in make test
+# (TestUpdateTrust's failing trial stands for TestUpdateFailedTrial and
+# TestBootCounterFallsBack). The Makefile selects them; no test skips itself.
+LONG_TESTS := TestCloudInitSeedMatrix|TestBootCounterFallsBack|TestStorageSetupMatrix|TestUpdatePowerCut|TestUpdateTrialEmergency|TestUpdateFailedTrial
+
 test-qemu: image
-	$(GO) test -count=1 -timeout 70m -v ./qemu-tests/ -args -image $(CURDIR)/out/default
+	$(GO) test -count=1 -timeout 80m -v -skip '^($(LONG_TESTS))$$' ./qemu-tests/ -args -image $(CURDIR)/out/default
 
 test: test-unit test-qemu
 
 test-long: image
-	$(GO) test -count=1 -timeout 3h -v ./qemu-tests/ -args -image $(CURDIR)/out/default -long
+	$(GO) test -count=1 -timeout 3h -v -run '^($(LONG_TESTS))$$' ./qemu-tests/ -args -image $(CURDIR)/out/default
 
 # Benchmarks print one row each (name, iterations, then the measured
 # metrics: s/build, qcow2-MB, s-to-hostd-ready, speedup-x, fleet-s, ...).

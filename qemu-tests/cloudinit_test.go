@@ -552,9 +552,6 @@ func mimeUserData(t testing.TB, cloudConfig, script string) string {
 // (cloud-image-utils) with gzip-compressed user-data, and bad user-data,
 // which must not stop the boot nor the other modules.
 func TestCloudInitSeedMatrix(t *testing.T) {
-	if !*long {
-		t.Skip("long matrix: run make test-long")
-	}
 	t.Run("vfat seed with MIME multipart", func(t *testing.T) {
 		ud := mimeUserData(t, "#cloud-config\nhostname: ci-mime\n",
 			"#!/bin/sh\necho \"script $INSTANCE_ID\" > /var/lib/bulkhead-test-mime\n")

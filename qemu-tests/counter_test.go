@@ -60,9 +60,6 @@ func guestScript(t *testing.T, vm *VM, script string, args ...string) string {
 // In make test the counter is proven by TestUpdateFailedTrial (a real
 // update whose health check fails); this direct version is in the long tier.
 func TestBootCounterFallsBack(t *testing.T) {
-	if !*long {
-		t.Skip("long tier: make test proves the counter with TestUpdateFailedTrial; run make test-long")
-	}
 	vm := bootVM(t, BootOpts{Firmware: BIOS})
 	checkBooted(t, vm)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)

@@ -17,7 +17,6 @@ import (
 
 var (
 	imageDir = flag.String("image", "", "built image directory (out/<name>); the boot tests run only when it is given")
-	long     = flag.Bool("long", false, "run the long matrices (make test-long)")
 )
 
 // bootTimeout bounds one boot. TCG boots take 25-60 s and this machine

@@ -265,9 +265,6 @@ true`
 // (vdb, vdc 10G; vdd 3T sparse), scenarios one after the other, each
 // cleaning up after itself.
 func TestStorageSetupMatrix(t *testing.T) {
-	if !*long {
-		t.Skip("long matrix: run make test-long")
-	}
 	vm := bootVM(t, BootOpts{Extra: []Disk{newDisk(t, "vdb", "10G"), newDisk(t, "vdc", "10G"), newDisk(t, "vdd", "3T")}})
 	waitReady(t, vm)
 	waitUnit(t, vm, "bulkhead-storage-setup.service")

@@ -366,9 +366,6 @@ func TestUpdateFailedTrial(t *testing.T) {
 // upgrade: the next boot must be a good slot, and a fresh upgrade then
 // completes.
 func TestUpdatePowerCut(t *testing.T) {
-	if !*long {
-		t.Skip("long matrix: run make test-long")
-	}
 	f := updateRepos(t)
 	url := serveRepo(t, f.repos) + "/v2"
 	for _, marker := range guestcheck.Markers {
@@ -469,9 +466,6 @@ func measureUpdate(b *testing.B, url string) (apply, down time.Duration) {
 // the reverse: a trial of the empty slot b, whose boot files cannot load,
 // falls back to a instead of stopping at GRUB's menu.
 func TestUpdateTrialEmergency(t *testing.T) {
-	if !*long {
-		t.Skip("long tier, to keep make test under 45 minutes (TestUpdateFailedTrial is the rollback case there): run make test-long")
-	}
 	vm := bootVM(t, BootOpts{Firmware: BIOS})
 	checkBooted(t, vm)
 	sh(t, vm, "grub-editenv /efi/grub/grubenv set bulkhead_default=b bulkhead_try=a bulkhead_tries=2")
