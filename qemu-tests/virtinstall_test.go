@@ -50,7 +50,7 @@ func TestCloudInitVirtInstall(t *testing.T) {
 		if got := sh(t, vm, "hostctl provision status"); got != "status: done" {
 			t.Errorf("hostctl provision status: %q, want status: done", got)
 		}
-		if got := sh(t, vm, "chage -l root | sed -n 's/^Last password change *: *//p'"); got != "password must be changed" {
+		if got := sh(t, vm, "chage -l root | sed -n 's/^Last password change[[:space:]]*:[[:space:]]*//p'"); got != "password must be changed" {
 			t.Errorf("root's last password change: %q, want \"password must be changed\" (expire: True)", got)
 		}
 		if got := sh(t, vm, "cat /etc/cloud/cloud-init.disabled"); got != "Disabled by virt-install" {
