@@ -38,19 +38,31 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	if _, err := os.Stat(filepath.Join(b.BinDir, "hostd")); err != nil {
 		return nil, fmt.Errorf("building %s: the hostd binary to install (hostctl is a link to it): %w (build it first, e.g. make bin)", def.Name, err)
 	}
+	// The output is never deleted blindly: a directory that is not a
+	// previous build's is refused before anything is done, and the
+	// previous build is replaced only once the new one is complete.
+	if err := checkOutDir(outDir); err != nil {
+		return nil, err
+	}
+	unlock, err := b.lockCache()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	start := time.Now()
 	ids := IDs{Name: def.Name, Version: def.Version}
-	work := filepath.Join(outDir, ".work")
-	if err := os.RemoveAll(outDir); err != nil {
-		return nil, fmt.Errorf("clearing %s: %w", outDir, err)
+	staging := outDir + ".building"
+	if err := os.RemoveAll(staging); err != nil {
+		return nil, fmt.Errorf("clearing %s: %w", staging, err)
 	}
-	if err := os.MkdirAll(filepath.Join(outDir, manifest.PayloadDir), 0o755); err != nil {
+	work := filepath.Join(staging, ".work")
+	if err := os.MkdirAll(filepath.Join(staging, manifest.PayloadDir), 0o755); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err
 	}
-	s := &buildState{b: b, def: def, ids: ids, out: outDir, work: work, tree: filepath.Join(work, "tree")}
+	s := &buildState{b: b, def: def, ids: ids, out: staging, work: work, tree: filepath.Join(work, "tree")}
 	s.parts, s.diskSize = Layout(def, ids)
 	b.progress("building %s %s into %s", def.Name, def.Version, outDir)
 	phases := []struct {
@@ -79,6 +91,12 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	}
 	if err := os.RemoveAll(work); err != nil {
 		return nil, fmt.Errorf("removing work directory: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(staging, outMarker), []byte(def.Name+" "+def.Version+"\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("marking %s as a build output: %w", staging, err)
+	}
+	if err := replaceDir(staging, outDir); err != nil {
+		return nil, err
 	}
 	b.progress("built %s %s in %.1fs: %s", def.Name, def.Version, time.Since(start).Seconds(), filepath.Join(outDir, manifest.DiskQcow2))
 	return s.m, nil

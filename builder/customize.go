@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
@@ -55,22 +57,28 @@ func (s *buildState) customize(ctx context.Context) error {
 	if err := writeOverlay(images.Overlay(), s.tree); err != nil {
 		return err
 	}
-	for _, f := range s.def.Files {
+	for i, f := range s.def.Files {
 		data, err := s.def.ReadSource(f)
 		if err != nil {
 			return err
 		}
-		if err := writeFile(filepath.Join(s.tree, f.Path), data, f.ModeOrDefault()); err != nil {
-			return err
+		// Inside the tree: an absolute symlink in it (/var/run -> /run)
+		// resolves within the tree, never onto the build host.
+		if err := fsroot.Root(s.tree).WriteFile(f.Path, data, f.ModeOrDefault()); err != nil {
+			return fmt.Errorf("files[%d] (%s): %w", i, f.Path, err)
 		}
 	}
 	for i := range s.def.Keys {
 		p := s.def.KeyPath(i)
-		if _, err := os.Stat(p); err != nil && s.def.Dir == "" {
-			// The embedded default names the key `make image` generates;
-			// built without it, the image trusts no update.
-			s.b.progress("      warning: no update signing key %s (run `builder keygen`): this image will refuse every update", p)
-			continue
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) && s.def.Dir == "" {
+			// The embedded default names the key `make image` generates.
+			// Built without one, the image would trust no update: make it,
+			// as make image does, and say where the private half is.
+			keyPath, _, err := GenerateSigningKey(filepath.Dir(p), keyName(p), "")
+			if err != nil {
+				return fmt.Errorf("keys[%d]: making the default image's update signing key: %w", i, err)
+			}
+			s.b.progress("      made update signing key %s: keep it private, it signs this image's updates (builder publish --key)", keyPath)
 		}
 		if err := copyFile(p, filepath.Join(s.tree, "usr/lib/bulkhead/keys", filepath.Base(p)), 0o644); err != nil {
 			return fmt.Errorf("keys[%d]: %w", i, err)
@@ -114,16 +122,8 @@ func (s *buildState) customize(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, g := range s.def.Debian.DropPaths {
-		matches, err := filepath.Glob(filepath.Join(s.tree, g))
-		if err != nil {
-			return fmt.Errorf("dropping %s: %w", g, err)
-		}
-		for _, m := range matches {
-			if err := os.RemoveAll(m); err != nil {
-				return fmt.Errorf("dropping %s: %w", m, err)
-			}
-		}
+	if err := dropPaths(s.tree, s.def.Debian.DropPaths); err != nil {
+		return err
 	}
 	return os.MkdirAll(filepath.Join(s.tree, "var/log/journal"), 0o2755)
 }
@@ -344,6 +344,53 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	}
 	if err := writeFile(dst, data, mode); err != nil {
 		return fmt.Errorf("copying %s to %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// dropPaths removes what the definition's dropPaths globs match in tree.
+// A match reached through a symlink (a glob over /var/run/*, with /var/run
+// -> /run, lists the build host's /run) is refused, never removed: only
+// paths whose every parent below tree is a real directory are dropped.
+func dropPaths(tree string, globs []string) error {
+	for i, g := range globs {
+		matches, err := filepath.Glob(filepath.Join(tree, g))
+		if err != nil {
+			return fmt.Errorf("dropPaths[%d] %s: %w", i, g, err)
+		}
+		for _, m := range matches {
+			rel, err := filepath.Rel(tree, m)
+			if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+				return fmt.Errorf("dropPaths[%d] %s: %s is not inside the tree", i, g, m)
+			}
+			if err := noSymlinkParents(tree, rel); err != nil {
+				return fmt.Errorf("dropPaths[%d] %s: %w", i, g, err)
+			}
+			if err := os.RemoveAll(m); err != nil {
+				return fmt.Errorf("dropPaths[%d] %s: %w", i, g, err)
+			}
+		}
+	}
+	return nil
+}
+
+// noSymlinkParents checks that every directory on the way to rel (below
+// tree, rel itself excluded) is a directory, not a symlink.
+func noSymlinkParents(tree, rel string) error {
+	dir := tree
+	parts := strings.Split(filepath.Dir(rel), string(filepath.Separator))
+	for _, p := range parts {
+		if p == "." {
+			break
+		}
+		dir = filepath.Join(dir, p)
+		st, err := os.Lstat(dir)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("%s goes through %s, which is not a directory (a symlink out of the tree?): refusing to remove it", rel, dir)
+		}
 	}
 	return nil
 }

@@ -49,11 +49,9 @@ func newBuildCmd(d Deps) *cobra.Command {
 				}
 				bin = filepath.Dir(exe)
 			}
-			epoch := int64(builder.DefaultEpoch)
-			if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-				if epoch, err = strconv.ParseInt(v, 10, 64); err != nil {
-					return fmt.Errorf("SOURCE_DATE_EPOCH=%q: %w", v, err)
-				}
+			epoch, err := epochFromEnv()
+			if err != nil {
+				return err
 			}
 			b := &builder.Builder{
 				Runner: run.Exec{Log: d.Log}, Log: d.Log, Progress: cmd.OutOrStdout(),
@@ -68,4 +66,17 @@ func newBuildCmd(d Deps) *cobra.Command {
 	cmd.Flags().StringVar(&bin, "bin", "", "directory with the hostd and hostctl binaries (default: next to builder)")
 	cmd.Flags().StringVar(&version, "version", "", "override the definition's version (test images)")
 	return cmd
+}
+
+// epochFromEnv is SOURCE_DATE_EPOCH, or builder.DefaultEpoch when unset.
+func epochFromEnv() (int64, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return builder.DefaultEpoch, nil
+	}
+	epoch, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q: %w", v, err)
+	}
+	return epoch, nil
 }

@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-os/bulkhead/builder"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 )
 
@@ -23,43 +21,13 @@ func newKeygenCmd(d Deps) *cobra.Command {
 		Short: "Make an ed25519 key pair for signing updates (NAME.key, NAME.pub)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name := args[0]
-			if name == "" || filepath.Base(name) != name || name[0] == '.' {
-				return fmt.Errorf("key name %q must be a plain file name", name)
-			}
-			keyPath := filepath.Join(dir, name+payload.PrivateExt)
-			pubPath := filepath.Join(dir, name+payload.PublicExt)
-			for _, p := range []string{keyPath, pubPath} {
-				if _, err := os.Stat(p); err == nil {
-					return fmt.Errorf("making key %s: %s exists; not overwriting a signing key", name, p)
-				} else if !errors.Is(err, os.ErrNotExist) {
-					return fmt.Errorf("making key %s: %w", name, err)
-				}
-			}
-			if comment == "" {
-				comment = name
-			}
-			pub, priv, err := payload.GenerateKey(rand.Reader, comment)
+			keyPath, pubPath, err := builder.GenerateSigningKey(dir, args[0], comment)
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("making key %s: %w", name, err)
-			}
-			// O_EXCL: two keygens racing must not both think they won.
-			f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			pub, err := os.ReadFile(pubPath)
 			if err != nil {
-				return fmt.Errorf("writing %s: %w", keyPath, err)
-			}
-			if _, err := f.Write(priv); err != nil {
-				f.Close()
-				return fmt.Errorf("writing %s: %w", keyPath, err)
-			}
-			if err := f.Close(); err != nil {
-				return fmt.Errorf("writing %s: %w", keyPath, err)
-			}
-			if err := os.WriteFile(pubPath, pub, 0o644); err != nil {
-				return fmt.Errorf("writing %s: %w", pubPath, err)
+				return err
 			}
 			k, _ := payload.ParsePublicKey(pub)
 			fmt.Fprintf(cmd.OutOrStdout(), "signing key: %s (keep it secret)\npublic key:  %s (key id %s)\n", keyPath, pubPath, k.ID())

@@ -30,6 +30,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newKeygenCmd(d),
 		newPublishCmd(d),
 		newKeysCmd(d),
+		newCacheCmd(d),
 	)
 	return root
 }

@@ -1,0 +1,122 @@
+package builder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
+)
+
+// outMarker marks a directory as a build's output, which a later build may
+// replace. Outputs made before it existed are known by their manifest.
+const outMarker = ".bulkhead-build"
+
+// ErrNotBuildOutput means --out names a non-empty directory that no build
+// made: the builder runs as root and will not delete someone's files.
+var ErrNotBuildOutput = errors.New("not empty and not a previous build's output")
+
+// checkOutDir accepts a missing or empty directory, or a previous build's
+// output (its marker or manifest.json); anything else is refused.
+func checkOutDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("checking output directory %s: %w", dir, err)
+	case len(entries) == 0:
+		return nil
+	}
+	for _, name := range []string{outMarker, manifest.ManifestFile} {
+		if st, err := os.Lstat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
+			return nil
+		}
+	}
+	return fmt.Errorf("output directory %s: %w; give an empty or new --out", dir, ErrNotBuildOutput)
+}
+
+// replaceDir puts the finished build staging at dir: the previous output
+// is moved aside, the new one renamed into place, then the old removed.
+// Until the second rename the previous build stays whole at dir.
+func replaceDir(staging, dir string) error {
+	old := dir + ".old"
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("clearing %s: %w", old, err)
+	}
+	if err := os.Rename(dir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("moving the previous build %s aside: %w", dir, err)
+	}
+	if err := os.Rename(staging, dir); err != nil {
+		_ = os.Rename(old, dir)
+		return fmt.Errorf("putting the new build in place at %s: %w", dir, err)
+	}
+	if err := os.RemoveAll(old); err != nil {
+		return fmt.Errorf("removing the previous build %s: %w", old, err)
+	}
+	return nil
+}
+
+// lockCache takes the cache's lock for the whole build: two builds sharing
+// a cache would make, or prune, the same root tree at once. It waits, and
+// says so, when another build holds it.
+func (b *Builder) lockCache() (func(), error) {
+	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("making cache %s: %w", b.CacheDir, err)
+	}
+	path := filepath.Join(b.CacheDir, "lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking cache %s: %w", b.CacheDir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+		b.progress("waiting for another build using the cache %s", b.CacheDir)
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking cache %s: %w", b.CacheDir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// PruneCache removes every cached root tree and the .deb cache, under the
+// cache's lock: the next build makes its root tree from the archive as it
+// is then, security updates included.
+func (b *Builder) PruneCache() error {
+	unlock, err := b.lockCache()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	for _, d := range []string{"rootfs", "debs"} {
+		if err := os.RemoveAll(filepath.Join(b.CacheDir, d)); err != nil {
+			return fmt.Errorf("pruning cache %s: %w", b.CacheDir, err)
+		}
+	}
+	return nil
+}
+
+// RefreshCache drops def's cached root tree (not the .deb cache, which
+// apt checks against the archive), so its next build installs the
+// packages the archive has now: a security update reaches a rebuild
+// without a definition change. It reports whether there was one.
+func (b *Builder) RefreshCache(def *images.Definition) (bool, error) {
+	unlock, err := b.lockCache()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	dir := filepath.Join(b.CacheDir, "rootfs", newRootfsInputs(def, b.Epoch).key())
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return false, fmt.Errorf("refreshing cache for %s: %w", def.Name, err)
+	}
+	return true, nil
+}
