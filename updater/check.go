@@ -54,18 +54,24 @@ func (u *Updater) RecordCheck(p *Plan, opErr error) error {
 
 // ReadLastCheck returns the last check, or nil when none ran.
 func ReadLastCheck(root fsroot.Root) (*LastCheck, error) {
-	b, err := os.ReadFile(root.Join(LastCheckFile))
+	return readJSON[LastCheck](root, LastCheckFile, "last update check")
+}
+
+// readJSON reads one of the updater's JSON state files under root: nil
+// when it does not exist. what names it in errors.
+func readJSON[T any](root fsroot.Root, file, what string) (*T, error) {
+	b, err := os.ReadFile(root.Join(file))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading last update check: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
-	var c LastCheck
-	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("reading last update check %s: %w", root.Join(LastCheckFile), err)
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", what, root.Join(file), err)
 	}
-	return &c, nil
+	return &v, nil
 }
 
 // Reboot waits for the reboot strategy's permission (nil for none) and asks

@@ -58,16 +58,5 @@ func Unpin(root fsroot.Root) (bool, error) {
 
 // ReadPin returns the pin, or nil when none is set.
 func ReadPin(root fsroot.Root) (*Pin, error) {
-	b, err := os.ReadFile(root.Join(PinFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading update pin: %w", err)
-	}
-	var p Pin
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("reading update pin %s: %w", root.Join(PinFile), err)
-	}
-	return &p, nil
+	return readJSON[Pin](root, PinFile, "update pin")
 }

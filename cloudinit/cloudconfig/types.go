@@ -28,17 +28,23 @@ func (l *StringList) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	case yaml.SequenceNode:
-		var out []string
-		for i, c := range n.Content {
-			if c.Kind != yaml.ScalarNode {
-				return fmt.Errorf("[%d]: want a string", i)
-			}
-			out = append(out, c.Value)
-		}
+		out, err := scalars(n)
 		*l = out
-		return nil
+		return err
 	}
 	return fmt.Errorf("want a string or a list of strings")
+}
+
+// scalars reads a sequence of scalars as strings.
+func scalars(n *yaml.Node) ([]string, error) {
+	var out []string
+	for i, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("[%d]: want a string", i)
+		}
+		out = append(out, c.Value)
+	}
+	return out, nil
 }
 
 // Lines takes a multi-line string (one item per line, blank lines
@@ -61,15 +67,9 @@ func (l *Lines) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	case yaml.SequenceNode:
-		var out []string
-		for i, c := range n.Content {
-			if c.Kind != yaml.ScalarNode {
-				return fmt.Errorf("[%d]: want a string", i)
-			}
-			out = append(out, c.Value)
-		}
+		out, err := scalars(n)
 		*l = out
-		return nil
+		return err
 	}
 	return fmt.Errorf("want a multi-line string or a list of strings")
 }

@@ -49,15 +49,7 @@ func readISO(r io.ReaderAt, size int64) (Files, error) {
 		}
 	}
 	var out Files
-	for _, t := range []struct {
-		name string
-		dst  *[]byte
-	}{
-		{"user-data", &out.UserData},
-		{"meta-data", &out.MetaData},
-		{"network-config", &out.NetworkConfig},
-		{"vendor-data", &out.VendorData},
-	} {
+	for _, t := range out.named() {
 		e, ok := entries[t.name]
 		if !ok {
 			continue

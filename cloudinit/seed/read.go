@@ -110,15 +110,7 @@ func readFrom(f *os.File, recoverFAT bool) (files Files, err error) {
 		return Files{}, fmt.Errorf("opening %s: %w", fstype, err)
 	}
 	var out Files
-	for _, t := range []struct {
-		name string
-		dst  *[]byte
-	}{
-		{"user-data", &out.UserData},
-		{"meta-data", &out.MetaData},
-		{"network-config", &out.NetworkConfig},
-		{"vendor-data", &out.VendorData},
-	} {
+	for _, t := range out.named() {
 		data, err := readFSFile(fsys, t.name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -175,4 +167,20 @@ func readFSFile(fsys filesystem.FileSystem, name string) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", maxFile)
 	}
 	return buf.Bytes(), nil
+}
+
+// namedFile is one file of a seed and where its bytes go.
+type namedFile struct {
+	name string
+	dst  *[]byte
+}
+
+// named lists the seed's files by their names on the medium.
+func (f *Files) named() []namedFile {
+	return []namedFile{
+		{"user-data", &f.UserData},
+		{"meta-data", &f.MetaData},
+		{"network-config", &f.NetworkConfig},
+		{"vendor-data", &f.VendorData},
+	}
 }
