@@ -307,6 +307,65 @@ func scenario(img2 v1.Image) []step {
 		{args: run("--name", "chg", "{reg}/busybox", "sh", "-c", "touch /tmp/new /etc/passwd; rm /etc/group; mkdir -p /home/app/d"), want: "exit 0"},
 		{args: []string{"diff", "chg"}, kind: words, want: "exit 0: A /home/app/d,A /tmp/new,C /etc,C /etc/passwd,C /home,C /home/app,C /tmp,D /etc/group"},
 		{args: []string{"rm", "chg"}, want: "exit 0"},
+
+		// docker cp both ways, into a running and a stopped container. The
+		// container's /escape -> / leads to its own root, never the host's:
+		// the host's /tmp files are not read, nor written.
+		{args: run("-d", "--name", "cpr", "{reg}/busybox", "sleep", "300"), kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"exec", "cpr", "sh", "-c", "ln -s / /escape && echo inside > /marker && ln -s /escape/marker /link && mkdir /dst"}, want: "exit 0"},
+		{args: []string{"cp", "cpr:/marker", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "cpr:/escape/marker", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "-L", "cpr:/link", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "cpr:/link", "-"}, kind: errText, want: "exit 0: /escape/marker"},
+		{args: []string{"cp", "cpr:/escape/tmp/" + cpSecret, "-"}, kind: errText, want: "exit 1: could not find the file",
+			before: hostFile(cpSecret, "host secret")},
+		{args: []string{"cp", "cpr:/nosuch", "-"}, kind: errText, want: "exit 1: could not find the file"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/escape/tmp/" + cpWritten}, want: "exit 0", before: hostFile(cpSrc, "from host")},
+		{args: []string{"exec", "cpr", "cat", "/tmp/" + cpWritten}, kind: words, want: "exit 0: from host", before: noHostFile(cpWritten)},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/dst"}, want: "exit 0"},
+		{args: []string{"exec", "cpr", "cat", "/dst/" + cpSrc}, kind: words, want: "exit 0: from host"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/dst/renamed"}, want: "exit 0"},
+		{args: []string{"exec", "cpr", "ls", "-ln", "/dst/renamed"}, kind: errText, want: "exit 0: 0        0"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/nosuchdir/x"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"cp", "cpr:/dst", "-"}, kind: errText, want: "exit 0: from host"},
+		{args: []string{"stop", "-t", "1", "cpr"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"cp", "cpr:/escape/dst/renamed", "-"}, kind: errText, want: "exit 0: from host"},
+		{args: []string{"cp", "cpr:/escape/tmp/" + cpSecret, "-"}, kind: errText, want: "exit 1: could not find the file"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/escape/tmp/" + cpWritten + "2"}, want: "exit 0"},
+		{args: []string{"cp", "cpr:/tmp/" + cpWritten + "2", "-"}, kind: errText, want: "exit 0: from host", before: noHostFile(cpWritten + "2")},
+		// docker export: the container's filesystem as a tar.
+		{args: []string{"export", "cpr"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"export", "nosuch"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"rm", "cpr"}, want: "exit 0"},
+	}
+}
+
+// Host files the docker cp steps plant in /tmp, and look for there.
+const (
+	cpSecret  = "bulkhead-cp-secret"
+	cpSrc     = "bulkhead-cp-src"
+	cpWritten = "bulkhead-cp-written"
+)
+
+// hostFile writes /tmp/name on the host, removed when the test ends.
+func hostFile(name, content string) func(t *testing.T, b backend) {
+	return func(t *testing.T, b backend) {
+		p := filepath.Join("/tmp", name)
+		if err := os.WriteFile(p, []byte(content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Remove(p) })
+	}
+}
+
+// noHostFile fails the test if a docker cp wrote /tmp/name on the host.
+func noHostFile(name string) func(t *testing.T, b backend) {
+	return func(t *testing.T, b backend) {
+		p := filepath.Join("/tmp", name)
+		if _, err := os.Lstat(p); err == nil {
+			_ = os.Remove(p)
+			t.Errorf("%s: docker cp into a container wrote the host's %s", b.name, p)
+		}
 	}
 }
 
