@@ -337,7 +337,37 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"export", "cpr"}, kind: errText, want: "exit 0: inside"},
 		{args: []string{"export", "nosuch"}, kind: exitOnly, want: "exit 1"},
 		{args: []string{"rm", "cpr"}, want: "exit 0"},
+
+		// docker events: the kept lifecycle events of containers (dockerd
+		// also reports attach and kill, left out by the event filters).
+		{args: run("--name", "evx", "{reg}/busybox", "sh", "-c", "exit 3"), want: "exit 3"},
+		{args: run("-d", "--name", "evs", "{reg}/busybox", "sleep", "300"), kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"stop", "-t", "1", "evs"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"rm", "evx", "evs"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: events("-f", "container=evs", "-f", "event=create", "-f", "event=start", "-f", "event=die", "-f", "event=stop", "-f", "event=destroy"),
+			kind: words, want: "exit 0: create,destroy,die,start,stop", before: nextSecond},
+		{args: events("-f", "container=evx", "-f", "event=start", "-f", "event=die"), kind: words, want: "exit 0: die,start"},
+		{args: []string{"events", "--since", "10m", "--until", "0s", "-f", "container=evx", "-f", "event=die", "--format", "{{.Actor.Attributes.exitCode}}"},
+			kind: words, want: "exit 0: 3"},
+		{args: events("-f", "type=container", "-f", "event=destroy", "-f", "container=ev"), kind: words, want: "exit 0: destroy,destroy"},
+		{args: events("-f", "type=volume", "-f", "container=evs"), kind: words, want: "exit 0: "},
+		{args: events("-f", "label=app=nosuch", "-f", "container=evs"), kind: words, want: "exit 0: "},
+		// dockerd 20.10 ignores an unknown events filter; hostd refuses it,
+		// as it does for ps and images.
+		{args: events("-f", "nosuch=1"), kind: errText, want: "exit 0: ", hostd: "exit 1: invalid filter 'nosuch'"},
 	}
+}
+
+// events is docker events over the kept events of the last ten minutes,
+// their actions only.
+func events(args ...string) []string {
+	return append([]string{"events", "--since", "10m", "--until", "0s", "--format", "{{.Action}}"}, args...)
+}
+
+// nextSecond waits into the next second: the CLI sends --until in whole
+// seconds, so events of the current one would be left out.
+func nextSecond(t *testing.T, b backend) {
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
 }
 
 // Host files the docker cp steps plant in /tmp, and look for there.
