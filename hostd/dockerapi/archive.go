@@ -86,16 +86,18 @@ func (a *API) archivePut(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	keep := false
-	if v := q.Get("copyUIDGID"); v != "" {
-		var err error
-		if keep, err = strconv.ParseBool(v); err != nil {
-			apiError(w, badRequest("archive: copyUIDGID %q: not a boolean", v))
-			return
+	var o engine.CopyOptions
+	for key, v := range map[string]*bool{"copyUIDGID": &o.KeepOwner, "noOverwriteDirNonDir": &o.NoOverwriteDirNonDir} {
+		if s := r.URL.Query().Get(key); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				apiError(w, badRequest("archive: %s %q: not a boolean", key, s))
+				return
+			}
+			*v = b
 		}
 	}
-	if err := a.E.CopyTo(r.Context(), r.PathValue("id"), p, r.Body, keep); err != nil {
+	if err := a.E.CopyTo(r.Context(), r.PathValue("id"), p, r.Body, o); err != nil {
 		archiveError(w, err)
 		return
 	}

@@ -316,6 +316,7 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"cp", "cpr:/marker", "-"}, kind: errText, want: "exit 0: inside"},
 		{args: []string{"cp", "cpr:/escape/marker", "-"}, kind: errText, want: "exit 0: inside"},
 		{args: []string{"cp", "-L", "cpr:/link", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "-L", "cpr:/escape", "-"}, kind: errText, want: "exit 0: inside"},
 		{args: []string{"cp", "cpr:/link", "-"}, kind: errText, want: "exit 0: /escape/marker"},
 		{args: []string{"cp", "cpr:/escape/tmp/" + cpSecret, "-"}, kind: errText, want: "exit 1: could not find the file",
 			before: hostFile(cpSecret, "host secret")},
@@ -328,6 +329,13 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"exec", "cpr", "ls", "-ln", "/dst/renamed"}, kind: errText, want: "exit 0: 0        0"},
 		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/nosuchdir/x"}, kind: exitOnly, want: "exit 1"},
 		{args: []string{"cp", "cpr:/dst", "-"}, kind: errText, want: "exit 0: from host"},
+		// The CLI asks not to replace a directory by a file nor a file by
+		// a directory.
+		{args: []string{"cp", "/tmp/" + cpDirs + "/marker", "cpr:/"}, kind: errText, want: "exit 1: cannot overwrite non-directory",
+			before: hostFile(cpDirs+"/marker/f", "x")},
+		{args: []string{"cp", "/tmp/" + cpDirs + "/d/dst", "cpr:/"}, kind: errText, want: "exit 1: cannot overwrite directory",
+			before: hostFile(cpDirs+"/d/dst", "x")},
+		{args: []string{"exec", "cpr", "cat", "/marker"}, kind: words, want: "exit 0: inside"},
 		{args: []string{"stop", "-t", "1", "cpr"}, kind: lines, want: "exit 0, 1 lines"},
 		{args: []string{"cp", "cpr:/escape/dst/renamed", "-"}, kind: errText, want: "exit 0: from host"},
 		{args: []string{"cp", "cpr:/escape/tmp/" + cpSecret, "-"}, kind: errText, want: "exit 1: could not find the file"},
@@ -375,16 +383,21 @@ const (
 	cpSecret  = "bulkhead-cp-secret"
 	cpSrc     = "bulkhead-cp-src"
 	cpWritten = "bulkhead-cp-written"
+	cpDirs    = "bulkhead-cp-dirs"
 )
 
-// hostFile writes /tmp/name on the host, removed when the test ends.
+// hostFile writes /tmp/name (and its directories) on the host, removed when the test ends.
 func hostFile(name, content string) func(t *testing.T, b backend) {
 	return func(t *testing.T, b backend) {
 		p := filepath.Join("/tmp", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(p, []byte(content+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = os.Remove(p) })
+		top, _, _ := strings.Cut(name, "/")
+		t.Cleanup(func() { _ = os.RemoveAll(filepath.Join("/tmp", top)) })
 	}
 }
 

@@ -287,6 +287,9 @@ func writeEntry(tw *tar.Writer, dirfd int, base, name string, st *unix.Stat_t) e
 				return err
 			}
 		}
+		if kernelFS(fd) {
+			return nil
+		}
 		prefix := name + "/"
 		if name == "." {
 			prefix = ""
@@ -310,7 +313,11 @@ func writeEntry(tw *tar.Writer, dirfd int, base, name string, st *unix.Stat_t) e
 		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
-		_, err = io.CopyN(tw, f, fst.Size)
+		n, err := io.CopyN(tw, f, fst.Size)
+		if errors.Is(err, io.EOF) {
+			// Shrunk while copied: the header promised fst.Size bytes.
+			_, err = io.CopyN(tw, zeros{}, fst.Size-n)
+		}
 		return err
 	case unix.S_IFLNK:
 		buf := make([]byte, unix.PathMax)
@@ -328,6 +335,29 @@ func writeEntry(tw *tar.Writer, dirfd int, base, name string, st *unix.Stat_t) e
 		return nil // sockets: tar has no type for them
 	}
 	return tw.WriteHeader(hdr)
+}
+
+// kernelFS reports whether the directory fd is the root of a kernel
+// filesystem the runtime mounted in the container (/proc, /sys, cgroups):
+// docker cp copies the directory, not the kernel's files in it, as
+// dockerd's view of the container has them empty.
+func kernelFS(fd int) bool {
+	var sfs unix.Statfs_t
+	if unix.Fstatfs(fd, &sfs) != nil {
+		return false
+	}
+	switch sfs.Type {
+	case unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.CGROUP2_SUPER_MAGIC, unix.CGROUP_SUPER_MAGIC, unix.DEVPTS_SUPER_MAGIC:
+		return true
+	}
+	return false
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // writeChildren writes the entries of the directory dirfd, named under
@@ -358,13 +388,22 @@ func writeChildren(tw *tar.Writer, dirfd int, prefix string) error {
 	return nil
 }
 
+// CopyOptions are docker cp's PUT parameters.
+type CopyOptions struct {
+	// KeepOwner keeps the tar's owners (copyUIDGID, docker cp -a).
+	KeepOwner bool
+	// NoOverwriteDirNonDir refuses to replace a directory with a
+	// non-directory or the other way round (the CLI's default).
+	NoOverwriteDirNonDir bool
+}
+
 // CopyTo is PUT /containers/{id}/archive (docker cp into a container):
 // the tar stream r is unpacked into the directory dir of the container.
 // Entries are unpacked by the image layer code beneath that directory,
 // so names with ".." or absolute names, and links in the way, are refused
-// (layer.ErrUnsafe). Without keepOwner the files belong to the
+// (layer.ErrUnsafe). Without o.KeepOwner the files belong to the
 // container's root, as dockerd makes them without copyUIDGID.
-func (e *Engine) CopyTo(ctx context.Context, ref, dir string, r io.Reader, keepOwner bool) error {
+func (e *Engine) CopyTo(ctx context.Context, ref, dir string, r io.Reader, o CopyOptions) error {
 	root, err := e.openRoot(ref, true)
 	if err != nil {
 		return err
@@ -378,11 +417,14 @@ func (e *Engine) CopyTo(ctx context.Context, ref, dir string, r io.Reader, keepO
 		return root.notFound(dir, err)
 	}
 	defer unix.Close(fd)
-	pr := cpEntries(r, keepOwner)
+	pr := cpEntries(r, fd, o)
 	defer pr.Close() // ends the rewriter if Apply stopped early
 	// The descriptor's /proc link is the directory itself, wherever its
 	// path leads now.
 	if _, err := layer.Apply(ctx, "/proc/self/fd/"+strconv.Itoa(fd), pr); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return err
+		}
 		if errors.Is(err, layer.ErrUnsafe) {
 			return fmt.Errorf("%w: copying into %s in %s: %w", ErrInvalid, dir, root.name, err)
 		}
@@ -391,11 +433,13 @@ func (e *Engine) CopyTo(ctx context.Context, ref, dir string, r io.Reader, keepO
 	return nil
 }
 
-// cpEntries passes the tar stream r on, with every entry owned by 0:0
-// unless keepOwner. Names that layer.Apply would take for overlayfs
+// cpEntries passes the tar stream r, to be unpacked in the directory
+// dirfd, on: with every entry owned by 0:0 unless o.KeepOwner, and
+// refused where it would replace a directory by a non-directory or the
+// other way round, with o.NoOverwriteDirNonDir. Names that layer.Apply would take for overlayfs
 // whiteouts (.wh.*) are refused: in docker cp they are plain names, and
 // unpacked as whiteouts they would delete files.
-func cpEntries(r io.Reader, keepOwner bool) *io.PipeReader {
+func cpEntries(r io.Reader, dirfd int, o CopyOptions) *io.PipeReader {
 	pr, pw := io.Pipe()
 	go func() {
 		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
@@ -413,7 +457,13 @@ func cpEntries(r io.Reader, keepOwner bool) *io.PipeReader {
 				pw.CloseWithError(fmt.Errorf("%w: %q: a name starting with .wh. is not copied", layer.ErrUnsafe, hdr.Name))
 				return
 			}
-			if !keepOwner {
+			if o.NoOverwriteDirNonDir {
+				if err := overwriteCheck(dirfd, hdr); err != nil {
+					pw.CloseWithError(err)
+					return
+				}
+			}
+			if !o.KeepOwner {
 				hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
 			}
 			if err := tw.WriteHeader(hdr); err != nil {
@@ -427,4 +477,32 @@ func cpEntries(r io.Reader, keepOwner bool) *io.PipeReader {
 		}
 	}()
 	return pr
+}
+
+// overwriteCheck refuses hdr where it would replace a directory by a
+// non-directory or a non-directory by a directory (dockerd's messages).
+// The existing entry is looked up beneath dirfd without following links;
+// names the layer code refuses are left to it.
+func overwriteCheck(dirfd int, hdr *tar.Header) error {
+	name, err := layer.CleanName(hdr.Name)
+	if err != nil || name == "." {
+		return nil
+	}
+	pfd, err := openBeneath(dirfd, path.Dir(name), unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return nil // not there yet
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if unix.Fstatat(pfd, path.Base(name), &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+		return nil
+	}
+	isDir, newDir := st.Mode&unix.S_IFMT == unix.S_IFDIR, hdr.Typeflag == tar.TypeDir
+	switch {
+	case isDir && !newDir:
+		return fmt.Errorf("%w: cannot overwrite directory %q with non-directory %q", ErrInvalid, "/"+name, hdr.Name)
+	case !isDir && newDir:
+		return fmt.Errorf("%w: cannot overwrite non-directory %q with directory %q", ErrInvalid, "/"+name, hdr.Name)
+	}
+	return nil
 }
