@@ -341,6 +341,15 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"cp", "cpr:/escape/tmp/" + cpSecret, "-"}, kind: errText, want: "exit 1: could not find the file"},
 		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/escape/tmp/" + cpWritten + "2"}, want: "exit 0"},
 		{args: []string{"cp", "cpr:/tmp/" + cpWritten + "2", "-"}, kind: errText, want: "exit 0: from host", before: noHostFile(cpWritten + "2")},
+		// A stopped container's volume: dockerd mounts it for the copy;
+		// hostd refuses rather than copy into the rootfs beneath it.
+		{args: []string{"create", "--network", "none", "--name", "cpv", "-v", "bulkheadcpv:/data", "{reg}/busybox", "true"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpv:/data"}, kind: errText, want: "exit 0: ",
+			hostd: "exit 1: hostd copies volume contents only while the container runs"},
+		{args: []string{"cp", "cpv:/data", "-"}, kind: errText, want: "exit 0: ",
+			hostd: "exit 1: hostd copies volume contents only while the container runs"},
+		{args: []string{"rm", "-v", "cpv"}, want: "exit 0"},
+		{args: []string{"volume", "rm", "bulkheadcpv"}, kind: exitOnly, want: "exit 0"},
 		// docker export: the container's filesystem as a tar.
 		{args: []string{"export", "cpr"}, kind: errText, want: "exit 0: inside"},
 		{args: []string{"export", "nosuch"}, kind: exitOnly, want: "exit 1"},

@@ -42,6 +42,9 @@ type ctrRoot struct {
 	path    string // for computing link targets only, never opened by name
 	name    string
 	release func()
+	// volumes are the mount points of a stopped container's volumes,
+	// for docker cp: not mounted in the overlay view (see checkVolume).
+	volumes []string
 }
 
 func (r *ctrRoot) Close() {
@@ -92,7 +95,29 @@ func (e *Engine) openRoot(ref string, withMounts bool) (*ctrRoot, error) {
 		release()
 		return nil, fmt.Errorf("opening the filesystem of %s: %w", c.Name, err)
 	}
-	return &ctrRoot{fd: fd, path: rootfs, name: c.Name, release: release}, nil
+	root := &ctrRoot{fd: fd, path: rootfs, name: c.Name, release: release}
+	if withMounts {
+		for _, vs := range c.Spec.Volumes {
+			if v, err := ParseVolume(vs); err == nil {
+				root.volumes = append(root.volumes, path.Clean("/"+v.Destination))
+			}
+		}
+	}
+	return root, nil
+}
+
+// checkVolume refuses p when it is in a volume of a stopped container:
+// the overlay view does not have the volume mounted, so a copy there
+// would read or write the hidden rootfs directory instead of the volume.
+func (r *ctrRoot) checkVolume(p string) error {
+	clean := path.Clean("/" + p)
+	for _, d := range r.volumes {
+		if clean == d || strings.HasPrefix(clean, d+"/") || d == "/" {
+			return fmt.Errorf("%w: %s is in the volume at %s of the stopped container %s: hostd copies volume contents only while the container runs",
+				ErrInvalid, p, d, r.name)
+		}
+	}
+	return nil
 }
 
 // inRoot opens p (a path in the container) beneath r with flags, symlinks
@@ -120,6 +145,9 @@ type target struct {
 func (r *ctrRoot) lookup(p string) (target, error) {
 	if p == "" {
 		return target{}, fmt.Errorf("%w: empty path", ErrInvalid)
+	}
+	if err := r.checkVolume(p); err != nil {
+		return target{}, err
 	}
 	clean := path.Clean("/" + p)
 	follow := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")
@@ -409,6 +437,9 @@ func (e *Engine) CopyTo(ctx context.Context, ref, dir string, r io.Reader, o Cop
 		return err
 	}
 	defer root.Close()
+	if err := root.checkVolume(dir); err != nil {
+		return err
+	}
 	fd, err := root.inRoot(dir, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		if errors.Is(err, unix.ENOTDIR) {
@@ -417,7 +448,7 @@ func (e *Engine) CopyTo(ctx context.Context, ref, dir string, r io.Reader, o Cop
 		return root.notFound(dir, err)
 	}
 	defer unix.Close(fd)
-	pr := cpEntries(r, fd, o)
+	pr := cpEntries(r, fd, o, func(name string) error { return root.checkVolume(path.Join("/", dir, name)) })
 	defer pr.Close() // ends the rewriter if Apply stopped early
 	// The descriptor's /proc link is the directory itself, wherever its
 	// path leads now.
@@ -436,10 +467,11 @@ func (e *Engine) CopyTo(ctx context.Context, ref, dir string, r io.Reader, o Cop
 // cpEntries passes the tar stream r, to be unpacked in the directory
 // dirfd, on: with every entry owned by 0:0 unless o.KeepOwner, and
 // refused where it would replace a directory by a non-directory or the
-// other way round, with o.NoOverwriteDirNonDir. Names that layer.Apply would take for overlayfs
+// other way round, with o.NoOverwriteDirNonDir, or where check refuses
+// its name (a stopped container's volume). Names that layer.Apply would take for overlayfs
 // whiteouts (.wh.*) are refused: in docker cp they are plain names, and
 // unpacked as whiteouts they would delete files.
-func cpEntries(r io.Reader, dirfd int, o CopyOptions) *io.PipeReader {
+func cpEntries(r io.Reader, dirfd int, o CopyOptions, check func(name string) error) *io.PipeReader {
 	pr, pw := io.Pipe()
 	go func() {
 		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
@@ -455,6 +487,10 @@ func cpEntries(r io.Reader, dirfd int, o CopyOptions) *io.PipeReader {
 			}
 			if strings.HasPrefix(path.Base(hdr.Name), ".wh.") {
 				pw.CloseWithError(fmt.Errorf("%w: %q: a name starting with .wh. is not copied", layer.ErrUnsafe, hdr.Name))
+				return
+			}
+			if err := check(hdr.Name); err != nil {
+				pw.CloseWithError(err)
 				return
 			}
 			if o.NoOverwriteDirNonDir {
