@@ -7,14 +7,12 @@ import (
 // export is GET /containers/{id}/export (docker export): a tar of the
 // container's filesystem.
 func (a *API) export(w http.ResponseWriter, r *http.Request) {
-	started := false
 	sw := &startWriter{w: w, start: func() {
 		w.Header().Set("Content-Type", "application/x-tar")
 		w.WriteHeader(http.StatusOK)
-		started = true
 	}}
 	if err := a.E.Export(r.Context(), r.PathValue("id"), sw); err != nil {
-		if !started {
+		if !sw.started {
 			apiError(w, err)
 			return
 		}
