@@ -100,6 +100,11 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /containers/{id}/stats", a.stats)
 	mux.HandleFunc("POST /containers/{id}/pause", a.pause)
 	mux.HandleFunc("POST /containers/{id}/unpause", a.pause)
+	mux.HandleFunc("HEAD /containers/{id}/archive", a.archiveHead)
+	mux.HandleFunc("GET /containers/{id}/archive", a.archiveGet)
+	mux.HandleFunc("PUT /containers/{id}/archive", a.archivePut)
+	mux.HandleFunc("GET /containers/{id}/export", a.export)
+	mux.HandleFunc("GET /events", a.events)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if loc := versionPrefix.FindString(r.URL.Path); loc != "" {
 			r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path, loc)

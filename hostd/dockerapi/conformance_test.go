@@ -307,6 +307,117 @@ func scenario(img2 v1.Image) []step {
 		{args: run("--name", "chg", "{reg}/busybox", "sh", "-c", "touch /tmp/new /etc/passwd; rm /etc/group; mkdir -p /home/app/d"), want: "exit 0"},
 		{args: []string{"diff", "chg"}, kind: words, want: "exit 0: A /home/app/d,A /tmp/new,C /etc,C /etc/passwd,C /home,C /home/app,C /tmp,D /etc/group"},
 		{args: []string{"rm", "chg"}, want: "exit 0"},
+
+		// docker cp both ways, into a running and a stopped container. The
+		// container's /escape -> / leads to its own root, never the host's:
+		// the host's /tmp files are not read, nor written.
+		{args: run("-d", "--name", "cpr", "{reg}/busybox", "sleep", "300"), kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"exec", "cpr", "sh", "-c", "ln -s / /escape && echo inside > /marker && ln -s /escape/marker /link && mkdir /dst"}, want: "exit 0"},
+		{args: []string{"cp", "cpr:/marker", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "cpr:/escape/marker", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "-L", "cpr:/link", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "-L", "cpr:/escape", "-"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"cp", "cpr:/link", "-"}, kind: errText, want: "exit 0: /escape/marker"},
+		{args: []string{"cp", "cpr:/escape/tmp/" + cpSecret, "-"}, kind: errText, want: "exit 1: could not find the file",
+			before: hostFile(cpSecret, "host secret")},
+		{args: []string{"cp", "cpr:/nosuch", "-"}, kind: errText, want: "exit 1: could not find the file"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/escape/tmp/" + cpWritten}, want: "exit 0", before: hostFile(cpSrc, "from host")},
+		{args: []string{"exec", "cpr", "cat", "/tmp/" + cpWritten}, kind: words, want: "exit 0: from host", before: noHostFile(cpWritten)},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/dst"}, want: "exit 0"},
+		{args: []string{"exec", "cpr", "cat", "/dst/" + cpSrc}, kind: words, want: "exit 0: from host"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/dst/renamed"}, want: "exit 0"},
+		{args: []string{"exec", "cpr", "ls", "-ln", "/dst/renamed"}, kind: errText, want: "exit 0: 0        0"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/nosuchdir/x"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"cp", "cpr:/dst", "-"}, kind: errText, want: "exit 0: from host"},
+		// The CLI asks not to replace a directory by a file nor a file by
+		// a directory.
+		{args: []string{"cp", "/tmp/" + cpDirs + "/marker", "cpr:/"}, kind: errText, want: "exit 1: cannot overwrite non-directory",
+			before: hostFile(cpDirs+"/marker/f", "x")},
+		{args: []string{"cp", "/tmp/" + cpDirs + "/d/dst", "cpr:/"}, kind: errText, want: "exit 1: cannot overwrite directory",
+			before: hostFile(cpDirs+"/d/dst", "x")},
+		{args: []string{"exec", "cpr", "cat", "/marker"}, kind: words, want: "exit 0: inside"},
+		{args: []string{"stop", "-t", "1", "cpr"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"cp", "cpr:/escape/dst/renamed", "-"}, kind: errText, want: "exit 0: from host"},
+		{args: []string{"cp", "cpr:/escape/tmp/" + cpSecret, "-"}, kind: errText, want: "exit 1: could not find the file"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpr:/escape/tmp/" + cpWritten + "2"}, want: "exit 0"},
+		{args: []string{"cp", "cpr:/tmp/" + cpWritten + "2", "-"}, kind: errText, want: "exit 0: from host", before: noHostFile(cpWritten + "2")},
+		// A stopped container's volume: dockerd mounts it for the copy;
+		// hostd refuses rather than copy into the rootfs beneath it.
+		{args: []string{"create", "--network", "none", "--name", "cpv", "-v", "bulkheadcpv:/data", "{reg}/busybox", "true"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"cp", "/tmp/" + cpSrc, "cpv:/data"}, kind: errText, want: "exit 0: ",
+			hostd: "exit 1: hostd copies volume contents only while the container runs"},
+		{args: []string{"cp", "cpv:/data", "-"}, kind: errText, want: "exit 0: ",
+			hostd: "exit 1: hostd copies volume contents only while the container runs"},
+		{args: []string{"rm", "-v", "cpv"}, want: "exit 0"},
+		{args: []string{"volume", "rm", "bulkheadcpv"}, kind: exitOnly, want: "exit 0"},
+		// docker export: the container's filesystem as a tar.
+		{args: []string{"export", "cpr"}, kind: errText, want: "exit 0: inside"},
+		{args: []string{"export", "nosuch"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"rm", "cpr"}, want: "exit 0"},
+
+		// docker events: the kept lifecycle events of containers (dockerd
+		// also reports attach and kill, left out by the event filters).
+		{args: run("--name", "evx", "{reg}/busybox", "sh", "-c", "exit 3"), want: "exit 3"},
+		{args: run("-d", "--name", "evs", "{reg}/busybox", "sleep", "300"), kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"stop", "-t", "1", "evs"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"rm", "evx", "evs"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: events("-f", "container=evs", "-f", "event=create", "-f", "event=start", "-f", "event=die", "-f", "event=stop", "-f", "event=destroy"),
+			kind: words, want: "exit 0: create,destroy,die,start,stop", before: nextSecond},
+		{args: events("-f", "container=evx", "-f", "event=start", "-f", "event=die"), kind: words, want: "exit 0: die,start"},
+		{args: []string{"events", "--since", "10m", "--until", "0s", "-f", "container=evx", "-f", "event=die", "--format", "{{.Actor.Attributes.exitCode}}"},
+			kind: words, want: "exit 0: 3"},
+		{args: events("-f", "type=container", "-f", "event=destroy", "-f", "container=ev"), kind: words, want: "exit 0: destroy,destroy"},
+		{args: events("-f", "type=volume", "-f", "container=evs"), kind: words, want: "exit 0: "},
+		{args: events("-f", "label=app=nosuch", "-f", "container=evs"), kind: words, want: "exit 0: "},
+		// dockerd 20.10 ignores an unknown events filter; hostd refuses it,
+		// as it does for ps and images.
+		{args: events("-f", "nosuch=1"), kind: errText, want: "exit 0: ", hostd: "exit 1: invalid filter 'nosuch'"},
+	}
+}
+
+// events is docker events over the kept events of the last ten minutes,
+// their actions only.
+func events(args ...string) []string {
+	return append([]string{"events", "--since", "10m", "--until", "0s", "--format", "{{.Action}}"}, args...)
+}
+
+// nextSecond waits into the next second: the CLI sends --until in whole
+// seconds, so events of the current one would be left out.
+func nextSecond(t *testing.T, b backend) {
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+}
+
+// Host files the docker cp steps plant in /tmp, and look for there.
+const (
+	cpSecret  = "bulkhead-cp-secret"
+	cpSrc     = "bulkhead-cp-src"
+	cpWritten = "bulkhead-cp-written"
+	cpDirs    = "bulkhead-cp-dirs"
+)
+
+// hostFile writes /tmp/name (and its directories) on the host, removed when the test ends.
+func hostFile(name, content string) func(t *testing.T, b backend) {
+	return func(t *testing.T, b backend) {
+		p := filepath.Join("/tmp", name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		top, _, _ := strings.Cut(name, "/")
+		t.Cleanup(func() { _ = os.RemoveAll(filepath.Join("/tmp", top)) })
+	}
+}
+
+// noHostFile fails the test if a docker cp wrote /tmp/name on the host.
+func noHostFile(name string) func(t *testing.T, b backend) {
+	return func(t *testing.T, b backend) {
+		p := filepath.Join("/tmp", name)
+		if _, err := os.Lstat(p); err == nil {
+			_ = os.Remove(p)
+			t.Errorf("%s: docker cp into a container wrote the host's %s", b.name, p)
+		}
 	}
 }
 

@@ -167,6 +167,7 @@ type Engine struct {
 	// shuttingDown is set by Shutdown: exits are then the host's doing,
 	// and restart policies wait for the next boot.
 	shuttingDown atomic.Bool
+	events       eventLog
 	done         chan struct{}
 	wg           sync.WaitGroup
 	close        sync.Once
@@ -397,6 +398,7 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (Container, err
 		return Container{}, err
 	}
 	e.ctrs[c.ID] = c
+	e.emit(*c, "create")
 	e.log.Info("created container", "container", c.Name, "id", c.ID[:12], "image", spec.Image)
 	return *c, nil
 }
@@ -460,6 +462,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 		return fmt.Errorf("removing container %s: %w", c.Name, err)
 	}
 	e.log.Info("removed container", "container", c.Name)
+	e.emit(c, "destroy")
 	return nil
 }
 

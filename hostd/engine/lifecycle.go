@@ -240,6 +240,7 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	}); err != nil {
 		return err
 	}
+	e.emit(*c, "start") // before watch: a quick exit's die comes after it
 	e.watch(c.ID, st.ShimPid, cmd, l)
 	e.startProbe(c.ID, l)
 	e.log.Info("started container", "container", c.Name, "pid", st.Pid)
@@ -568,6 +569,9 @@ func (e *Engine) exited(id string, l *liveState) {
 			x.Health = HealthUnhealthy
 		}
 	})
+	if uerr == nil {
+		e.emit(c, "die") // before waiters learn of the exit: die comes before stop
+	}
 	l.code = ex.Code
 	close(l.exited)
 	e.mu.Lock()
@@ -750,7 +754,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, timeout time.Duration) er
 	if _, err := e.update(c.ID, func(x *Container) { x.Stopped = true }); err != nil {
 		return err
 	}
-	return e.stop(ctx, c, timeout)
+	return e.stopEvent(e.stop(ctx, c, timeout), c)
 }
 
 // DefaultStopTimeout is Docker's: how long a stop waits before SIGKILL.
