@@ -309,8 +309,10 @@ func (s *imdsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // guest at 169.254.169.254 through QEMU's user-mode network.
 func TestCloudInitEC2(t *testing.T) {
 	srv := &imdsServer{items: map[string]string{
-		"/latest/meta-data/instance-id":               "i-0123456789abcdef0",
-		"/latest/meta-data/local-hostname":            "ip-10-1-2-3.ec2.internal",
+		"/latest/meta-data/instance-id":    "i-0123456789abcdef0",
+		"/latest/meta-data/local-hostname": "ip-10-1-2-3.ec2.internal",
+		// As AWS serves them: the list of key pairs, then each one's key.
+		"/latest/meta-data/public-keys/":              "0=bulkhead-test",
 		"/latest/meta-data/public-keys/0/openssh-key": ec2Key + "\n",
 		"/latest/user-data": `#cloud-config
 write_files:
