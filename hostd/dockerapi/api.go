@@ -175,9 +175,11 @@ func (a *API) version(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) info(w http.ResponseWriter, r *http.Request) {
 	ctrs := a.E.List()
-	running, stopped := 0, 0
+	running, paused, stopped := 0, 0, 0
 	for _, c := range ctrs {
-		if c.State == engine.StateRunning {
+		if a.E.Paused(c) {
+			paused++
+		} else if c.State == engine.StateRunning {
 			running++
 		} else {
 			stopped++
@@ -193,12 +195,12 @@ func (a *API) info(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"ID": host, "Name": host,
-		"Containers": len(ctrs), "ContainersRunning": running, "ContainersPaused": 0, "ContainersStopped": stopped,
+		"Containers": len(ctrs), "ContainersRunning": running, "ContainersPaused": paused, "ContainersStopped": stopped,
 		"Images": len(imgs), "Driver": "overlay2", "DriverStatus": [][2]string{},
 		"ServerVersion": a.Version, "OperatingSystem": "Bulkhead", "OSType": "linux", "Architecture": "x86_64",
 		"KernelVersion": kernel(), "NCPU": goruntime.NumCPU(), "MemTotal": int64(si.Totalram) * int64(si.Unit),
 		"CgroupDriver": "cgroupfs", "CgroupVersion": cgv, "DockerRootDir": "/var/lib/hostd",
-		"LoggingDriver": "json-file", "SecurityOptions": []string{"name=seccomp,profile=builtin", "name=no-new-privileges"},
+		"LoggingDriver": "json-file", "SecurityOptions": a.E.SecurityOptions(),
 		"Plugins":        map[string][]string{"Volume": {"local"}, "Network": {"bridge", "host", "none"}, "Log": {"json-file"}},
 		"RegistryConfig": map[string]any{"IndexConfigs": map[string]any{}, "InsecureRegistryCIDRs": []string{}},
 		"Swarm":          map[string]any{"LocalNodeState": "inactive"},

@@ -239,6 +239,17 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // Images is the engine's image store.
 func (e *Engine) Images() *image.Store { return e.images }
 
+// SecurityOptions are what the engine really enforces on every container,
+// in /info's form: seccomp only when this build loads filters and the
+// engine is configured to (no-new-privileges is set on every process).
+func (e *Engine) SecurityOptions() []string {
+	var opts []string
+	if e.cfg.Seccomp && runtime.SeccompSupported {
+		opts = append(opts, "name=seccomp,profile="+runtime.SeccompProfile)
+	}
+	return append(opts, "name=no-new-privileges")
+}
+
 // Close stops the engine's own goroutines (probes, restart timers, shim
 // watchers). Containers keep running under their shims.
 func (e *Engine) Close() {

@@ -448,3 +448,19 @@ func TestResizeTerminal(t *testing.T) {
 		t.Errorf("resize without a terminal: got %v, want ErrNoTerminal", err)
 	}
 }
+
+// /info reports seccomp only when containers really get a filter.
+func TestSecurityOptionsTellTheTruth(t *testing.T) {
+	off := (&Engine{cfg: Config{Seccomp: false}}).SecurityOptions()
+	if strings.Join(off, ",") != "name=no-new-privileges" {
+		t.Errorf("seccomp off: /info says %v", off)
+	}
+	on := (&Engine{cfg: Config{Seccomp: true}}).SecurityOptions()
+	want := "name=no-new-privileges"
+	if runtime.SeccompSupported {
+		want = "name=seccomp,profile=builtin," + want
+	}
+	if strings.Join(on, ",") != want {
+		t.Errorf("seccomp on (build supports it: %v): /info says %v, want %s", runtime.SeccompSupported, on, want)
+	}
+}
