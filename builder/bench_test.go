@@ -19,7 +19,7 @@ import (
 // Run with `make bench`.
 func BenchmarkBuild(b *testing.B) {
 	if os.Geteuid() != 0 {
-		b.Skip("needs root: mmdebstrap, chroot and file ownership")
+		b.Fatal("needs root: mmdebstrap, chroot and file ownership")
 	}
 	cache := b.TempDir()
 	shared := "/var/cache/bulkhead/debs"

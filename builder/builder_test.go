@@ -153,11 +153,11 @@ kernel/sound/snd.ko:
 // mirror on a cold cache.
 func TestReproducible(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: mmdebstrap, chroot and file ownership")
+		t.Fatal("needs root: mmdebstrap, chroot and file ownership")
 	}
 	for _, tool := range []string{"mmdebstrap", "mkfs.erofs", "veritysetup", "mkfs.fat", "mcopy", "qemu-img", "sgdisk"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s missing (make deps installs it)", tool)
+			t.Fatalf("%s missing (make deps installs it)", tool)
 		}
 	}
 	if testing.Short() {

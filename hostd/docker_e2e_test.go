@@ -139,7 +139,7 @@ func TestDockerCLI(t *testing.T) {
 func dockerHost(t *testing.T) (*engineHost, dockerCLI) {
 	t.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("needs the docker CLI (docker-ce-cli or docker.io)")
+		t.Fatal("needs the docker CLI (docker-ce-cli or docker.io)")
 	}
 	h := startEngineHost(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -175,7 +175,7 @@ func TestDockerRunStdin(t *testing.T) {
 	}
 	script, err := exec.LookPath("script")
 	if err != nil {
-		t.Skip("docker run -it needs a terminal on the client side: script(1), apt-get install bsdutils")
+		t.Fatal("docker run -it needs a terminal on the client side: script(1), apt-get install bsdutils")
 	}
 	cmd := exec.Command(script, "-q", "-e", "-c", "docker -H unix://"+d.sock+" run -it --rm "+h.ref+" sh -c 'read line; echo got $line'", "/dev/null")
 	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+d.config)

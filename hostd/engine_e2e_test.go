@@ -207,7 +207,7 @@ func TestHostctlRunInteractive(t *testing.T) {
 func TestHostctlRandomPort(t *testing.T) {
 	testimg.RequireHost(t)
 	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("needs iptables: apt-get install iptables")
+		t.Fatal("needs iptables: apt-get install iptables")
 	}
 	dir := t.TempDir()
 	// A bridge and subnet of the test's own, removed with its rules.

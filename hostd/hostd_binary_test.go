@@ -31,7 +31,7 @@ func buildHostd(t testing.TB) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("needs the go toolchain to build hostd")
+		t.Fatal("needs the go toolchain to build hostd")
 	}
 	out := filepath.Join(t.TempDir(), "hostd")
 	args := []string{"build", "-o", out}

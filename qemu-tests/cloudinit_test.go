@@ -69,7 +69,7 @@ func builderBin(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(filepath.Dir(image(t)), "bin", "builder")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("no builder binary at %s (make build): %v", p, err)
+		t.Fatalf("no builder binary at %s (make build): %v", p, err)
 	}
 	return p
 }
@@ -569,7 +569,7 @@ func TestCloudInitSeedMatrix(t *testing.T) {
 	})
 	t.Run("cloud-localds seed with gzip user-data", func(t *testing.T) {
 		if _, err := exec.LookPath("cloud-localds"); err != nil {
-			t.Skip("cloud-localds missing: apt-get install cloud-image-utils")
+			t.Fatal("cloud-localds missing: apt-get install cloud-image-utils")
 		}
 		dir := t.TempDir()
 		var gz strings.Builder

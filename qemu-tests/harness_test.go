@@ -23,18 +23,18 @@ var (
 // stalls now and then, so it is generous; tests never assert on time.
 const bootTimeout = 8 * time.Minute
 
-// image returns the built image directory or skips, naming why.
+// image returns the built image directory or fails, naming why.
 func image(t testing.TB) string {
 	t.Helper()
 	if *imageDir == "" {
-		t.Skip("QEMU boot test: runs with -image DIR (make test-qemu passes out/default)")
+		t.Fatal("QEMU boot test: runs with -image DIR (make test-qemu passes out/default)")
 	}
 	dir, _ := filepath.Abs(*imageDir)
 	if _, err := os.Stat(filepath.Join(dir, "disk.qcow2")); err != nil {
-		t.Skipf("no built image at %s (run `make image`; `make test` builds it first): %v", dir, err)
+		t.Fatalf("no built image at %s (run `make image`; `make test` builds it first): %v", dir, err)
 	}
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("qemu-system-x86_64 missing: apt-get install qemu-system-x86 (make deps does)")
+		t.Fatal("qemu-system-x86_64 missing: apt-get install qemu-system-x86 (make deps does)")
 	}
 	return dir
 }

@@ -16,7 +16,7 @@ import (
 // NoCloud datasource reads both the same.
 func TestCloudLocaldsSeed(t *testing.T) {
 	if _, err := exec.LookPath("cloud-localds"); err != nil {
-		t.Skip("cloud-localds not installed (apt package cloud-image-utils)")
+		t.Fatal("cloud-localds not installed (apt package cloud-image-utils)")
 	}
 	for _, tc := range []struct {
 		format seed.Format
@@ -28,7 +28,7 @@ func TestCloudLocaldsSeed(t *testing.T) {
 	} {
 		t.Run(string(tc.format), func(t *testing.T) {
 			if _, err := exec.LookPath(tc.needs); err != nil {
-				t.Skipf("%s not installed (apt package %s)", tc.needs, tc.pkg)
+				t.Fatalf("%s not installed (apt package %s)", tc.needs, tc.pkg)
 			}
 			dir := t.TempDir()
 			ud, md, nc := filepath.Join(dir, "ud"), filepath.Join(dir, "md"), filepath.Join(dir, "nc")

@@ -208,7 +208,7 @@ func TestHostileISOPathTable(t *testing.T) {
 // and Joliet (virt-install), Joliet only, and Rock Ridge only.
 func TestReadXorrisofs(t *testing.T) {
 	if _, err := exec.LookPath("xorrisofs"); err != nil {
-		t.Skip("xorrisofs not installed (apt package xorriso)")
+		t.Fatal("xorrisofs not installed (apt package xorriso)")
 	}
 	for _, tc := range []struct {
 		name  string

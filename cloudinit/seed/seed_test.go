@@ -114,18 +114,18 @@ func TestWriteReproducible(t *testing.T) {
 // as ours.
 func TestReadCloudLocalds(t *testing.T) {
 	if _, err := exec.LookPath("cloud-localds"); err != nil {
-		t.Skip("cloud-localds not installed (apt package cloud-image-utils)")
+		t.Fatal("cloud-localds not installed (apt package cloud-image-utils)")
 	}
 	for _, format := range []Format{FormatISO, FormatVFAT} {
 		t.Run(string(format), func(t *testing.T) {
 			if format == FormatVFAT {
 				if _, err := exec.LookPath("mcopy"); err != nil {
-					t.Skip("mcopy not installed (apt package mtools)")
+					t.Fatal("mcopy not installed (apt package mtools)")
 				}
 			}
 			if format == FormatISO {
 				if _, err := exec.LookPath("genisoimage"); err != nil {
-					t.Skip("genisoimage not installed (apt package genisoimage)")
+					t.Fatal("genisoimage not installed (apt package genisoimage)")
 				}
 			}
 			dir := t.TempDir()

@@ -14,7 +14,7 @@ func makeFAT(t *testing.T, fatBits, sizeKiB string) string {
 	t.Helper()
 	for _, tool := range []string{"mkfs.fat", "mcopy"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s missing: apt-get install dosfstools mtools", tool)
+			t.Fatalf("%s missing: apt-get install dosfstools mtools", tool)
 		}
 	}
 	dir := t.TempDir()

@@ -34,7 +34,7 @@ func (r noKernel) Run(ctx context.Context, c run.Cmd) ([]byte, error) {
 // clean), the kernel is told once, and a second run changes nothing.
 func TestGrowImageFile(t *testing.T) {
 	if _, err := exec.LookPath("sfdisk"); err != nil {
-		t.Skip("needs sfdisk (Debian package fdisk)")
+		t.Fatal("needs sfdisk (Debian package fdisk)")
 	}
 	for _, label := range []string{"dos", "gpt"} {
 		t.Run(label, func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestGrowImageFile(t *testing.T) {
 // A partition number the table does not have is an error naming it.
 func TestGrowMissingPartition(t *testing.T) {
 	if _, err := exec.LookPath("sfdisk"); err != nil {
-		t.Skip("needs sfdisk (Debian package fdisk)")
+		t.Fatal("needs sfdisk (Debian package fdisk)")
 	}
 	ctx := context.Background()
 	img := imageFile(t, 64<<20)

@@ -157,10 +157,10 @@ func TestWriteSlotRefusesUnalignedImage(t *testing.T) {
 // has open exclusively, as dm-verity holds the booted slot, is refused.
 func TestOpenDeviceExclusive(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: attaches a loop device")
+		t.Fatal("needs root: attaches a loop device")
 	}
 	if _, err := exec.LookPath("losetup"); err != nil {
-		t.Skip("losetup not installed (apt-get install mount)")
+		t.Fatal("losetup not installed (apt-get install mount)")
 	}
 	img := filepath.Join(t.TempDir(), "part")
 	if err := os.WriteFile(img, make([]byte, 1<<20), 0o644); err != nil {
@@ -168,7 +168,7 @@ func TestOpenDeviceExclusive(t *testing.T) {
 	}
 	out, err := exec.Command("losetup", "--find", "--show", img).CombinedOutput()
 	if err != nil {
-		t.Skipf("needs loop devices: losetup: %v: %s", err, out)
+		t.Fatalf("needs loop devices: losetup: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	defer exec.Command("losetup", "-d", dev).Run()

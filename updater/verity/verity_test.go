@@ -31,7 +31,7 @@ var testUUID = [16]byte{0x12, 0x34, 0x56, 0x78, 0x12, 0x34, 0x12, 0x34, 0x12, 0x
 func TestFormatMatchesVeritysetup(t *testing.T) {
 	vs, err := exec.LookPath("veritysetup")
 	if err != nil {
-		t.Skip("veritysetup not installed (apt-get install cryptsetup-bin)")
+		t.Fatal("veritysetup not installed (apt-get install cryptsetup-bin)")
 	}
 	for _, blocks := range []int{1, 2, 127, 128, 129, 300, 16384, 16385} {
 		t.Run(fmt.Sprint(blocks), func(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 func TestPullFromDistributionRegistry(t *testing.T) {
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
-		t.Skip("needs docker-registry: apt-get install docker-registry")
+		t.Fatal("needs docker-registry: apt-get install docker-registry")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

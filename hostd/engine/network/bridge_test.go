@@ -50,7 +50,7 @@ func testBridge(t *testing.T) *Bridge {
 	t.Helper()
 	testimg.RequireHost(t)
 	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("needs iptables: apt-get install iptables")
+		t.Fatal("needs iptables: apt-get install iptables")
 	}
 	dir := t.TempDir()
 	n := os.Getpid() % 200
@@ -161,7 +161,7 @@ func TestBridgePublishedPort(t *testing.T) {
 // stock CLI: docker run -d -p HOST:80.
 func TestDockerRunPublish(t *testing.T) {
 	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("needs the docker CLI (docker-ce-cli or docker.io)")
+		t.Fatal("needs the docker CLI (docker-ce-cli or docker.io)")
 	}
 	b := testBridge(t)
 	e, ref := bridgedEngine(t, b)
@@ -208,7 +208,7 @@ func dockerOn(t *testing.T, e *engine.Engine) func(args ...string) string {
 // over loopback.
 func TestDockerRunRandomPorts(t *testing.T) {
 	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("needs the docker CLI (docker-ce-cli or docker.io)")
+		t.Fatal("needs the docker CLI (docker-ce-cli or docker.io)")
 	}
 	b := testBridge(t)
 	e, ref := bridgedEngine(t, b)

@@ -99,7 +99,7 @@ func TestIsolation(t *testing.T) {
 
 func TestSeccompRefusesNamespaces(t *testing.T) {
 	if !runtime.SeccompSupported {
-		t.Skip("needs a build with -tags seccomp (and libseccomp-dev)")
+		t.Fatal("needs a build with -tags seccomp (and libseccomp-dev)")
 	}
 	out, _ := runIn(t, nil, "sh", "-c", "unshare -U true && echo UNSHARED || echo refused")
 	if !strings.Contains(out, "refused") || strings.Contains(out, "UNSHARED") {
