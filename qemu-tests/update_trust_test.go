@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -94,6 +95,48 @@ func TestUpdateTrust(t *testing.T) {
 		}
 		if st := status(t, vm); st.Slots.Default != "a" {
 			t.Errorf("default slot %s after a refused rollback, want a", st.Slots.Default)
+		}
+	})
+
+	t.Run("older snapshot refused", func(t *testing.T) {
+		// A mirror replaying yesterday's snapshot under a fresh timestamp
+		// (it holds the timestamp key, or the snapshot files were swapped):
+		// the host trusted a newer snapshot and must refuse the older one.
+		dir := t.TempDir()
+		live, old := filepath.Join(dir, "live"), filepath.Join(dir, "old")
+		for _, c := range [][]string{{"cp", "-a", filepath.Join(f.repos, "v2"), live}, {"cp", "-a", live, old}} {
+			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%v: %v: %s", c, err, out)
+			}
+		}
+		top, _ := filepath.Abs("..")
+		builder, key := filepath.Join(top, "out/bin/builder"), filepath.Join(top, "images/keys/dev.key")
+		// The live repository moves on: v2 also on channel beta signs a
+		// new targets and snapshot version.
+		if out, err := exec.Command(builder, "publish", "--repo", live, "--channel", "beta", "--key", key,
+			filepath.Join(top, "out", "update-"+updateV2)).CombinedOutput(); err != nil {
+			t.Fatalf("publishing to channel beta: %v: %s", err, out)
+		}
+		url := serveRepo(t, dir) + "/live"
+		if out, err := g.Run(ctx, "hostctl upgrade --dry-run --from '"+url+"'"); err != nil {
+			t.Fatalf("checking the live repository: %v: %s", err, out)
+		}
+		// The replay: the old snapshot under timestamps newer than the
+		// trusted one, served at the same address.
+		for i := 0; i < 2; i++ {
+			if out, err := exec.Command(builder, "publish", "--repo", old, "--refresh-timestamp", "--key", key).CombinedOutput(); err != nil {
+				t.Fatalf("re-signing the old timestamp: %v: %s", err, out)
+			}
+		}
+		if err := os.RemoveAll(live); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(old, live); err != nil {
+			t.Fatal(err)
+		}
+		out, err := g.Run(ctx, "hostctl upgrade --dry-run --from '"+url+"'")
+		if err == nil || !strings.Contains(out, "rollback attack") {
+			t.Errorf("hostctl upgrade from a replayed older snapshot: err %v, output %q; want a refusal naming the rollback attack", err, out)
 		}
 	})
 
