@@ -327,7 +327,29 @@ func (h *fakeHost) respond(c run.Cmd) ([]byte, error) {
 		delete(h.mnt, last)
 		h.writeMounts()
 		return nil, nil
-	case "udevadm", "partx", "pvresize", "lvextend":
+	case "lvextend":
+		if a[0] == "-L" { // the container volume growing with its VG
+			vg, name, _ := strings.Cut(last, "/")
+			l := h.lvs[vg][name]
+			if l == nil {
+				return nil, fmt.Errorf("lvextend: %s not found", last)
+			}
+			b, err := parseBytes(a[1])
+			if err != nil {
+				return nil, err
+			}
+			if b < l.size {
+				return nil, fmt.Errorf("lvextend: %s would shrink", last)
+			}
+			l.size = b
+		}
+		return nil, nil
+	case "xfs_growfs":
+		if _, ok := h.mnt[last]; !ok {
+			return nil, fmt.Errorf("xfs_growfs: %s is not a mounted filesystem", last)
+		}
+		return nil, nil
+	case "udevadm", "partx", "pvresize":
 		return nil, nil
 	}
 	return nil, fmt.Errorf("fake host: unexpected command %s", line)
@@ -361,7 +383,7 @@ func (h *fakeHost) lvsReport(a []string, last string) ([]byte, error) {
 			continue
 		}
 		l := lvs[n]
-		rows = append(rows, map[string]string{"lv_name": n, "lv_attr": l.attr, "lv_profile": l.profile, "data_percent": l.data, "metadata_percent": l.meta})
+		rows = append(rows, map[string]string{"lv_name": n, "lv_attr": l.attr, "lv_profile": l.profile, "lv_size": strconv.FormatUint(l.size, 10), "data_percent": l.data, "metadata_percent": l.meta})
 	}
 	if only != "" && rows == nil {
 		return nil, exitErr(5)

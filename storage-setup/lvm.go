@@ -80,6 +80,7 @@ func listVGs(ctx context.Context, r run.Runner) (map[string]vgInfo, error) {
 // lv is one logical volume of a VG.
 type lv struct {
 	Name, Attr, Profile string
+	Size                uint64 // bytes (a thin volume's virtual size)
 }
 
 // isThinPool: a pool LV "has t as first character in its attributes"
@@ -87,14 +88,18 @@ type lv struct {
 func (l lv) isThinPool() bool { return strings.HasPrefix(l.Attr, "t") }
 
 func listLVs(ctx context.Context, r run.Runner, vg string) (map[string]lv, error) {
-	rep, err := lvmQuery(ctx, r, "lvs", "-o", "lv_name,lv_attr,lv_profile", vg)
+	rep, err := lvmQuery(ctx, r, "lvs", "-o", "lv_name,lv_attr,lv_profile,lv_size", "--units", "b", "--nosuffix", vg)
 	if err != nil {
 		return nil, fmt.Errorf("listing logical volumes of %s: %w", vg, err)
 	}
 	out := map[string]lv{}
 	for _, part := range rep.Report {
 		for _, row := range part.LV {
-			out[row["lv_name"]] = lv{Name: row["lv_name"], Attr: row["lv_attr"], Profile: row["lv_profile"]}
+			size, err := strconv.ParseUint(row["lv_size"], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("listing logical volumes of %s: bad size %q for %s", vg, row["lv_size"], row["lv_name"])
+			}
+			out[row["lv_name"]] = lv{Name: row["lv_name"], Attr: row["lv_attr"], Profile: row["lv_profile"], Size: size}
 		}
 	}
 	return out, nil

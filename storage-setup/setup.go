@@ -583,7 +583,14 @@ func (s Setup) setupRootLV(ctx context.Context, c Config) error {
 	}
 	dev := "/dev/" + c.VG + "/" + c.ContainerRootLVName
 	mounted := s.isMounted(mp)
-	if _, ok := lvs[c.ContainerRootLVName]; !ok {
+	existing, ok := lvs[c.ContainerRootLVName]
+	grown := false
+	if ok {
+		if grown, err = s.growRootLV(ctx, c, existing); err != nil {
+			return err
+		}
+	}
+	if !ok {
 		if err := s.createRootLV(ctx, c); err != nil {
 			return err
 		}
@@ -628,7 +635,56 @@ func (s Setup) setupRootLV(ctx context.Context, c Config) error {
 			return fmt.Errorf("mounting %s on %s: %w", dev, mp, err)
 		}
 	}
+	if grown {
+		// XFS grows online, on the mounted filesystem only.
+		if _, err := s.run(ctx, "xfs_growfs", mp); err != nil {
+			return fmt.Errorf("growing the XFS on %s to its volume's new size: %w", mp, err)
+		}
+	}
 	return nil
+}
+
+// growRootLV extends an existing thin container volume whose size is a
+// percentage of the VG when the VG has grown (a disk added to DEVS), so
+// the engine's filesystem follows the pool; reports whether it did. A
+// plain LV, a fixed size already met, or a smaller target (volumes never
+// shrink) leaves it as it is.
+func (s Setup) growRootLV(ctx context.Context, c Config, l lv) (bool, error) {
+	if !c.rootLVThin() {
+		return false, nil
+	}
+	want, err := s.rootLVBytes(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	if want <= l.Size {
+		return false, nil
+	}
+	target := c.VG + "/" + c.ContainerRootLVName
+	s.log().Info(fmt.Sprintf("growing %s from %s to %s (CONTAINER_ROOT_LV_SIZE=%s)", target, lvmSize(l.Size), lvmSize(want), c.ContainerRootLVSize))
+	if _, err := s.run(ctx, "lvextend", "-L", lvmSize(want), target); err != nil {
+		return false, fmt.Errorf("growing %s to %s: %w", target, lvmSize(want), err)
+	}
+	return true, nil
+}
+
+// rootLVBytes is the container volume's size in bytes for a thin volume: a
+// percentage is taken of the VG's size (the pool autoextends into the VG),
+// rounded down to whole MiB.
+func (s Setup) rootLVBytes(ctx context.Context, c Config) (uint64, error) {
+	size, err := parseDataSize(c.ContainerRootLVSize)
+	if err != nil {
+		return 0, fmt.Errorf("CONTAINER_ROOT_LV_SIZE value %s is invalid: %w", c.ContainerRootLVSize, err)
+	}
+	if size.percent == 0 {
+		return size.bytes, nil
+	}
+	vgs, err := listVGs(ctx, s.Runner)
+	if err != nil {
+		return 0, err
+	}
+	vg := vgs[c.VG]
+	return dataSize{percent: size.percent, of: "VG"}.resolve(vg.Size, vg.Free) &^ (1<<20 - 1), nil
 }
 
 // checkRootLVTarget refuses to put the container volume on a mount point
@@ -682,14 +738,9 @@ func (s Setup) createRootLV(ctx context.Context, c Config) error {
 	}
 	var args []string
 	if c.rootLVThin() {
-		b := size.bytes
-		if size.percent != 0 {
-			vgs, err := listVGs(ctx, s.Runner)
-			if err != nil {
-				return err
-			}
-			vg := vgs[c.VG]
-			b = dataSize{percent: size.percent, of: "VG"}.resolve(vg.Size, vg.Free) &^ (1<<20 - 1)
+		b, err := s.rootLVBytes(ctx, c)
+		if err != nil {
+			return err
 		}
 		args = []string{"-y", "--type", "thin", "-V", lvmSize(b), "--thinpool", c.ContainerThinPool, "-n", c.ContainerRootLVName, c.VG}
 	} else {

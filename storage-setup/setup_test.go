@@ -383,6 +383,33 @@ func TestScenarioAddDisk(t *testing.T) {
 	golden.Assert(t, "add-disk.txt", []byte(h.transcript()))
 }
 
+// A disk added to DEVS grows the VG, the pool autoextends into it, and the
+// container volume (40%FREE of the VG by default) and its XFS follow; a
+// run with nothing added grows nothing.
+func TestScenarioAddDiskGrowsContainerRootLV(t *testing.T) {
+	h := newFakeHost(t)
+	h.addDisk("/dev/vdb", 10*gib, "disk")
+	h.addDisk("/dev/vdc", 10*gib, "disk")
+	mustRun(t, h, "DEVS=/dev/vdb\nVG=docker-vg\n")
+	before := h.lvs["docker-vg"]["container-root-lv"].size
+	h.log = nil
+	mustRun(t, h, "DEVS=/dev/vdb\nVG=docker-vg\n")
+	if strings.Contains(h.transcript(), "lvextend -L") || strings.Contains(h.transcript(), "xfs_growfs") {
+		t.Errorf("a second run with the same disks grew the volume:\n%s", h.transcript())
+	}
+	h.log = nil
+	mustRun(t, h, "DEVS=\"/dev/vdb /dev/vdc\"\nVG=docker-vg\n")
+	golden.Assert(t, "add-disk-grows-root-lv.txt", []byte(h.transcript()))
+	after := h.lvs["docker-vg"]["container-root-lv"].size
+	if after < before*19/10 {
+		t.Errorf("container volume %d bytes after doubling the VG, was %d: want it grown with the VG", after, before)
+	}
+	tr := h.transcript()
+	if g, x := strings.Index(tr, "lvextend -L"), strings.Index(tr, "xfs_growfs"); g < 0 || x < g {
+		t.Errorf("want lvextend then xfs_growfs on the mounted volume:\n%s", tr)
+	}
+}
+
 func TestScenarioMissingDevice(t *testing.T) {
 	h := newFakeHost(t)
 	err := h.setup(t, dmConfig+"DEVS=/dev/vdz\nVG=docker-vg\nDEVICE_WAIT_TIMEOUT=0\n", false)
