@@ -3,6 +3,7 @@ package qemutests
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -119,7 +120,7 @@ func storageOutput(t *testing.T, vm *VM) string {
 // XFS container root volume on /var/lib/hostd); a second run changes
 // nothing; hostctl status shows the pool; --reset removes it.
 func TestStorageSetup(t *testing.T) {
-	vm := bootVM(t, BootOpts{Extra: []Disk{newDisk(t, "vdb", "10G")}})
+	vm := bootVM(t, BootOpts{Extra: []Disk{newDisk(t, "vdb", "10G"), newDisk(t, "vdc", "10G")}})
 	waitReady(t, vm)
 	if s := waitUnit(t, vm, "bulkhead-storage-setup.service"); s != "active" {
 		t.Fatalf("bulkhead-storage-setup.service is %s\n%s", s, sh(t, vm, "journalctl -b -u bulkhead-storage-setup --no-pager | tail -30"))
@@ -204,6 +205,30 @@ func TestStorageSetup(t *testing.T) {
 		}
 		if text := sh(t, vm, "hostctl status"); !strings.Contains(text, "Storage: thin pool docker-vg/docker-pool: data ") {
 			t.Errorf("hostctl status lacks the pool line:\n%s", text)
+		}
+	})
+
+	t.Run("a disk added to DEVS grows the volume and its XFS", func(t *testing.T) {
+		size := func(what string) int64 {
+			var n int64
+			cmd := "lvs --noheadings --units b --nosuffix -o lv_size docker-vg/container-root-lv"
+			if what == "xfs" {
+				cmd = "df -B1 --output=size /var/lib/hostd | tail -1"
+			}
+			if _, err := fmt.Sscan(sh(t, vm, cmd), &n); err != nil {
+				t.Fatalf("%s size: %v", what, err)
+			}
+			return n
+		}
+		lvBefore, fsBefore := size("lv"), size("xfs")
+		writeStorageConfig(t, vm, "DEVS=\"/dev/vdb /dev/vdc\"", "VG=docker-vg")
+		t.Logf("storage-setup with vdc added:\n%s", storageSetup(t, vm))
+		lvAfter, fsAfter := size("lv"), size("xfs")
+		if lvAfter < lvBefore*19/10 || fsAfter < fsBefore*19/10 {
+			t.Errorf("after doubling the VG: volume %d -> %d bytes, XFS %d -> %d; want both about doubled", lvBefore, lvAfter, fsBefore, fsAfter)
+		}
+		if got := sh(t, vm, "ls -A /var/lib/hostd | grep -v lost+found | wc -l"); got == "0" {
+			t.Error("the engine's data is gone from the grown volume")
 		}
 	})
 
