@@ -158,6 +158,15 @@ func TestDeclaredContainers(t *testing.T) {
 		if !strings.HasPrefix(cg, "0::/") || strings.Contains(cg, "\n") {
 			t.Fatalf("container cgroup %q, want a single v2 entry 0::/...", cg)
 		}
+		// A subtree systemd delegated: the container's own scope, which
+		// systemd accounts and never trims.
+		scope := "hostd-" + web.ID + ".scope"
+		if want := "0::/hostd.slice/" + scope; cg != want {
+			t.Errorf("container cgroup %q, want %q", cg, want)
+		}
+		if got := sh(t, vm, "systemctl show -p ActiveState -p Delegate "+scope); !strings.Contains(got, "ActiveState=active") || !strings.Contains(got, "Delegate=yes") {
+			t.Errorf("%s: %q, want ActiveState=active and Delegate=yes", scope, got)
+		}
 		dir := "/sys/fs/cgroup" + strings.TrimPrefix(cg, "0::")
 		if procs := sh(t, vm, "cat "+dir+"/cgroup.procs"); !strings.Contains("\n"+procs+"\n", fmt.Sprintf("\n%d\n", web.Pid)) {
 			t.Errorf("%s/cgroup.procs = %q lacks the container's pid %d", dir, procs, web.Pid)

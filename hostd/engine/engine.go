@@ -143,11 +143,12 @@ const DefaultPidsLimit = 4096
 
 // Engine runs containers.
 type Engine struct {
-	cfg    Config
-	log    *slog.Logger
-	images *image.Store
-	snaps  snapshot.Overlay
-	rt     runtime.Runtime
+	cfg     Config
+	cgroups cgroupLayout
+	log     *slog.Logger
+	images  *image.Store
+	snaps   snapshot.Overlay
+	rt      runtime.Runtime
 
 	mu   sync.Mutex
 	ctrs map[string]*Container
@@ -222,7 +223,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	e := &Engine{
-		cfg: cfg, log: cfg.Log, images: imgs,
+		cfg: cfg, cgroups: detectCgroups(cfg.HostRoot), log: cfg.Log, images: imgs,
 		snaps: snapshot.Overlay{Root: filepath.Join(cfg.Root, "snapshots")},
 		rt:    cfg.Runtime(filepath.Join(cfg.RunDir, "runc")),
 		ctrs:  map[string]*Container{}, live: map[string]*liveState{}, ops: map[string]*sync.Mutex{},

@@ -158,8 +158,8 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	in := runtime.SpecInput{
 		ID: c.ID, Rootfs: rootfs, Args: c.Args, Cwd: c.Cwd, UID: uid, GID: gid, Groups: groups,
 		Hostname: c.hostname(), ReadOnly: c.Spec.ReadOnly, Seccomp: e.cfg.Seccomp,
-		Env:          mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home)),
-		CgroupParent: "/hostd", Terminal: c.Spec.Tty, OOMScoreAdj: e.cfg.OOMScoreAdj,
+		Env:         mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home)),
+		CgroupsPath: e.cgroups.specPath(c.ID), Terminal: c.Spec.Tty, OOMScoreAdj: e.cfg.OOMScoreAdj,
 	}
 	if c.Spec.Tty {
 		// Docker's: a terminal's programs need a TERM; the image's or

@@ -4,16 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
 
 // freezerFiles are a container's freeze control in cgroup v2
-// (cgroup.freeze, 1 or 0) and v1 (freezer.state, FROZEN or THAWED), under
-// the cgroup parent the engine gives libct (/hostd/<id>).
+// (cgroup.freeze, 1 or 0) and v1 (freezer.state, FROZEN or THAWED).
 func (e *Engine) freezerFiles(id string) (v2, v1 string) {
-	cg := e.cfg.HostRoot.Join("sys/fs/cgroup")
-	return cg + "/hostd/" + id + "/cgroup.freeze", cg + "/freezer/hostd/" + id + "/freezer.state"
+	cg, dir := e.cfg.HostRoot.Join("sys/fs/cgroup"), e.cgroupDir(id)
+	return filepath.Join(cg, dir, "cgroup.freeze"), filepath.Join(cg, "freezer", dir, "freezer.state")
 }
 
 // Paused reports whether a running container's processes are frozen.

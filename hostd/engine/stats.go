@@ -34,14 +34,14 @@ func (e *Engine) Stats(ref string) (Stats, error) {
 	cg := e.cfg.HostRoot.Join("sys/fs/cgroup")
 	st := Stats{Read: time.Now().UTC(), MemoryStat: map[string]uint64{}}
 	st.SystemNanos = systemNanos(e.cfg.HostRoot.Join("proc/stat"))
-	if v2 := filepath.Join(cg, "hostd", c.ID); exists(filepath.Join(v2, "cgroup.controllers")) {
+	rel := e.cgroupDir(c.ID)
+	if v2 := filepath.Join(cg, rel); exists(filepath.Join(v2, "cgroup.controllers")) {
 		st.MemoryUsage = readUint(filepath.Join(v2, "memory.current"))
 		st.MemoryLimit = readUint(filepath.Join(v2, "memory.max"))
 		st.MemoryStat = readKV(filepath.Join(v2, "memory.stat"))
 		st.CPUNanos = readKV(filepath.Join(v2, "cpu.stat"))["usage_usec"] * 1000
 		st.Pids = readUint(filepath.Join(v2, "pids.current"))
 	} else {
-		rel := filepath.Join("hostd", c.ID)
 		st.MemoryUsage = readUint(filepath.Join(cg, "memory", rel, "memory.usage_in_bytes"))
 		st.MemoryLimit = readUint(filepath.Join(cg, "memory", rel, "memory.limit_in_bytes"))
 		st.MemoryStat = readKV(filepath.Join(cg, "memory", rel, "memory.stat"))

@@ -45,9 +45,10 @@ type SpecInput struct {
 	Network string
 	Mounts  []Mount
 	Limits  Limits
-	// CgroupParent is the cgroup under which each container gets its own
-	// ("/hostd" -> /sys/fs/cgroup/[controller/]hostd/<id>).
-	CgroupParent string
+	// CgroupsPath is the container's cgroup: a path ("/hostd/<id>" ->
+	// /sys/fs/cgroup/[controller/]hostd/<id>) or, for a systemd scope,
+	// runc's "slice:prefix:name" (default "/hostd/<ID>").
+	CgroupsPath string
 	// Seccomp applies the default profile (needs a build with -tags seccomp).
 	Seccomp bool
 	// Terminal gives the process a pseudo-terminal (docker run -t): its
@@ -126,7 +127,7 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 		},
 		Mounts: baseMounts(),
 		Linux: &specs.Linux{
-			CgroupsPath:   filepath.Join(orDefault(in.CgroupParent, "/hostd"), in.ID),
+			CgroupsPath:   orDefault(in.CgroupsPath, "/hostd/"+in.ID),
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 			Resources: &specs.LinuxResources{

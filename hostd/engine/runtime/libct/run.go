@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 
 	// Device rules in the cgroup config need the devices controller code.
@@ -45,11 +46,16 @@ type Running struct {
 	tty *ttyCopier // nil without a terminal
 }
 
-// Config converts a spec to libcontainer's configuration.
+// Config converts a spec to libcontainer's configuration. A cgroupsPath in
+// runc's "slice:prefix:name" form selects libcontainer's systemd cgroup
+// manager (a transient scope per container, made over systemd's private
+// D-Bus socket), as runc's --systemd-cgroup does; a path, cgroupfs.
 func Config(id string, spec *specs.Spec) (*configs.Config, error) {
+	systemd := spec.Linux != nil && strings.Count(spec.Linux.CgroupsPath, ":") == 2 && !strings.HasPrefix(spec.Linux.CgroupsPath, "/")
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
-		CgroupName: id,
-		Spec:       spec,
+		CgroupName:       id,
+		UseSystemdCgroup: systemd,
+		Spec:             spec,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("converting spec of %s: %w", id, err)

@@ -212,3 +212,35 @@ func TestNetworkModes(t *testing.T) {
 		t.Fatalf("the host has %d stable interfaces: nothing to compare beyond lo", stable)
 	}
 }
+
+// runc's "slice:prefix:name" cgroupsPath selects a systemd scope; a path
+// stays with cgroupfs.
+func TestConfigCgroupDriver(t *testing.T) {
+	for _, tc := range []struct {
+		path       string
+		systemd    bool
+		wantParent string
+	}{
+		{"hostd.slice:hostd:abc", true, "hostd.slice"},
+		{"/hostd/abc", false, ""},
+	} {
+		s, err := runtime.BuildSpec(runtime.SpecInput{ID: "abc", Rootfs: "/nonexistent", Args: []string{"true"}, CgroupsPath: tc.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := libct.Config("abc", s)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		c := cfg.Cgroups
+		if c.Systemd != tc.systemd || c.Parent != tc.wantParent {
+			t.Errorf("%s: systemd %v parent %q (path %q, scope %s-%s), want systemd %v parent %q", tc.path, c.Systemd, c.Parent, c.Path, c.ScopePrefix, c.Name, tc.systemd, tc.wantParent)
+		}
+		if tc.systemd && (c.ScopePrefix != "hostd" || c.Name != "abc") {
+			t.Errorf("%s: scope %s-%s, want hostd-abc", tc.path, c.ScopePrefix, c.Name)
+		}
+		if !tc.systemd && c.Path != tc.path {
+			t.Errorf("%s: cgroupfs path %q", tc.path, c.Path)
+		}
+	}
+}
