@@ -173,11 +173,19 @@ func TestReproducible(t *testing.T) {
 	if cache == "" {
 		cache = "/var/cache/bulkhead"
 	}
+	// The default names keys/dev.pub relative to the working directory:
+	// one key of the test's own for both builds, none made in the tree.
+	_, pub, err := GenerateSigningKey(t.TempDir(), "dev", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var manifests [2]*manifest.Build
 	dirs := [2]string{t.TempDir(), t.TempDir()}
 	for i := range dirs {
 		b := &Builder{Runner: run.Exec{}, CacheDir: cache, BinDir: bin, Epoch: DefaultEpoch, Progress: testWriter{t}}
-		m, err := b.Build(context.Background(), defaultDef(t), filepath.Join(dirs[i], "out"))
+		def := defaultDef(t)
+		def.Keys = []string{pub}
+		m, err := b.Build(context.Background(), def, filepath.Join(dirs[i], "out"))
 		if err != nil {
 			t.Fatal(err)
 		}
