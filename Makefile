@@ -50,7 +50,7 @@ UNIT_PKGS = $$($(GO) list ./... | grep -v /qemu-tests)
 
 test-unit: deps
 	$(GO) vet -tags seccomp ./...
-	$(GO) test -tags seccomp $(UNIT_PKGS)
+	$(GO) test -tags seccomp -timeout 30m $(UNIT_PKGS)
 
 # The long tier: matrices and cases whose representative runs in make test
 # (TestUpdateTrust's failing trial stands for TestUpdateFailedTrial and
