@@ -116,4 +116,3 @@ func opaque(fd int) bool {
 	n, err := unix.Fgetxattr(fd, layer.OverlayOpaqueXattr, buf)
 	return err == nil && n == 1 && buf[0] == 'y'
 }
-

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/layer"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 // pulled is a store holding one pulled image of two layers, tagged ref.
@@ -197,7 +198,7 @@ func TestLoadOCILayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openStore(t, Options{})
-	loaded, err := s.Load(context.Background(), bytes.NewReader(tarDir(t, dir)))
+	loaded, err := s.Load(context.Background(), bytes.NewReader(testimg.TarDir(t, dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,36 +213,6 @@ func TestLoadOCILayout(t *testing.T) {
 	if loaded[0].Image.ManifestDigest != md.String() {
 		t.Errorf("manifest %s, want the layout's %s", loaded[0].Image.ManifestDigest, md)
 	}
-}
-
-// tarDir tars a directory's files (names relative to it).
-func tarDir(t *testing.T, dir string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		if d.IsDir() {
-			return tw.WriteHeader(&tar.Header{Name: rel + "/", Typeflag: tar.TypeDir, Mode: 0o755})
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: rel, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(b))}); err != nil {
-			return err
-		}
-		_, err = tw.Write(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw.Close()
-	return buf.Bytes()
 }
 
 // entry is one tar entry of a hand-made archive.
@@ -383,7 +354,7 @@ func TestLoadOCILayoutRefusesBadBlobs(t *testing.T) {
 	if err := os.WriteFile(blob, []byte("not the layer"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = openStore(t, Options{}).Load(context.Background(), bytes.NewReader(tarDir(t, dir)))
+	_, err = openStore(t, Options{}).Load(context.Background(), bytes.NewReader(testimg.TarDir(t, dir)))
 	if !errors.Is(err, ErrBadArchive) || !strings.Contains(err.Error(), ld.Hex) {
 		t.Errorf("corrupt blob: got %v, want ErrBadArchive naming %s", err, ld.Hex)
 	}

@@ -29,15 +29,21 @@ var ErrNoBlob = errors.New("layer blob not stored (pull the image again)")
 
 // manifest reads the stored manifest of im.
 func (s *Store) manifest(im Image) (*v1.Manifest, error) {
+	_, m, err := s.rawManifest(im)
+	return m, err
+}
+
+// rawManifest reads the stored manifest of im, as stored and parsed.
+func (s *Store) rawManifest(im Image) ([]byte, *v1.Manifest, error) {
 	b, err := os.ReadFile(s.blobPath(im.ManifestDigest))
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest of %s: %w", im.ID, err)
+		return nil, nil, fmt.Errorf("reading manifest of %s: %w", im.ID, err)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("parsing manifest of %s: %w", im.ID, err)
+		return nil, nil, fmt.Errorf("parsing manifest of %s: %w", im.ID, err)
 	}
-	return m, nil
+	return b, m, nil
 }
 
 // storedImage is a stored image as go-containerregistry's v1.Image, read
@@ -53,13 +59,9 @@ type storedImage struct {
 // v1Image opens im's manifest, config and layer blobs as a v1.Image. Every
 // layer blob must be stored.
 func (s *Store) v1Image(im Image) (v1.Image, error) {
-	raw, err := os.ReadFile(s.blobPath(im.ManifestDigest))
+	raw, m, err := s.rawManifest(im)
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest of %s: %w", im.ID, err)
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(raw))
-	if err != nil {
-		return nil, fmt.Errorf("parsing manifest of %s: %w", im.ID, err)
+		return nil, err
 	}
 	si := &storedImage{s: s, im: im, manifest: raw, mt: m.MediaType, layers: map[v1.Hash]v1.Descriptor{}}
 	if si.mt == "" {

@@ -30,6 +30,10 @@ var ErrBadArchive = errors.New("invalid image archive")
 // index.json, configs, manifests) read into memory.
 const maxMetadata = 16 << 20
 
+// maxEntries bounds the entries of an archive (each becomes a file while
+// loading); a docker-archive of a hundred images has a few thousand.
+const maxEntries = 1 << 17
+
 // Loaded is one image docker load stored, and the name it was loaded
 // under ("" when the archive gave none).
 type Loaded struct {
@@ -118,6 +122,9 @@ func (s *Store) readSpool(r io.Reader) (*spool, error) {
 		}
 		if n == "" || n == "." {
 			continue
+		}
+		if i >= maxEntries {
+			return sp, fmt.Errorf("%w: entry %q: more than %d entries", ErrBadArchive, hdr.Name, maxEntries)
 		}
 		if sp.has(n) {
 			return sp, fmt.Errorf("%w: entry %q appears twice", ErrBadArchive, hdr.Name)

@@ -23,7 +23,7 @@ var ErrUnsafe = errors.New("unsafe layer entry")
 // layers have in its directory.
 const (
 	WhiteoutPrefix = ".wh."
-	OpaqueWhiteout   = ".wh..wh..opq"
+	OpaqueWhiteout = ".wh..wh..opq"
 )
 
 // OverlayOpaqueXattr marks a directory whose lower-layer contents are hidden
