@@ -49,7 +49,7 @@ type backend struct {
 
 // docker runs the CLI against b; $(docker args) inside args is expanded as
 // a shell would, into the words of that command's output.
-func (b backend) docker(t *testing.T, args ...string) (string, int) {
+func (b backend) docker(t testing.TB, args ...string) (string, int) {
 	t.Helper()
 	var expanded []string
 	for _, a := range args {
@@ -478,7 +478,7 @@ func runScenario(t *testing.T, backends []backend, steps []step) {
 
 // linuxImage is the test busybox image with its platform set, so dockerd
 // does not warn that it may not run here.
-func linuxImage(t *testing.T, cfg v1.Config) v1.Image {
+func linuxImage(t testing.TB, cfg v1.Config) v1.Image {
 	t.Helper()
 	img := testimg.Image(t, cfg)
 	cf, err := img.ConfigFile()
@@ -495,7 +495,7 @@ func linuxImage(t *testing.T, cfg v1.Config) v1.Image {
 
 // startHostd serves hostd's engine on a Docker API socket, with its own
 // registry on loopback.
-func startHostd(t *testing.T, insecure ...string) backend {
+func startHostd(t testing.TB, insecure ...string) backend {
 	t.Helper()
 	dir := t.TempDir()
 	reg := testimg.Registry(t)
@@ -532,7 +532,7 @@ func startHostd(t *testing.T, insecure ...string) backend {
 // (entered with nsenter --net), with its own data root, exec root, pid
 // file and socket, and a registry listening inside that namespace. It is
 // stopped, and its state removed, when the test ends.
-func startDockerd(t *testing.T) backend {
+func startDockerd(t testing.TB) backend {
 	t.Helper()
 	ns := fmt.Sprintf("bulkhead-dockerd-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
@@ -584,7 +584,7 @@ func startDockerd(t *testing.T) backend {
 
 // stopDockerd removes the scenario's containers, stops dockerd (and the
 // containerd it started) and removes its state.
-func stopDockerd(t *testing.T, b backend, cmd *exec.Cmd, dir string) {
+func stopDockerd(t testing.TB, b backend, cmd *exec.Cmd, dir string) {
 	if out, _ := b.docker(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
 		b.docker(t, append([]string{"rm", "-f", "-v"}, strings.Fields(out)...)...)
 	}
@@ -606,7 +606,7 @@ func stopDockerd(t *testing.T, b backend, cmd *exec.Cmd, dir string) {
 
 // unmountUnder unmounts what dockerd left mounted beneath dir, deepest
 // first.
-func unmountUnder(t *testing.T, dir string) {
+func unmountUnder(t testing.TB, dir string) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Error(err)
@@ -630,7 +630,7 @@ func unmountUnder(t *testing.T, dir string) {
 // namespace at nsPath (the socket is made there, then served from here)
 // and on the test's loopback, and returns both host:port: inside, for
 // dockerd to pull from, and outside, for the test to push to.
-func registryIn(t *testing.T, nsPath string) (inside, outside string) {
+func registryIn(t testing.TB, nsPath string) (inside, outside string) {
 	t.Helper()
 	l, err := listenIn(nsPath)
 	if err != nil {
