@@ -321,11 +321,8 @@ func (a *API) imageInspect(w http.ResponseWriter, r *http.Request) {
 		"RootFS": map[string]any{"Type": "layers", "Layers": im.Layers},
 	}
 	if cfg != nil {
-		out["Config"] = map[string]any{
-			"Cmd": cfg.Config.Cmd, "Entrypoint": cfg.Config.Entrypoint, "Env": cfg.Config.Env, "WorkingDir": cfg.Config.WorkingDir,
-			"User": cfg.Config.User, "Labels": cfg.Config.Labels, "ExposedPorts": cfg.Config.ExposedPorts,
-			"Volumes": cfg.Config.Volumes, "StopSignal": cfg.Config.StopSignal,
-		}
+		// go-containerregistry's Config has Docker's field names.
+		out["Config"] = cfg.Config
 		out["Author"] = cfg.Author
 		if n := len(cfg.History); n > 0 {
 			out["Comment"] = cfg.History[n-1].Comment

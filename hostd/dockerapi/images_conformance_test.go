@@ -3,6 +3,7 @@ package dockerapi_test
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,16 @@ func imageScenario(ociTar []byte) []step {
 		{args: []string{"commit", "-c", "RUN echo x", "base"}, kind: errText, want: "exit 1: run is not a valid change command"},
 		{args: []string{"commit", "-c", "COPY a b", "base"}, kind: errText, want: "exit 1: copy is not a valid change command"},
 		{args: []string{"commit", "nosuch"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"commit", "-c", "ONBUILD RUN echo x", "base", "{auth}/team/onbuild:1"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.Config.OnBuild}}", "{auth}/team/onbuild:1"}, kind: words, want: "exit 0: [RUN echo x]"},
+		{args: []string{"commit", "-c", "HEALTHCHECK --interval=5s --retries=2 CMD true", "base", "{auth}/team/health:1"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Retries}}", "{auth}/team/health:1"},
+			kind: words, want: "exit 0: [CMD-SHELL true] 5s 2"},
+		{args: []string{"commit", "-c", "USER nobody", "-c", `VOLUME ["/data"]`, "base", "{auth}/team/misc:1"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.Config.User}} {{.Config.Volumes}}", "{auth}/team/misc:1"}, kind: words, want: "exit 0: nobody map[/data:{}]"},
+		{args: []string{"commit", "-c", "STOPSIGNAL SIGINT", "base"}, kind: errText, want: "exit 1: stopsignal is not a valid change command"},
+		{args: []string{"commit", "-c", "MAINTAINER me", "base"}, kind: errText, want: "exit 1: maintainer is not a valid change command"},
+		{args: []string{"commit", "-c", "ENV", "base"}, kind: exitOnly, want: "exit 1"},
 		{args: []string{"rm", "base"}, want: "exit 0"},
 		// A directory removed and made again hides what the image had in
 		// it (an opaque directory in the layer).
@@ -83,6 +94,7 @@ func imageScenario(ociTar []byte) []step {
 		{args: []string{"login", "-u", "alice", "-p", "s3cret", "{auth}"}, kind: errText, want: "exit 0: Login Succeeded"},
 		{args: []string{"push", "{auth}/team/app:1"}, kind: errText, want: "exit 0: 1: digest: sha256:"},
 		{args: []string{"push", "{auth}/team/nosuch:1"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"push", "-a", "{auth}/team/app"}, kind: errText, want: "exit 0: 2: digest: sha256:"},
 		{args: []string{"rmi", "{auth}/team/app:1"}, kind: exitOnly, want: "exit 0"},
 		{args: []string{"pull", "{auth}/team/app:1"}, want: "exit 0"},
 		{args: run("{auth}/team/app:1"), kind: words, want: "exit 0: committed"},
@@ -169,20 +181,57 @@ func TestDockerImageConformance(t *testing.T) {
 
 	// Across: each backend's save of busybox loads into the other and
 	// runs there.
-	for _, c := range []struct{ from, to backend }{{h, d}, {d, h}} {
-		tarPath := filepath.Join(c.from.dir, "busybox.tar")
+	for _, c := range []struct {
+		from, to backend
+		file     string
+		ref      string
+		cmd      []string
+		want     string
+	}{
+		{h, d, "busybox.tar", h.reg + "/busybox", []string{"echo", "across"}, "across"},
+		{d, h, "busybox.tar", d.reg + "/busybox", []string{"echo", "across"}, "across"},
+		{h, d, "app.tar", h.auth + "/team/app:1", nil, "committed"},
+		{d, h, "app.tar", d.auth + "/team/app:1", nil, "committed"},
+	} {
+		tarPath := filepath.Join(c.from.dir, c.file)
 		if out, code := c.to.docker(t, "load", "-i", tarPath); code != 0 {
-			t.Errorf("%s's docker save loaded into %s: exit %d\n%s", c.from.name, c.to.name, code, out)
+			t.Errorf("%s's docker save of %s loaded into %s: exit %d\n%s", c.from.name, c.ref, c.to.name, code, out)
 			continue
 		}
-		ref := c.from.reg + "/busybox"
-		if out, code := c.to.docker(t, "run", "--rm", "--network", "none", ref, "echo", "across"); code != 0 || strings.TrimSpace(out) != "across" {
-			t.Errorf("%s's image on %s: exit %d, %q, want exit 0, across", c.from.name, c.to.name, code, out)
+		ref := c.ref
+		if out, code := c.to.docker(t, append([]string{"run", "--rm", "--network", "none", ref}, c.cmd...)...); code != 0 || strings.TrimSpace(out) != c.want {
+			t.Errorf("%s's image %s on %s: exit %d, %q, want exit 0, %s", c.from.name, ref, c.to.name, code, out, c.want)
 		}
-		fromID, _ := c.from.docker(t, "inspect", "-f", "{{.Id}}", ref)
+		// The image keeps its ID: the config the archive names.
 		toID, _ := c.to.docker(t, "inspect", "-f", "{{.Id}}", ref)
-		if strings.TrimSpace(fromID) != strings.TrimSpace(toID) {
-			t.Errorf("image ID on %s %s, on %s %s: want the same", c.from.name, fromID, c.to.name, toID)
+		if want := archiveConfig(t, tarPath); strings.TrimSpace(toID) != want {
+			t.Errorf("%s's %s on %s: ID %s, want the archive's %s", c.from.name, ref, c.to.name, toID, want)
 		}
+	}
+}
+
+// archiveConfig is the image ID a single-image docker-archive names: its
+// manifest.json's config file, sha256:<hex>.json.
+func archiveConfig(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: no manifest.json: %v", path, err)
+		}
+		if hdr.Name != "manifest.json" {
+			continue
+		}
+		var ms []struct{ Config string }
+		if err := json.NewDecoder(tr).Decode(&ms); err != nil || len(ms) != 1 {
+			t.Fatalf("%s: manifest.json: %v, %d images", path, err, len(ms))
+		}
+		return "sha256:" + strings.TrimSuffix(filepath.Base(ms[0].Config), ".json")
 	}
 }

@@ -3,7 +3,9 @@ package image
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -13,9 +15,10 @@ import (
 var ErrBadChange = fmt.Errorf("invalid change")
 
 // ApplyChanges applies docker commit's -c instructions (Dockerfile
-// syntax) to cfg: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME,
-// WORKDIR and STOPSIGNAL, the config instructions dockerd applies. Any
-// other instruction is refused by name.
+// syntax) to cfg: CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL,
+// ONBUILD, USER, VOLUME and WORKDIR, the instructions dockerd 20.10
+// applies. Any other instruction (STOPSIGNAL too, as dockerd) is refused
+// by name.
 func ApplyChanges(cfg *v1.Config, changes []string) error {
 	for _, ch := range changes {
 		for _, line := range strings.Split(ch, "\n") {
@@ -86,8 +89,19 @@ func applyChange(cfg *v1.Config, line string) error {
 			rest = "/" + strings.TrimPrefix(cfg.WorkingDir+"/"+rest, "/")
 		}
 		cfg.WorkingDir = rest
-	case "STOPSIGNAL":
-		cfg.StopSignal = rest
+	case "ONBUILD":
+		sub, _, _ := strings.Cut(rest, " ")
+		switch strings.ToUpper(sub) {
+		case "ONBUILD", "FROM", "MAINTAINER":
+			return bad(sub + " is not allowed as an ONBUILD trigger")
+		}
+		cfg.OnBuild = append(cfg.OnBuild, rest)
+	case "HEALTHCHECK":
+		hc, err := parseHealthcheck(rest)
+		if err != nil {
+			return bad(err.Error())
+		}
+		cfg.Healthcheck = hc
 	case "VOLUME":
 		var vols []string
 		if err := json.Unmarshal([]byte(rest), &vols); err != nil {
@@ -150,4 +164,56 @@ func keyValues(s string, legacy bool) ([]string, error) {
 		s = strings.TrimSpace(rest)
 	}
 	return out, nil
+}
+
+// parseHealthcheck parses HEALTHCHECK's arguments: NONE, or options
+// (--interval, --timeout, --start-period, --retries) then CMD and the
+// command, in exec or shell form.
+func parseHealthcheck(s string) (*v1.HealthConfig, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "NONE") {
+		return &v1.HealthConfig{Test: []string{"NONE"}}, nil
+	}
+	hc := &v1.HealthConfig{}
+	for strings.HasPrefix(s, "--") {
+		opt, rest, _ := strings.Cut(s, " ")
+		s = strings.TrimSpace(rest)
+		k, v, ok := strings.Cut(strings.TrimPrefix(opt, "--"), "=")
+		if !ok {
+			return nil, fmt.Errorf("option %s needs a value", opt)
+		}
+		if k == "retries" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("--retries %q: not a count", v)
+			}
+			hc.Retries = n
+			continue
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", k, err)
+		}
+		switch k {
+		case "interval":
+			hc.Interval = d
+		case "timeout":
+			hc.Timeout = d
+		case "start-period":
+			hc.StartPeriod = d
+		default:
+			return nil, fmt.Errorf("unknown option --%s", k)
+		}
+	}
+	kw, cmd, _ := strings.Cut(s, " ")
+	cmd = strings.TrimSpace(cmd)
+	if !strings.EqualFold(kw, "CMD") || cmd == "" {
+		return nil, fmt.Errorf("wants NONE or CMD and a command")
+	}
+	var args []string
+	if strings.HasPrefix(cmd, "[") && json.Unmarshal([]byte(cmd), &args) == nil {
+		hc.Test = append([]string{"CMD"}, args...)
+	} else {
+		hc.Test = []string{"CMD-SHELL", cmd}
+	}
+	return hc, nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -17,7 +18,8 @@ func TestApplyChanges(t *testing.T) {
 	err := ApplyChanges(&cfg, []string{
 		`ENV A=2 B="two words"`, "ENV LEGACY some value", `CMD ["echo", "hi"]`, "ENTRYPOINT /init --flag",
 		`LABEL tier=web "quoted"="x"`, "EXPOSE 80 53/UDP", "USER app:app", "WORKDIR data",
-		`VOLUME ["/v1", "/v2"]`, "VOLUME /v3", "STOPSIGNAL SIGINT", "# a comment\nUSER 1000",
+		`VOLUME ["/v1", "/v2"]`, "VOLUME /v3", "ONBUILD RUN make", "HEALTHCHECK --interval=5s --retries=2 CMD [\"probe\", \"-q\"]",
+		"# a comment\nUSER 1000",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +43,14 @@ func TestApplyChanges(t *testing.T) {
 			t.Errorf("Volumes: got %v, want %s", cfg.Volumes, v)
 		}
 	}
-	if cfg.User != "1000" || cfg.WorkingDir != "/srv/data" || cfg.StopSignal != "SIGINT" {
-		t.Errorf("User %q, WorkingDir %q, StopSignal %q", cfg.User, cfg.WorkingDir, cfg.StopSignal)
+	if cfg.User != "1000" || cfg.WorkingDir != "/srv/data" || !slices.Equal(cfg.OnBuild, []string{"RUN make"}) {
+		t.Errorf("User %q, WorkingDir %q, OnBuild %q", cfg.User, cfg.WorkingDir, cfg.OnBuild)
 	}
-	for _, bad := range []string{"RUN rm -rf /", "COPY a b", "FROM scratch", "ENV", "LABEL novalue", `ENV A="unterminated`} {
+	if hc := cfg.Healthcheck; hc == nil || !slices.Equal(hc.Test, []string{"CMD", "probe", "-q"}) || hc.Interval != 5*time.Second || hc.Retries != 2 {
+		t.Errorf("Healthcheck: got %+v", cfg.Healthcheck)
+	}
+	for _, bad := range []string{"RUN rm -rf /", "COPY a b", "FROM scratch", "STOPSIGNAL SIGINT", "ENV", "LABEL novalue", `ENV A="unterminated`,
+		"ONBUILD FROM x", "HEALTHCHECK --interval=x CMD true", "HEALTHCHECK --bogus=1 CMD true", "HEALTHCHECK true"} {
 		c := v1.Config{}
 		if err := ApplyChanges(&c, []string{bad}); !errors.Is(err, ErrBadChange) {
 			t.Errorf("%q: got %v, want ErrBadChange", bad, err)
