@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -110,7 +111,12 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := openStore(t, Options{})
-	loaded, err := s2.Load(context.Background(), bytes.NewReader(buf.Bytes()))
+	// docker load < app.tar.gz: a compressed archive loads too.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(buf.Bytes())
+	zw.Close()
+	loaded, err := s2.Load(context.Background(), &gz)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,5 +368,40 @@ func TestLoadOCILayoutRefusesBadBlobs(t *testing.T) {
 	_, err = openStore(t, Options{}).Load(context.Background(), bytes.NewReader(mkTar(t, reg("oci-layout", `{"imageLayoutVersion":"1.0.0"}`), reg("index.json", idx))))
 	if !errors.Is(err, ErrBadArchive) {
 		t.Errorf("digest with a path: got %v, want ErrBadArchive", err)
+	}
+}
+
+// TestSaveWithoutBlobsAsksForPull: an image pulled by a hostd that kept
+// no layer blobs cannot be saved or pushed, says so, and a pull again
+// fetches the blobs without unpacking the layers again.
+func TestSaveWithoutBlobsAsksForPull(t *testing.T) {
+	s, im, ref := pulled(t)
+	m, err := s.manifest(im)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range m.Layers {
+		if err := os.Remove(s.blobPath(l.Digest.String())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	marker := filepath.Join(s.LayerDir(im.Layers[0]), "kept-marker")
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save([]string{ref}, io.Discard); !errors.Is(err, ErrNoBlob) {
+		t.Errorf("save: got %v, want ErrNoBlob", err)
+	}
+	if _, err := s.Push(context.Background(), ref, nil); !errors.Is(err, ErrNoBlob) {
+		t.Errorf("push: got %v, want ErrNoBlob", err)
+	}
+	if _, err := s.Pull(context.Background(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Save([]string{ref}, io.Discard); err != nil {
+		t.Errorf("save after a pull: %v", err)
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Errorf("the layer was unpacked again: %v", err)
 	}
 }

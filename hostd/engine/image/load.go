@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -181,10 +182,17 @@ func (sp *spool) checkSpace(hdr *tar.Header) error {
 
 // Load stores the images of a docker-archive (manifest.json, as docker
 // save writes it) or of an OCI image layout (oci-layout, index.json and
-// blobs/) read from r, as docker load does. Nothing is recorded unless
+// blobs/) read from r (a tar, plain or gzip- or zstd-compressed), as docker
+// load does. Nothing is recorded unless
 // every layer and config checks out.
 func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
-	sp, err := s.readSpool(r)
+	// docker load also takes the archive gzip- or zstd-compressed.
+	plain, closeFn, err := decompress(bufio.NewReaderSize(r, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadArchive, err)
+	}
+	defer closeFn()
+	sp, err := s.readSpool(plain)
 	defer os.RemoveAll(sp.dir)
 	if err != nil {
 		return nil, err

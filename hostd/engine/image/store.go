@@ -465,16 +465,11 @@ func (s *Store) fetchLayers(ctx context.Context, layers []v1.Layer, diffIDs []v1
 // into a temporary directory that is renamed into place only when both
 // digests match. A layer already unpacked is fetched only for its blob.
 func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash) error {
-	mu, _ := s.layerMu.LoadOrStore(diffID.String(), &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
 	digest, err := l.Digest()
 	if err != nil {
 		return fmt.Errorf("reading layer digest: %w", err)
 	}
-	_, dirErr := os.Stat(s.LayerDir(diffID.String()))
-	_, blobErr := os.Stat(s.blobPath(digest.String()))
-	if dirErr == nil && blobErr == nil {
+	if s.haveLayer(digest.String(), diffID.String()) {
 		return nil // shared with an image already stored
 	}
 	rc, err := l.Compressed()
@@ -492,6 +487,13 @@ func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash) erro
 // unpacks it as the layer diffID (unless already unpacked), both renamed
 // into place only when both digests match.
 func (s *Store) storeLayer(ctx context.Context, r io.Reader, digest, diffID string) error {
+	// One layer is stored by one pull or load at a time.
+	mu, _ := s.layerMu.LoadOrStore(diffID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if s.haveLayer(digest, diffID) {
+		return nil
+	}
 	blob, err := os.CreateTemp(filepath.Join(s.opts.Root, "tmp"), "blob-")
 	if err != nil {
 		return err
@@ -530,6 +532,14 @@ func (s *Store) storeLayer(ctx context.Context, r io.Reader, digest, diffID stri
 		}
 	}
 	return nil
+}
+
+// haveLayer reports whether the layer diffID is unpacked and its blob
+// digest kept.
+func (s *Store) haveLayer(digest, diffID string) bool {
+	_, dirErr := os.Stat(s.LayerDir(diffID))
+	_, blobErr := os.Stat(s.blobPath(digest))
+	return dirErr == nil && blobErr == nil
 }
 
 // unpackVerified applies a compressed layer stream to dir (or only reads
