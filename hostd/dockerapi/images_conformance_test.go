@@ -76,6 +76,14 @@ func imageScenario(ociTar []byte) []step {
 		{args: []string{"load", "-i", "{dir}/app.tar"}, kind: errText, want: "exit 0: Loaded image: "},
 		{args: run("{auth}/team/app:1"), kind: words, want: "exit 0: committed"},
 		{args: []string{"image", "save", "{reg}/busybox", "-o", "{dir}/busybox.tar"}, want: "exit 0"},
+		// Several images in one archive; a repository without a tag
+		// saves all its tags.
+		{args: []string{"save", "-o", "{dir}/two.tar", "{reg}/busybox:latest", "{auth}/team/app:1"}, want: "exit 0"},
+		{args: []string{"save", "-o", "{dir}/repo.tar", "{auth}/team/app"}, want: "exit 0"},
+		{args: []string{"rmi", "{auth}/team/app:1", "{auth}/team/app:2"}, kind: exitOnly, want: "exit 0"},
+		{args: []string{"load", "-i", "{dir}/repo.tar"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: []string{"images", "--format", "{{.Tag}}", "{auth}/team/app"}, kind: words, want: "exit 0: 1,2"},
+		{args: []string{"load", "-i", "{dir}/two.tar"}, kind: lines, want: "exit 0, 2 lines"},
 		// Hostile archives: a layer.tar symlinked to a host file, a layer
 		// whose content does not match the config.
 		{args: []string{"load", "-i", "{dir}/link.tar"}, kind: errText, want: "exit 1: ",
