@@ -49,7 +49,7 @@ func (o *EngineOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.RunDir, "engine-run", "/run/hostd", "engine runtime state (tmpfs)")
 	fs.StringVar(&o.Workloads, "workloads", engine.WorkloadDir, "directory of declared containers (*.yaml)")
 	fs.StringSliceVar(&o.Insecure, "insecure-registry", nil, "registry host[:port] that may be reached over plain HTTP (repeatable)")
-	fs.StringVar(&o.AuthFile, "registry-auth", "/etc/hostd/registry-auth.json", "registry credentials (docker config.json format)")
+	fs.StringVar(&o.AuthFile, "registry-auth", "/etc/hostd/registry-auth.json", "registry credentials (docker config.json format: auths, credHelpers, credsStore)")
 	fs.StringVar(&o.DockerSocket, "docker-socket", "", "serve the Docker Engine API subset on this socket (e.g. /run/docker.sock)")
 	fs.StringVar(&o.Bridge, "bridge", "hostd0", "bridge device for the default network (\"\" for none)")
 	fs.StringVar(&o.BridgeSubnet, "bridge-subnet", "10.88.0.0/16", "subnet of the bridge network")

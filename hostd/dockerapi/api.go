@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	goruntime "runtime"
@@ -87,6 +88,10 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("DELETE /images/{name...}", a.rmi)
 	mux.HandleFunc("POST /images/{name...}", a.imagePost)
 	mux.HandleFunc("POST /images/prune", a.imagePrune)
+	mux.HandleFunc("GET /images/get", a.imageSave)
+	mux.HandleFunc("POST /images/load", a.imageLoad)
+	mux.HandleFunc("POST /commit", a.commit)
+	mux.HandleFunc("POST /auth", a.auth)
 	mux.HandleFunc("POST /containers/prune", a.containerPrune)
 	mux.HandleFunc("POST /containers/{id}/rename", a.rename)
 	mux.HandleFunc("GET /containers/{id}/top", a.top)
@@ -210,13 +215,6 @@ func (a *API) info(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// shortName turns a stored reference into the form docker prints
-// (index.docker.io/library/busybox:latest -> busybox:latest).
-func shortName(n string) string {
-	n = strings.TrimPrefix(n, "index.docker.io/")
-	return strings.TrimPrefix(n, "library/")
-}
-
 func imageName(c engine.Container) string { return c.Spec.Image }
 
 type portJSON struct {
@@ -285,26 +283,33 @@ func (a *API) pull(w http.ResponseWriter, r *http.Request) {
 			ref += ":" + tag
 		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	flush := func() {
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush()
-		}
-	}
-	_ = enc.Encode(map[string]string{"status": "Pulling from " + ref})
-	flush()
-	im, err := a.E.Images().Pull(r.Context(), ref)
+	auth, err := registryAuth(r)
 	if err != nil {
-		_ = enc.Encode(map[string]any{"error": err.Error(), "errorDetail": map[string]string{"message": err.Error()}})
+		apiError(w, err)
 		return
 	}
-	_ = enc.Encode(map[string]string{"status": "Digest: " + im.ManifestDigest})
-	_ = enc.Encode(map[string]string{"status": "Status: Downloaded newer image for " + ref})
+	p := newProgress(w)
+	p.status("Pulling from " + ref)
+	im, err := a.E.Images().PullAuth(r.Context(), ref, auth)
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	p.status("Digest: " + im.ManifestDigest)
+	p.status("Status: Downloaded newer image for " + ref)
 }
 
 func (a *API) imageInspect(w http.ResponseWriter, r *http.Request) {
+	ref, action, _ := cutLast(r.PathValue("name"), "/")
+	switch action {
+	case "get":
+		r.URL.RawQuery = url.Values{"names": {ref}}.Encode()
+		a.imageSave(w, r)
+		return
+	case "history":
+		a.imageHistory(w, r, ref)
+		return
+	}
 	name := strings.TrimSuffix(r.PathValue("name"), "/json")
 	im, err := a.E.Images().Get(name)
 	if err != nil {
@@ -318,7 +323,12 @@ func (a *API) imageInspect(w http.ResponseWriter, r *http.Request) {
 		"RootFS": map[string]any{"Type": "layers", "Layers": im.Layers},
 	}
 	if cfg != nil {
-		out["Config"] = map[string]any{"Cmd": cfg.Config.Cmd, "Entrypoint": cfg.Config.Entrypoint, "Env": cfg.Config.Env, "WorkingDir": cfg.Config.WorkingDir, "User": cfg.Config.User}
+		// go-containerregistry's Config has Docker's field names.
+		out["Config"] = cfg.Config
+		out["Author"] = cfg.Author
+		if n := len(cfg.History); n > 0 {
+			out["Comment"] = cfg.History[n-1].Comment
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

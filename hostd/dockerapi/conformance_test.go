@@ -42,15 +42,18 @@ type backend struct {
 	reg    string // host:port of the backend's registry, as it reaches it
 	push   string // host:port of the same registry, as the test reaches it
 	config string // DOCKER_CONFIG
+	netns  string // the network namespace it runs in ("" for the test's)
+	auth   string // host:port of a registry with htpasswd auth, for {auth}
+	dir    string // a directory for files the commands write, for {dir}
 }
 
 // docker runs the CLI against b; $(docker args) inside args is expanded as
 // a shell would, into the words of that command's output.
-func (b backend) docker(t *testing.T, args ...string) (string, int) {
+func (b backend) docker(t testing.TB, args ...string) (string, int) {
 	t.Helper()
 	var expanded []string
 	for _, a := range args {
-		a = strings.NewReplacer("{reg}", b.reg).Replace(a)
+		a = strings.NewReplacer("{reg}", b.reg, "{auth}", b.auth, "{dir}", b.dir).Replace(a)
 		start, end := strings.Index(a, "$("), strings.LastIndex(a, ")")
 		if start < 0 || end < start {
 			expanded = append(expanded, a)
@@ -91,11 +94,12 @@ const (
 // give (hostd, when set, is a documented difference: an option hostd
 // refuses), or Go to run before it (push a new image to the registries).
 type step struct {
-	args   []string
-	kind   int
-	want   string
-	hostd  string
-	before func(t *testing.T, b backend)
+	args    []string
+	kind    int
+	want    string
+	hostd   string
+	dockerd string // a documented difference the other way: what dockerd 20.10 lacks
+	before  func(t *testing.T, b backend)
 }
 
 // outcome reduces a command's result to the comparable string; want is
@@ -439,9 +443,16 @@ func TestDockerConformance(t *testing.T) {
 		testimg.Push(t, b.push+"/busybox:latest", img)
 		testimg.Push(t, b.push+"/busybox:old", img1)
 	}
+	runScenario(t, backends, scenario(img2))
+}
+
+// runScenario runs steps on every backend in turn, wants each step's
+// outcome from each, and logs the table of outcomes.
+func runScenario(t *testing.T, backends []backend, steps []step) {
+	t.Helper()
 	var table strings.Builder
 	fmt.Fprintf(&table, "| command | hostd | dockerd |\n|---|---|---|\n")
-	for i, s := range scenario(img2) {
+	for i, s := range steps {
 		got := make([]string, len(backends))
 		for j, b := range backends {
 			if s.before != nil {
@@ -451,6 +462,9 @@ func TestDockerConformance(t *testing.T) {
 			want := s.want
 			if b.name == "hostd" && s.hostd != "" {
 				want = s.hostd
+			}
+			if b.name == "dockerd" && s.dockerd != "" {
+				want = s.dockerd
 			}
 			got[j] = s.outcome(out, code, want)
 			if got[j] != want {
@@ -464,7 +478,7 @@ func TestDockerConformance(t *testing.T) {
 
 // linuxImage is the test busybox image with its platform set, so dockerd
 // does not warn that it may not run here.
-func linuxImage(t *testing.T, cfg v1.Config) v1.Image {
+func linuxImage(t testing.TB, cfg v1.Config) v1.Image {
 	t.Helper()
 	img := testimg.Image(t, cfg)
 	cf, err := img.ConfigFile()
@@ -481,13 +495,14 @@ func linuxImage(t *testing.T, cfg v1.Config) v1.Image {
 
 // startHostd serves hostd's engine on a Docker API socket, with its own
 // registry on loopback.
-func startHostd(t *testing.T) backend {
+func startHostd(t testing.TB, insecure ...string) backend {
 	t.Helper()
 	dir := t.TempDir()
 	reg := testimg.Registry(t)
+	insecure = append([]string{reg}, insecure...)
 	e, err := engine.New(context.Background(), engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
-		Images:      image.Options{Insecure: []string{reg}},
+		Images:      image.Options{Insecure: insecure},
 		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
 	})
 	if err != nil {
@@ -517,7 +532,7 @@ func startHostd(t *testing.T) backend {
 // (entered with nsenter --net), with its own data root, exec root, pid
 // file and socket, and a registry listening inside that namespace. It is
 // stopped, and its state removed, when the test ends.
-func startDockerd(t *testing.T) backend {
+func startDockerd(t testing.TB) backend {
 	t.Helper()
 	ns := fmt.Sprintf("bulkhead-dockerd-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
@@ -550,7 +565,7 @@ func startDockerd(t *testing.T) backend {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := backend{name: "dockerd", sock: sock, config: t.TempDir()}
+	b := backend{name: "dockerd", sock: sock, config: t.TempDir(), netns: nsPath}
 	t.Cleanup(func() { stopDockerd(t, b, cmd, dir) })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -569,7 +584,7 @@ func startDockerd(t *testing.T) backend {
 
 // stopDockerd removes the scenario's containers, stops dockerd (and the
 // containerd it started) and removes its state.
-func stopDockerd(t *testing.T, b backend, cmd *exec.Cmd, dir string) {
+func stopDockerd(t testing.TB, b backend, cmd *exec.Cmd, dir string) {
 	if out, _ := b.docker(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
 		b.docker(t, append([]string{"rm", "-f", "-v"}, strings.Fields(out)...)...)
 	}
@@ -591,7 +606,7 @@ func stopDockerd(t *testing.T, b backend, cmd *exec.Cmd, dir string) {
 
 // unmountUnder unmounts what dockerd left mounted beneath dir, deepest
 // first.
-func unmountUnder(t *testing.T, dir string) {
+func unmountUnder(t testing.TB, dir string) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Error(err)
@@ -615,7 +630,7 @@ func unmountUnder(t *testing.T, dir string) {
 // namespace at nsPath (the socket is made there, then served from here)
 // and on the test's loopback, and returns both host:port: inside, for
 // dockerd to pull from, and outside, for the test to push to.
-func registryIn(t *testing.T, nsPath string) (inside, outside string) {
+func registryIn(t testing.TB, nsPath string) (inside, outside string) {
 	t.Helper()
 	l, err := listenIn(nsPath)
 	if err != nil {

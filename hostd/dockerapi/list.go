@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 )
 
 // psFilterKeys are the filters GET /containers/json documents (Engine API
@@ -364,7 +365,7 @@ func (a *API) images(w http.ResponseWriter, r *http.Request) {
 func refsMatching(patterns, refs []string) []string {
 	out := []string{}
 	for _, ref := range refs {
-		s := shortName(ref)
+		s := image.FamiliarName(ref)
 		ok := len(patterns) == 0
 		for _, p := range patterns {
 			ok = ok || familiarMatch(p, s)

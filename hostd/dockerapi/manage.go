@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 )
 
 // rename is POST /containers/{id}/rename?name=NEW.
@@ -26,6 +27,10 @@ func (a *API) rename(w http.ResponseWriter, r *http.Request) {
 // are not implemented and say so.
 func (a *API) imagePost(w http.ResponseWriter, r *http.Request) {
 	ref, action, _ := cutLast(r.PathValue("name"), "/")
+	if action == "push" {
+		a.push(w, r, ref)
+		return
+	}
 	if action != "tag" {
 		apiError(w, badRequest("POST /images/%s: not implemented by hostd", r.PathValue("name")))
 		return
@@ -156,7 +161,7 @@ func (a *API) imagePrune(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		for _, n := range im.Names {
-			deleted = append(deleted, map[string]string{"Untagged": shortName(n)})
+			deleted = append(deleted, map[string]string{"Untagged": image.FamiliarName(n)})
 		}
 		if _, err := a.E.RemoveImage(r.Context(), im.ID, false); err != nil {
 			apiError(w, err)

@@ -260,7 +260,7 @@ func (e *Engine) CopyFrom(ref, p string, head func(PathStat), w io.Writer) error
 		name = "."
 	}
 	tw := tar.NewWriter(w)
-	if err := writeEntry(tw, t.dirfd, t.base, name, &t.st); err != nil {
+	if err := (treeWriter{tw: tw}).entry(t.dirfd, t.base, name, &t.st); err != nil {
 		return fmt.Errorf("copying %s from %s: %w", p, r.name, err)
 	}
 	return tw.Close()
@@ -280,7 +280,7 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 	}
 	defer unix.Close(dirfd)
 	tw := tar.NewWriter(w)
-	if err := writeChildren(tw, dirfd, ""); err != nil {
+	if err := (treeWriter{tw: tw}).children(dirfd, ""); err != nil {
 		return fmt.Errorf("exporting %s: %w", r.name, err)
 	}
 	return tw.Close()
@@ -295,9 +295,23 @@ func openBeneath(dirfd int, name string, flags int) (int, error) {
 	})
 }
 
-// writeEntry writes base (in dirfd, stat st) as tar entry name, and a
+// treeWriter writes a directory tree into a tar. With layer set it writes
+// an image layer from an overlay upper directory: a whiteout (0/0
+// character device) becomes a .wh. entry, an opaque directory gets a
+// .wh..wh..opq entry, and the names in skip are left out.
+type treeWriter struct {
+	tw    *tar.Writer
+	layer bool
+	skip  map[string]bool
+}
+
+// entry writes base (in dirfd, stat st) as tar entry name, and a
 // directory's contents beneath it.
-func writeEntry(tw *tar.Writer, dirfd int, base, name string, st *unix.Stat_t) error {
+func (w treeWriter) entry(dirfd int, base, name string, st *unix.Stat_t) error {
+	tw := w.tw
+	if w.skip[name] {
+		return nil
+	}
 	hdr := &tar.Header{
 		Name: name, Mode: int64(st.Mode & 0o7777), Uid: int(st.Uid), Gid: int(st.Gid),
 		ModTime: time.Unix(st.Mtim.Unix()), Format: tar.FormatPAX,
@@ -322,7 +336,12 @@ func writeEntry(tw *tar.Writer, dirfd int, base, name string, st *unix.Stat_t) e
 		if name == "." {
 			prefix = ""
 		}
-		return writeChildren(tw, fd, prefix)
+		if w.layer && opaque(fd) {
+			if err := tw.WriteHeader(&tar.Header{Name: prefix + layer.OpaqueWhiteout, Typeflag: tar.TypeReg, Mode: 0o644, ModTime: hdr.ModTime, Format: tar.FormatPAX}); err != nil {
+				return err
+			}
+		}
+		return w.children(fd, prefix)
 	case unix.S_IFREG:
 		fd, err := openBeneath(dirfd, base, unix.O_RDONLY)
 		if err != nil {
@@ -355,6 +374,11 @@ func writeEntry(tw *tar.Writer, dirfd int, base, name string, st *unix.Stat_t) e
 		}
 		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, string(buf[:n])
 	case unix.S_IFCHR, unix.S_IFBLK:
+		if w.layer && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+			dir, file := path.Split(name)
+			hdr.Name, hdr.Typeflag, hdr.Mode = dir+layer.WhiteoutPrefix+file, tar.TypeReg, 0o644
+			break
+		}
 		hdr.Typeflag = map[bool]byte{true: tar.TypeChar, false: tar.TypeBlock}[st.Mode&unix.S_IFMT == unix.S_IFCHR]
 		hdr.Devmajor, hdr.Devminor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
 	case unix.S_IFIFO:
@@ -388,9 +412,9 @@ func (zeros) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// writeChildren writes the entries of the directory dirfd, named under
+// children writes the entries of the directory dirfd, named under
 // prefix.
-func writeChildren(tw *tar.Writer, dirfd int, prefix string) error {
+func (w treeWriter) children(dirfd int, prefix string) error {
 	dup, err := unix.Dup(dirfd)
 	if err != nil {
 		return err
@@ -409,7 +433,7 @@ func writeChildren(tw *tar.Writer, dirfd int, prefix string) error {
 			}
 			return err
 		}
-		if err := writeEntry(tw, dirfd, ent.Name(), prefix+ent.Name(), &st); err != nil {
+		if err := w.entry(dirfd, ent.Name(), prefix+ent.Name(), &st); err != nil {
 			return err
 		}
 	}

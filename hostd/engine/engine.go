@@ -38,6 +38,10 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrConflict), errors.Is(err, ErrRunning), errors.Is(err, image.ErrInUse):
 		return http.StatusConflict
+	case errors.Is(err, image.ErrBadArchive), errors.Is(err, image.ErrBadChange):
+		return http.StatusBadRequest
+	case errors.Is(err, image.ErrUnauthorized):
+		return http.StatusUnauthorized
 	}
 	return http.StatusInternalServerError
 }

@@ -2,53 +2,18 @@ package image
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
+	"errors"
 	"testing"
-	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 // TestPullFromDistributionRegistry pulls from a real registry: Debian's
 // docker-registry (the CNCF distribution registry), started on loopback.
 func TestPullFromDistributionRegistry(t *testing.T) {
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatal("needs docker-registry: apt-get install docker-registry")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve", cfgPath)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not answer on %s: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	addr := testimg.DistributionRegistry(t, nil, "")
 	img := imageOf(t, fileLayer(t, map[string]string{"etc/release": "real registry"}), fileLayer(t, map[string]string{"bin/app": "x"}))
 	push(t, addr+"/team/app:1.0", img)
 	s := openStore(t, Options{Insecure: []string{addr}})
@@ -62,5 +27,62 @@ func TestPullFromDistributionRegistry(t *testing.T) {
 	md, _ := img.Digest()
 	if im.ManifestDigest != md.String() {
 		t.Errorf("got manifest %s, want %s", im.ManifestDigest, md)
+	}
+}
+
+// TestPushAndLoginWithHtpasswd pushes to, and logs in to, Debian's
+// docker-registry with htpasswd auth: wrong credentials and none are
+// refused, the right ones push an image that pulls back identical.
+func TestPushAndLoginWithHtpasswd(t *testing.T) {
+	addr := testimg.DistributionRegistry(t, map[string]string{"alice": "s3cret"}, "")
+	good := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "s3cret"})
+	bad := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "wrong"})
+	ctx := context.Background()
+
+	// The image to push: loaded from an open registry into a store.
+	open := testRegistry(t, nil)
+	img := imageOf(t, fileLayer(t, map[string]string{"etc/pushed": "yes"}), fileLayer(t, map[string]string{"bin/x": "x"}))
+	push(t, open+"/src:1", img)
+	s := openStore(t, Options{Insecure: []string{open, addr}})
+	src, err := s.Pull(ctx, open+"/src:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Login(ctx, addr, bad); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("login with a wrong password: got %v, want ErrUnauthorized", err)
+	}
+	if err := s.Login(ctx, "http://"+addr, authn.Anonymous); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("login without credentials: got %v, want ErrUnauthorized", err)
+	}
+	if err := s.Login(ctx, addr, good); err != nil {
+		t.Errorf("login: %v", err)
+	}
+	if _, err := s.Tag(src.ID, addr+"/team/app:2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Push(ctx, addr+"/team/app:2", bad); err == nil {
+		t.Errorf("push with a wrong password succeeded")
+	}
+	if _, err := s.Push(ctx, addr+"/team/app:2", nil); err == nil {
+		t.Errorf("push without credentials succeeded")
+	}
+	pushed, err := s.Push(ctx, addr+"/team/app", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := img.Digest()
+	if len(pushed) != 1 || pushed[0].Digest != md.String() {
+		t.Errorf("pushed %+v, want one tag with the pulled manifest %s", pushed, md)
+	}
+	// Back from the registry into a new store, with credentials from a
+	// credential helper.
+	kc := helperKeychain(t, addr, "alice", "s3cret")
+	s2 := openStore(t, Options{Insecure: []string{addr}, Keychain: kc})
+	im, err := s2.Pull(ctx, addr+"/team/app:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.ID != src.ID || readLayerFile(t, s2, im, "etc/pushed") != "yes" {
+		t.Errorf("pulled back %s, want %s with etc/pushed", im.ID, src.ID)
 	}
 }

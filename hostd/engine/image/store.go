@@ -140,19 +140,25 @@ func (s *Store) parseRef(ref string) (name.Reference, error) {
 // Pull fetches ref (tag or digest; an index is resolved to linux/amd64),
 // unpacks layers not already stored and records the image under ref's name.
 func (s *Store) Pull(ctx context.Context, ref string) (Image, error) {
+	return s.PullAuth(ctx, ref, nil)
+}
+
+// PullAuth is Pull with the client's credentials (X-Registry-Auth); nil
+// uses the store's keychain.
+func (s *Store) PullAuth(ctx context.Context, ref string, auth authn.Authenticator) (Image, error) {
 	r, err := s.parseRef(ref)
 	if err != nil {
 		return Image{}, err
 	}
-	allow := map[string]bool{}
-	for _, h := range s.opts.Insecure {
-		allow[h] = true
-	}
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(s.opts.Keychain),
-		remote.WithTransport(insecureGuard{base: s.opts.Transport, allow: allow}),
+		remote.WithTransport(s.transport()),
 		remote.WithPlatform(Platform),
+	}
+	if auth != nil {
+		ropts = append(ropts, remote.WithAuth(auth))
+	} else {
+		ropts = append(ropts, remote.WithAuthFromKeychain(s.opts.Keychain))
 	}
 	desc, err := remote.Get(r, ropts...)
 	if err != nil {
@@ -404,6 +410,11 @@ func (s *Store) GC(ctx context.Context, keep map[string]bool) ([]string, error) 
 		for _, d := range append([]string{im.ID, im.ManifestDigest}, im.Layers...) {
 			used[strings.TrimPrefix(d, "sha256:")] = true
 		}
+		if m, err := s.manifest(im); err == nil {
+			for _, l := range m.Layers {
+				used[l.Digest.Hex] = true
+			}
+		}
 	}
 	var removed []string
 	for _, dir := range []string{"layers/sha256", "blobs/sha256"} {
@@ -449,45 +460,91 @@ func (s *Store) fetchLayers(ctx context.Context, layers []v1.Layer, diffIDs []v1
 }
 
 // fetchLayer streams one layer blob: compressed bytes hashed against the
-// manifest digest, decompressed (gzip, zstd or plain), hashed against the
-// config's diffID and unpacked into a temporary directory that is renamed
-// into place only when both digests match.
+// manifest digest and kept under blobs/ (for push and save), decompressed
+// (gzip, zstd or plain), hashed against the config's diffID and unpacked
+// into a temporary directory that is renamed into place only when both
+// digests match. A layer already unpacked is fetched only for its blob.
 func (s *Store) fetchLayer(ctx context.Context, l v1.Layer, diffID v1.Hash) error {
-	mu, _ := s.layerMu.LoadOrStore(diffID.String(), &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	final := s.LayerDir(diffID.String())
-	if _, err := os.Stat(final); err == nil {
-		return nil // shared with an image already stored
-	}
 	digest, err := l.Digest()
 	if err != nil {
 		return fmt.Errorf("reading layer digest: %w", err)
+	}
+	if s.haveLayer(digest.String(), diffID.String()) {
+		return nil // shared with an image already stored
 	}
 	rc, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("fetching layer %s: %w", digest, err)
 	}
 	defer rc.Close()
-	tmp, err := os.MkdirTemp(filepath.Join(s.opts.Root, "tmp"), "layer-")
-	if err != nil {
+	if err := s.storeLayer(ctx, rc, digest.String(), diffID.String()); err != nil {
 		return fmt.Errorf("unpacking layer %s: %w", digest, err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	if err := unpackVerified(ctx, tmp, rc, digest.String(), diffID.String()); err != nil {
-		return fmt.Errorf("unpacking layer %s: %w", digest, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return fmt.Errorf("storing layer %s: %w", diffID, err)
 	}
 	return nil
 }
 
-// unpackVerified applies a compressed layer stream to dir and checks both
-// digests. The stream is read to its end, so trailing bytes count.
+// storeLayer keeps the compressed layer stream r as the blob digest and
+// unpacks it as the layer diffID (unless already unpacked), both renamed
+// into place only when both digests match.
+func (s *Store) storeLayer(ctx context.Context, r io.Reader, digest, diffID string) error {
+	// One layer is stored by one pull or load at a time.
+	mu, _ := s.layerMu.LoadOrStore(diffID, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if s.haveLayer(digest, diffID) {
+		return nil
+	}
+	blob, err := os.CreateTemp(filepath.Join(s.opts.Root, "tmp"), "blob-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(blob.Name())
+	defer blob.Close()
+	final := s.LayerDir(diffID)
+	dir := ""
+	if _, err := os.Stat(final); err != nil {
+		tmp, err := os.MkdirTemp(filepath.Join(s.opts.Root, "tmp"), "layer-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			return err
+		}
+		dir = tmp
+	}
+	bw := bufio.NewWriterSize(blob, 1<<20)
+	if err := unpackVerified(ctx, dir, io.TeeReader(r, bw), digest, diffID); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("keeping layer blob %s: %w", digest, err)
+	}
+	if err := blob.Close(); err != nil {
+		return fmt.Errorf("keeping layer blob %s: %w", digest, err)
+	}
+	if err := os.Rename(blob.Name(), s.blobPath(digest)); err != nil {
+		return fmt.Errorf("keeping layer blob %s: %w", digest, err)
+	}
+	if dir != "" {
+		if err := os.Rename(dir, final); err != nil {
+			return fmt.Errorf("storing layer %s: %w", diffID, err)
+		}
+	}
+	return nil
+}
+
+// haveLayer reports whether the layer diffID is unpacked and its blob
+// digest kept.
+func (s *Store) haveLayer(digest, diffID string) bool {
+	_, dirErr := os.Stat(s.LayerDir(diffID))
+	_, blobErr := os.Stat(s.blobPath(digest))
+	return dirErr == nil && blobErr == nil
+}
+
+// unpackVerified applies a compressed layer stream to dir (or only reads
+// it, when dir is "") and checks both digests. The stream is read to its
+// end, so trailing bytes count.
 func unpackVerified(ctx context.Context, dir string, compressed io.Reader, digest, diffID string) error {
 	ch := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(compressed, ch), 1<<20)
@@ -498,8 +555,10 @@ func unpackVerified(ctx context.Context, dir string, compressed io.Reader, diges
 	defer closeFn()
 	uh := sha256.New()
 	tee := io.TeeReader(plain, uh)
-	if _, err := layer.Apply(ctx, dir, tee); err != nil {
-		return err
+	if dir != "" {
+		if _, err := layer.Apply(ctx, dir, tee); err != nil {
+			return err
+		}
 	}
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return fmt.Errorf("reading layer to its end: %w", err)

@@ -246,9 +246,9 @@ func TestLayersAreSharedAndCollected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// one's own layer, its config and its manifest.
-	if len(removed) != 3 {
-		t.Errorf("GC removed %q, want one layer and two blobs", removed)
+	// one's own layer, its layer blob, its config and its manifest.
+	if len(removed) != 4 {
+		t.Errorf("GC removed %q, want one layer and three blobs", removed)
 	}
 	if _, err := os.Stat(s.LayerDir(two.Layers[0])); err != nil {
 		t.Errorf("shared layer collected while two uses it: %v", err)

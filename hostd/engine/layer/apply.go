@@ -18,10 +18,12 @@ import (
 // target directory or create something a layer must not (a device node).
 var ErrUnsafe = errors.New("unsafe layer entry")
 
-// Whiteout markers, from the OCI image spec (image-layer.md, "Whiteouts").
+// Whiteout markers, from the OCI image spec (image-layer.md, "Whiteouts"):
+// a .wh.name entry deletes name, a .wh..wh..opq entry hides what lower
+// layers have in its directory.
 const (
-	whiteoutPrefix = ".wh."
-	opaqueMarker   = ".wh..wh..opq"
+	WhiteoutPrefix = ".wh."
+	OpaqueWhiteout = ".wh..wh..opq"
 )
 
 // OverlayOpaqueXattr marks a directory whose lower-layer contents are hidden
@@ -145,11 +147,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) (int64, bool, error) {
 	}
 	defer unix.Close(pfd)
 
-	if base == opaqueMarker {
+	if base == OpaqueWhiteout {
 		return 0, true, setXattr(pfd, ".", OverlayOpaqueXattr, "y")
 	}
-	if strings.HasPrefix(base, whiteoutPrefix) {
-		target := strings.TrimPrefix(base, whiteoutPrefix)
+	if strings.HasPrefix(base, WhiteoutPrefix) {
+		target := strings.TrimPrefix(base, WhiteoutPrefix)
 		if target == "" || target == "." || target == ".." {
 			return 0, false, fmt.Errorf("%w: whiteout of %q", ErrUnsafe, target)
 		}

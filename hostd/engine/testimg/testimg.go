@@ -28,14 +28,14 @@ var Applets = []string{"sh", "true", "false", "echo", "cat", "ls", "ps", "mount"
 func RequireHost(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: containers need namespaces, cgroups and overlayfs")
+		t.Fatal("needs root: containers need namespaces, cgroups and overlayfs")
 	}
 	if b, err := os.ReadFile("/proc/filesystems"); err != nil || !bytes.Contains(b, []byte("overlay")) {
-		t.Skip("needs overlayfs in the kernel (/proc/filesystems has no overlay)")
+		t.Fatal("needs overlayfs in the kernel (/proc/filesystems has no overlay)")
 	}
 	out, err := exec.Command("file", "-L", Busybox).Output()
 	if _, serr := os.Stat(Busybox); serr != nil || (err == nil && bytes.Contains(out, []byte("dynamically"))) {
-		t.Skip("needs a static /bin/busybox: apt-get install busybox-static")
+		t.Fatal("needs a static /bin/busybox: apt-get install busybox-static")
 	}
 }
 
