@@ -33,7 +33,11 @@ func MountOptions(lowers []string, upper, work string) string {
 	}
 	// index=off: layers are shared between snapshots and may be hardlinked;
 	// the inode index would tie a lower to the first upper that used it.
-	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off", strings.Join(rev, ":"), upper, work)
+	// redirect_dir=off, metacopy=off: the upper directory must hold whole
+	// files and plain directories, since docker diff, commit and export read
+	// it as a layer (a kernel built with either on by default would leave
+	// redirects and metadata-only copies there).
+	return fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off,redirect_dir=off,metacopy=off", strings.Join(rev, ":"), upper, work)
 }
 
 // Mount mounts snapshot id over the given layer directories (bottom first)

@@ -11,7 +11,7 @@ import (
 
 func TestMountOptions(t *testing.T) {
 	got := MountOptions([]string{"/l/bottom", "/l/top"}, "/s/upper", "/s/work")
-	want := "lowerdir=/l/top:/l/bottom,upperdir=/s/upper,workdir=/s/work,index=off"
+	want := "lowerdir=/l/top:/l/bottom,upperdir=/s/upper,workdir=/s/work,index=off,redirect_dir=off,metacopy=off"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

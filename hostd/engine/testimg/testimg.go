@@ -23,7 +23,7 @@ var Applets = []string{"sh", "true", "false", "echo", "cat", "ls", "ps", "mount"
 	"sleep", "insmod", "touch", "mkdir", "env", "pwd", "nc", "wget", "ip", "kill", "test", "grep", "whoami", "umount", "unshare", "wc", "httpd",
 	"rm", "mkfifo", "mknod", "chmod", "cp"}
 
-// RequireHost skips unless the test can run containers here: root,
+// RequireHost fails unless the test can run containers here: root,
 // overlayfs and a static busybox.
 func RequireHost(t testing.TB) {
 	t.Helper()
