@@ -33,7 +33,7 @@ out/.deps-stamp: Makefile
 
 bin: deps
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/builder ./cmd/hostctl
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/builder ./cmd/hostctl ./cmd/hostd-shim
 	# hostd embeds runc's libcontainer, whose nsenter is C: cgo, linked
 	# against the same Debian release's glibc as the image.
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -tags seccomp -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hostd

@@ -17,7 +17,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
-	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/shim/launch"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	storagesetup "github.com/bulkhead-os/bulkhead/storage-setup"
@@ -147,16 +147,17 @@ func ServeDockerAPI(ctx context.Context, e *engine.Engine, socket string, allowU
 	return nil
 }
 
-// newShimCmd is `hostd shim`: the per-container process the engine starts.
-// Its flags are the shim's own (see shim.Config.Args).
-func newShimCmd(rt runtime.Factory) *cobra.Command {
+// newLaunchCmd is `hostd launch`: the shim's launcher, which starts a
+// container for the shim (hostd-shim) and exits. Its flags are the shim's
+// own (see shim.Config.Args).
+func newLaunchCmd(rt runtime.Factory) *cobra.Command {
 	return &cobra.Command{
-		Use:                "shim",
-		Short:              "Per-container shim (started by hostd itself)",
+		Use:                "launch",
+		Short:              "Start a container for its shim (run by hostd-shim)",
 		Hidden:             true,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return shim.Main(cmd.Context(), args, rt)
+			return launch.Main(cmd.Context(), args, rt)
 		},
 	}
 }

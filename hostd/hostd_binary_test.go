@@ -17,32 +17,16 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/client"
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/logs"
-	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
-// buildHostd builds cmd/hostd as the image does (with -tags seccomp when
-// this test binary has it).
+// buildHostd builds hostd and hostd-shim beside it, as the image has them.
 func buildHostd(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the hostd binary: not in -short")
 	}
-	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatal("needs the go toolchain to build hostd")
-	}
-	out := filepath.Join(t.TempDir(), "hostd")
-	args := []string{"build", "-o", out}
-	if runtime.SeccompSupported {
-		args = append(args, "-tags", "seccomp")
-	}
-	cmd := exec.Command(gobin, append(args, "github.com/bulkhead-os/bulkhead/cmd/hostd")...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building hostd: %v\n%s", err, b)
-	}
-	return out
+	return testimg.BuildHostd(t)
 }
 
 // TestHostdBinaryRestartKeepsContainers runs the real hostd binary: it

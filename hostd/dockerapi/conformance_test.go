@@ -42,11 +42,12 @@ type backend struct {
 	reg    string // host:port of the backend's registry, as it reaches it
 	push   string // host:port of the same registry, as the test reaches it
 	config string // DOCKER_CONFIG
+	netns  string // the network namespace the backend runs in; "" for the test's
 }
 
 // docker runs the CLI against b; $(docker args) inside args is expanded as
 // a shell would, into the words of that command's output.
-func (b backend) docker(t *testing.T, args ...string) (string, int) {
+func (b backend) docker(t testing.TB, args ...string) (string, int) {
 	t.Helper()
 	var expanded []string
 	for _, a := range args {
@@ -464,7 +465,7 @@ func TestDockerConformance(t *testing.T) {
 
 // linuxImage is the test busybox image with its platform set, so dockerd
 // does not warn that it may not run here.
-func linuxImage(t *testing.T, cfg v1.Config) v1.Image {
+func linuxImage(t testing.TB, cfg v1.Config) v1.Image {
 	t.Helper()
 	img := testimg.Image(t, cfg)
 	cf, err := img.ConfigFile()
@@ -517,7 +518,7 @@ func startHostd(t *testing.T) backend {
 // (entered with nsenter --net), with its own data root, exec root, pid
 // file and socket, and a registry listening inside that namespace. It is
 // stopped, and its state removed, when the test ends.
-func startDockerd(t *testing.T) backend {
+func startDockerd(t testing.TB) backend {
 	t.Helper()
 	ns := fmt.Sprintf("bulkhead-dockerd-%d", os.Getpid())
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
@@ -550,7 +551,7 @@ func startDockerd(t *testing.T) backend {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	b := backend{name: "dockerd", sock: sock, config: t.TempDir()}
+	b := backend{name: "dockerd", sock: sock, config: t.TempDir(), netns: nsPath}
 	t.Cleanup(func() { stopDockerd(t, b, cmd, dir) })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -569,7 +570,7 @@ func startDockerd(t *testing.T) backend {
 
 // stopDockerd removes the scenario's containers, stops dockerd (and the
 // containerd it started) and removes its state.
-func stopDockerd(t *testing.T, b backend, cmd *exec.Cmd, dir string) {
+func stopDockerd(t testing.TB, b backend, cmd *exec.Cmd, dir string) {
 	if out, _ := b.docker(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
 		b.docker(t, append([]string{"rm", "-f", "-v"}, strings.Fields(out)...)...)
 	}
@@ -591,7 +592,7 @@ func stopDockerd(t *testing.T, b backend, cmd *exec.Cmd, dir string) {
 
 // unmountUnder unmounts what dockerd left mounted beneath dir, deepest
 // first.
-func unmountUnder(t *testing.T, dir string) {
+func unmountUnder(t testing.TB, dir string) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		t.Error(err)
@@ -615,7 +616,7 @@ func unmountUnder(t *testing.T, dir string) {
 // namespace at nsPath (the socket is made there, then served from here)
 // and on the test's loopback, and returns both host:port: inside, for
 // dockerd to pull from, and outside, for the test to push to.
-func registryIn(t *testing.T, nsPath string) (inside, outside string) {
+func registryIn(t testing.TB, nsPath string) (inside, outside string) {
 	t.Helper()
 	l, err := listenIn(nsPath)
 	if err != nil {

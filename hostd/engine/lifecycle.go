@@ -456,12 +456,12 @@ func (e *Engine) hostEtc(c *Container) ([]runtime.Mount, error) {
 	return mounts, nil
 }
 
-// spawnShim starts `hostd shim` for id in its own session (so it outlives
+// spawnShim starts the shim (hostd-shim) for id in its own session (so it outlives
 // hostd) and waits for its report: the container runs, or the error.
 func (e *Engine) spawnShim(ctx context.Context, c *Container) (shim.State, *exec.Cmd, error) {
 	id := c.ID
-	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles,
-		Stdin: c.Spec.OpenStdin, StdinOnce: c.Spec.StdinOnce}
+	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), Launcher: e.cfg.Launcher,
+		LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles, Tty: c.Spec.Tty, Stdin: c.Spec.OpenStdin, StdinOnce: c.Spec.StdinOnce}
 	if cfg.LogMax == 0 {
 		cfg.LogMax = 10 << 20
 	}
