@@ -20,9 +20,9 @@ import (
 const DefaultEpoch = 1767225600
 
 // Binaries are what the builder installs in /usr/bin from its BinDir:
-// hostd (hostctl is a link to it) and the shim hostd runs each container
-// under, from beside itself.
-var Binaries = []string{"hostd", "hostd-shim"}
+// hostd (hostctl is a link to it), and from beside it hostd runs the shim
+// of each container and the shim its launcher.
+var Binaries = []string{"hostd", "hostd-shim", "hostd-launch"}
 
 // Builder builds images. All fields are required but Log and Progress.
 type Builder struct {

@@ -465,9 +465,9 @@ func TestDockerConformance(t *testing.T) {
 
 // linuxImage is the test busybox image with its platform set, so dockerd
 // does not warn that it may not run here.
-func linuxImage(t testing.TB, cfg v1.Config) v1.Image {
+func linuxImage(t testing.TB, cfg v1.Config, extra ...v1.Layer) v1.Image {
 	t.Helper()
-	img := testimg.Image(t, cfg)
+	img := testimg.Image(t, cfg, extra...)
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)

@@ -126,7 +126,8 @@ type Config struct {
 	// arguments follow. Default: shim.Binary beside this binary.
 	ShimCommand []string
 	// Launcher is the binary a shim runs as `Launcher launch ARGS` to
-	// start its container (it links the runtime). Default: this binary.
+	// start its container (it links the runtime). Default:
+	// shim.LauncherBinary beside this binary.
 	Launcher string
 	Seccomp  bool
 	Network  Networker // nil: bridge networking unavailable, default network none
@@ -203,11 +204,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("finding the hostd binary for shims: %w", err)
 		}
+		// A missing program fails each start, naming its path.
 		if cfg.Launcher == "" {
-			cfg.Launcher = exe
+			cfg.Launcher = filepath.Join(filepath.Dir(exe), shim.LauncherBinary)
 		}
 		if len(cfg.ShimCommand) == 0 {
-			// A missing shim fails each start, naming this path.
 			cfg.ShimCommand = []string{filepath.Join(filepath.Dir(exe), shim.Binary)}
 		}
 	}

@@ -24,9 +24,12 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 )
 
-// Binary is the shim program's name (cmd/hostd-shim), installed beside
-// hostd.
-const Binary = "hostd-shim"
+// Program names, installed beside hostd: the shim (cmd/hostd-shim) and its
+// launcher (cmd/hostd-launch).
+const (
+	Binary         = "hostd-shim"
+	LauncherBinary = "hostd-launch"
+)
 
 // Files in a container's directory.
 const (
@@ -70,8 +73,8 @@ type Config struct {
 	ID        string
 	Dir       string // container directory: spec, state, exit, logs
 	StateRoot string // libcontainer state root
-	// Launcher is the binary (hostd) run as `Launcher launch ARGS` to
-	// create and start the container; it exits once the container runs.
+	// Launcher is the binary (hostd-launch) run as `Launcher launch ARGS`
+	// to create and start the container; it exits once the container runs.
 	Launcher string
 	LogMax   int64
 	LogFiles int
@@ -149,8 +152,8 @@ func Main(ctx context.Context, args []string) error {
 // it runs, or the error that kept it from starting), copies its output to
 // the logs, waits for it and records its exit.
 //
-// The shim is the container's subreaper: the launcher (hostd, with the
-// runtime linked in) starts the container's init as its own child and
+// The shim is the container's subreaper: the launcher (hostd-launch, with
+// the runtime linked in) starts the container's init as its own child and
 // exits, and the init is then the shim's to reap, as conmon does with
 // runc. So the process that stays for the container's whole life links
 // no runtime: a few MB, not hostd's. Every container has its own pid

@@ -9,9 +9,10 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 )
 
-// BuildHostd builds cmd/hostd and, beside it, cmd/hostd-shim as the image
-// has them (make bin: hostd with cgo and -tags seccomp when this test
-// binary has it, the shim without cgo), and returns hostd's path.
+// BuildHostd builds cmd/hostd and, beside it, cmd/hostd-shim and
+// cmd/hostd-launch as the image has them (make bin: the shim without cgo,
+// the others with -tags seccomp when this test binary has it), and returns
+// hostd's path.
 func BuildHostd(t testing.TB) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
@@ -19,12 +20,12 @@ func BuildHostd(t testing.TB) string {
 		t.Fatalf("needs the go toolchain to build hostd: %v", err)
 	}
 	dir := t.TempDir()
-	args := []string{"build", "-trimpath", "-o", filepath.Join(dir, "hostd")}
+	args := []string{"build", "-trimpath", "-o", dir + "/"}
 	if runtime.SeccompSupported {
 		args = append(args, "-tags", "seccomp")
 	}
 	builds := []*exec.Cmd{
-		exec.Command(gobin, append(args, "github.com/bulkhead-os/bulkhead/cmd/hostd")...),
+		exec.Command(gobin, append(args, "github.com/bulkhead-os/bulkhead/cmd/hostd", "github.com/bulkhead-os/bulkhead/cmd/hostd-launch")...),
 		exec.Command(gobin, "build", "-trimpath", "-o", filepath.Join(dir, shim.Binary), "github.com/bulkhead-os/bulkhead/cmd/hostd-shim"),
 	}
 	builds[1].Env = append(builds[1].Environ(), "CGO_ENABLED=0")

@@ -14,7 +14,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 )
 
-// Main is `hostd launch ARGS` (ARGS as shim.Config.Args renders them): it
+// Main is `hostd-launch launch ARGS` (ARGS as shim.Config.Args renders them): it
 // starts the container and reports to the shim on shim.LaunchReportFD.
 func Main(ctx context.Context, args []string, newRuntime runtime.Factory) error {
 	pid, err := run(ctx, args, newRuntime)
