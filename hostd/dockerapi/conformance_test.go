@@ -489,7 +489,7 @@ func startHostd(t *testing.T) backend {
 	e, err := engine.New(context.Background(), engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: []string{reg}},
-		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
 	})
 	if err != nil {
 		t.Fatal(err)
