@@ -33,10 +33,10 @@ out/.deps-stamp: Makefile
 
 bin: deps
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/builder ./cmd/hostctl
-	# hostd embeds runc's libcontainer, whose nsenter is C: cgo, linked
-	# against the same Debian release's glibc as the image.
-	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -tags seccomp -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hostd
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/builder ./cmd/hostctl ./cmd/hostd-shim
+	# hostd and hostd-launch embed runc's libcontainer, whose nsenter is C:
+	# cgo, linked against the same Debian release's glibc as the image.
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -tags seccomp -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hostd ./cmd/hostd-launch
 
 # A per-checkout signing key for updates: the image trusts its .pub.
 images/keys/dev.pub: | bin

@@ -39,7 +39,7 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	bin := b.TempDir()
 	writeBins := func(tag string) {
-		for _, n := range []string{"hostd"} {
+		for _, n := range Binaries {
 			if err := os.WriteFile(filepath.Join(bin, n), []byte("#!/bin/sh\necho "+n+" "+tag+"\n"), 0o755); err != nil {
 				b.Fatal(err)
 			}

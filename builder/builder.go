@@ -19,13 +19,18 @@ import (
 // SOURCE_DATE_EPOCH is not set (2026-01-01T00:00:00Z).
 const DefaultEpoch = 1767225600
 
+// Binaries are what the builder installs in /usr/bin from its BinDir:
+// hostd (hostctl is a link to it), and from beside it hostd runs the shim
+// of each container and the shim its launcher.
+var Binaries = []string{"hostd", "hostd-shim", "hostd-launch"}
+
 // Builder builds images. All fields are required but Log and Progress.
 type Builder struct {
 	Runner   run.Runner
 	Log      *slog.Logger
 	Progress io.Writer // step lines and timings for the terminal; nil for none
 	CacheDir string    // root trees and the .deb cache, kept across builds
-	BinDir   string    // holds the hostd binary to install (also run as hostctl)
+	BinDir   string    // holds the Binaries to install (hostd also runs as hostctl)
 	Epoch    int64     // SOURCE_DATE_EPOCH for every timestamp
 }
 
@@ -35,8 +40,10 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	if os.Geteuid() != 0 {
 		return nil, errors.New("building an image needs root (mmdebstrap, chroot and file ownership in the tree)")
 	}
-	if _, err := os.Stat(filepath.Join(b.BinDir, "hostd")); err != nil {
-		return nil, fmt.Errorf("building %s: the hostd binary to install (hostctl is a link to it): %w (build it first, e.g. make bin)", def.Name, err)
+	for _, bin := range Binaries {
+		if _, err := os.Stat(filepath.Join(b.BinDir, bin)); err != nil {
+			return nil, fmt.Errorf("building %s: a binary to install: %w (build it first, e.g. make bin)", def.Name, err)
+		}
 	}
 	// The output is never deleted blindly: a directory that is not a
 	// previous build's is refused before anything is done, and the

@@ -164,7 +164,7 @@ func TestReproducible(t *testing.T) {
 		t.Skip("-short: two image builds take a minute or more")
 	}
 	bin := t.TempDir()
-	for _, b := range []string{"hostd"} {
+	for _, b := range Binaries {
 		if err := os.WriteFile(filepath.Join(bin, b), []byte("#!/bin/sh\necho "+b+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}

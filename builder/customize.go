@@ -44,8 +44,10 @@ func (s *buildState) customize(ctx context.Context) error {
 	}
 	// One multi-call binary: hostctl is hostd run under another name, so a
 	// boot reads one Go binary's pages through dm-verity, not two.
-	if err := copyFile(filepath.Join(s.b.BinDir, "hostd"), filepath.Join(s.tree, "usr/bin/hostd"), 0o755); err != nil {
-		return err
+	for _, bin := range Binaries {
+		if err := copyFile(filepath.Join(s.b.BinDir, bin), filepath.Join(s.tree, "usr/bin", bin), 0o755); err != nil {
+			return err
+		}
 	}
 	hostctl := filepath.Join(s.tree, "usr/bin/hostctl")
 	if err := os.RemoveAll(hostctl); err != nil {

@@ -62,9 +62,6 @@ func NewRootCmd(log *slog.Logger, rt ...runtime.Factory) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&updateChecks, "update-checks", true, "run the updater: steady-state report and periodic checks when configured")
 	eng.AddFlags(cmd.Flags())
-	if len(rt) > 0 {
-		cmd.AddCommand(newShimCmd(rt[0]))
-	}
 	cmd.Flags().StringVar(&cfg.Socket, "socket", cfg.Socket, "API socket path")
 	cmd.Flags().StringVar(&root, "root", "/", "filesystem root (for tests)")
 	cmd.Flags().IntVar(&cfg.AllowUID, "allow-uid", 0, "the one peer uid allowed on the socket")

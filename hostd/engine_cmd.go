@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/bulkhead-os/bulkhead/hostd/dockerapi"
@@ -17,7 +16,6 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
-	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	storagesetup "github.com/bulkhead-os/bulkhead/storage-setup"
@@ -145,20 +143,6 @@ func ServeDockerAPI(ctx context.Context, e *engine.Engine, socket string, allowU
 	}()
 	log.Info("serving the Docker API", "socket", socket)
 	return nil
-}
-
-// newShimCmd is `hostd shim`: the per-container process the engine starts.
-// Its flags are the shim's own (see shim.Config.Args).
-func newShimCmd(rt runtime.Factory) *cobra.Command {
-	return &cobra.Command{
-		Use:                "shim",
-		Short:              "Per-container shim (started by hostd itself)",
-		Hidden:             true,
-		DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return shim.Main(cmd.Context(), args, rt)
-		},
-	}
 }
 
 // hostShuttingDown says whether systemd is taking the host down (not just

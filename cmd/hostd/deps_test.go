@@ -6,18 +6,48 @@ import (
 	"testing"
 )
 
+// deps lists the packages pkg links (go list -deps).
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+	}
+	return strings.Fields(string(out))
+}
+
 // TestHostBinaryDoesNotLinkBuilder keeps the image builder (and what it
 // drags in: disk, filesystem and GRUB tooling) out of the on-host binary.
 // The boot contract and the build manifest the two share live in
 // internal/bootabi, internal/grubenv and internal/manifest.
 func TestHostBinaryDoesNotLinkBuilder(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/bulkhead-os/bulkhead/cmd/hostd").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list -deps: %v\n%s", err, out)
-	}
-	for _, pkg := range strings.Fields(string(out)) {
+	for _, pkg := range deps(t, "github.com/bulkhead-os/bulkhead/cmd/hostd") {
 		if pkg == "github.com/bulkhead-os/bulkhead/builder" || strings.HasPrefix(pkg, "github.com/bulkhead-os/bulkhead/builder/") {
 			t.Errorf("cmd/hostd links %s", pkg)
+		}
+	}
+}
+
+// TestShimProgramsStayLean keeps hostd-shim lean: one runs per container
+// for its whole life, so it must not link the container runtime
+// (libcontainer, its seccomp and cgroup code), the spec types, cobra, YAML
+// or HTTP; its launcher does the runtime's part and exits. That launcher,
+// hostd-launch, runs (and is re-executed as the container's init) at every
+// start: it links the runtime, not hostd's API, registry client or CLI.
+func TestShimProgramsStayLean(t *testing.T) {
+	common := []string{"github.com/spf13/", "gopkg.in/yaml", "sigs.k8s.io/yaml", "net/http", "github.com/google/go-containerregistry",
+		"github.com/bulkhead-os/bulkhead/hostd/engine/image", "github.com/bulkhead-os/bulkhead/hostd/dockerapi"}
+	for prog, banned := range map[string][]string{
+		"hostd-shim": append([]string{"github.com/opencontainers/", "github.com/moby/",
+			"github.com/bulkhead-os/bulkhead/hostd/engine/runtime", "github.com/bulkhead-os/bulkhead/hostd/engine/shim/launch"}, common...),
+		"hostd-launch": common,
+	} {
+		for _, pkg := range deps(t, "github.com/bulkhead-os/bulkhead/cmd/"+prog) {
+			for _, b := range banned {
+				if strings.HasPrefix(pkg, b) {
+					t.Errorf("cmd/%s links %s", prog, pkg)
+				}
+			}
 		}
 	}
 }

@@ -478,9 +478,9 @@ func runScenario(t *testing.T, backends []backend, steps []step) {
 
 // linuxImage is the test busybox image with its platform set, so dockerd
 // does not warn that it may not run here.
-func linuxImage(t testing.TB, cfg v1.Config) v1.Image {
+func linuxImage(t testing.TB, cfg v1.Config, extra ...v1.Layer) v1.Image {
 	t.Helper()
-	img := testimg.Image(t, cfg)
+	img := testimg.Image(t, cfg, extra...)
 	cf, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -503,7 +503,7 @@ func startHostd(t testing.TB, insecure ...string) backend {
 	e, err := engine.New(context.Background(), engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: insecure},
-		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -176,11 +176,11 @@ func TestDockerImageConformance(t *testing.T) {
 		}
 	}
 	img := linuxImage(t, v1.Config{Cmd: []string{"sh"}})
-	authHost := testimg.DistributionRegistry(t, registryUsers, "")
+	authHost := testimg.DistributionRegistry(t, testimg.RegistryOptions{Users: registryUsers})
 	h := startHostd(t, authHost)
 	h.auth, h.dir = authHost, t.TempDir()
 	d := startDockerd(t)
-	d.auth, d.dir = testimg.DistributionRegistry(t, registryUsers, d.netns), t.TempDir()
+	d.auth, d.dir = testimg.DistributionRegistry(t, testimg.RegistryOptions{Users: registryUsers, Netns: d.netns}), t.TempDir()
 	backends := []backend{h, d}
 	for _, b := range backends {
 		testimg.Push(t, b.push+"/busybox:latest", img)

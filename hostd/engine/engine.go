@@ -19,6 +19,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/snapshot"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 )
@@ -126,10 +127,14 @@ type Config struct {
 	// cgo, so main hands it in).
 	Runtime runtime.Factory
 	// ShimCommand is the argv prefix that starts a shim; the shim's own
-	// arguments follow. Default: this binary with "shim".
+	// arguments follow. Default: shim.Binary beside this binary.
 	ShimCommand []string
-	Seccomp     bool
-	Network     Networker // nil: bridge networking unavailable, default network none
+	// Launcher is the binary a shim runs as `Launcher launch ARGS` to
+	// start its container (it links the runtime). Default:
+	// shim.LauncherBinary beside this binary.
+	Launcher string
+	Seccomp  bool
+	Network  Networker // nil: bridge networking unavailable, default network none
 	// LogMax and LogFiles rotate each container's log.
 	LogMax   int64
 	LogFiles int
@@ -198,12 +203,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Runtime == nil {
 		return nil, errors.New("opening engine: no container runtime given")
 	}
-	if len(cfg.ShimCommand) == 0 {
+	if len(cfg.ShimCommand) == 0 || cfg.Launcher == "" {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("finding the hostd binary for shims: %w", err)
 		}
-		cfg.ShimCommand = []string{exe, "shim"}
+		// A missing program fails each start, naming its path.
+		if cfg.Launcher == "" {
+			cfg.Launcher = filepath.Join(filepath.Dir(exe), shim.LauncherBinary)
+		}
+		if len(cfg.ShimCommand) == 0 {
+			cfg.ShimCommand = []string{filepath.Join(filepath.Dir(exe), shim.Binary)}
+		}
 	}
 	cfg.Images.Root = filepath.Join(cfg.Root, "images")
 	if cfg.Images.Log == nil {

@@ -38,9 +38,9 @@ func newTestEngineAt(t *testing.T, base string) *testEngine {
 	cfg := Config{
 		Root: filepath.Join(base, "lib"), RunDir: filepath.Join(base, "run"),
 		Images:      image.Options{Insecure: []string{host}},
-		ShimCommand: []string{os.Args[0], "shim"},
-		Seccomp:     runtime.SeccompSupported,
-		Runtime:     libct.New,
+		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0],
+		Seccomp: runtime.SeccompSupported,
+		Runtime: libct.New,
 	}
 	e, err := New(context.Background(), cfg)
 	if err != nil {

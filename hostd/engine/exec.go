@@ -105,24 +105,36 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, fn func(log
 		}
 		e.mu.Unlock()
 	}()
+	// wake is closed at the exit the reader follows to: it then reads the
+	// last lines at once, not at its next look (docker run waits for them).
+	var wake <-chan struct{}
 	var next chan int
+	var nextEnded chan struct{}
 	if o.NextRun {
 		next = e.addWaiter(c.ID)
+		nextEnded = make(chan struct{})
+		wake = nextEnded
+		go func() {
+			select {
+			case code := <-next:
+				if o.ExitCode != nil {
+					*o.ExitCode = code
+				}
+				close(nextEnded)
+			case <-ctx.Done():
+			}
+		}()
+	} else if l != nil {
+		wake = l.exited
 	}
-	ended := false
 	done := func() bool {
 		if next != nil {
-			if !ended {
-				select {
-				case code := <-next:
-					ended = true
-					if o.ExitCode != nil {
-						*o.ExitCode = code
-					}
-				default:
-				}
+			select {
+			case <-nextEnded:
+				return true
+			default:
+				return false
 			}
-			return ended
 		}
 		if l == nil {
 			return true
@@ -141,7 +153,7 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogOptions, fn func(log
 			return err
 		}
 	}
-	return logs.Read(ctx, e.dir(c.ID), logs.ReadOptions{Follow: o.Follow, Tail: o.Tail, Since: o.Since, Done: done}, fn)
+	return logs.Read(ctx, e.dir(c.ID), logs.ReadOptions{Follow: o.Follow, Tail: o.Tail, Since: o.Since, Done: done, Wake: wake}, fn)
 }
 
 // Health probes: Docker's defaults.

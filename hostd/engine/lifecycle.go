@@ -456,12 +456,12 @@ func (e *Engine) hostEtc(c *Container) ([]runtime.Mount, error) {
 	return mounts, nil
 }
 
-// spawnShim starts `hostd shim` for id in its own session (so it outlives
+// spawnShim starts the shim (hostd-shim) for id in its own session (so it outlives
 // hostd) and waits for its report: the container runs, or the error.
 func (e *Engine) spawnShim(ctx context.Context, c *Container) (shim.State, *exec.Cmd, error) {
 	id := c.ID
-	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles,
-		Stdin: c.Spec.OpenStdin, StdinOnce: c.Spec.StdinOnce}
+	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), Launcher: e.cfg.Launcher,
+		LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles, Tty: c.Spec.Tty, Stdin: c.Spec.OpenStdin, StdinOnce: c.Spec.StdinOnce}
 	if cfg.LogMax == 0 {
 		cfg.LogMax = 10 << 20
 	}
@@ -586,9 +586,10 @@ func (e *Engine) exited(id string, l *liveState) {
 	e.log.Info("container exited", "container", c.Name, "code", ex.Code)
 	if c.Spec.AutoRemove {
 		go func() {
-			// Let attached readers finish the last lines (bounded).
-			for i := 0; i < 100 && e.readerCount(id) > 0; i++ {
-				time.Sleep(50 * time.Millisecond)
+			// Let attached readers finish the last lines (bounded: 5 s).
+			// They are woken by the exit, so this is short: look often.
+			for i := 0; i < 1000 && e.readerCount(id) > 0; i++ {
+				time.Sleep(5 * time.Millisecond)
 			}
 			_ = e.Remove(context.Background(), id, false)
 		}()
@@ -904,7 +905,10 @@ func (e *Engine) reattach(ctx context.Context) {
 			e.mu.Lock()
 			e.live[c.ID] = l
 			e.mu.Unlock()
-			if err == nil && shimAlive(st.ShimPid, c.ID) {
+			// An exit the shim recorded is final, even while the shim
+			// is still on its way out.
+			_, exitErr := os.Stat(filepath.Join(e.dir(c.ID), shim.ExitFile))
+			if err == nil && errors.Is(exitErr, os.ErrNotExist) && shimAlive(st.ShimPid, c.ID) {
 				e.log.Info("re-attached to container", "container", c.Name, "pid", st.Pid)
 				e.watch(c.ID, st.ShimPid, nil, l)
 				e.startProbe(c.ID, l)

@@ -13,7 +13,7 @@ import (
 // TestPullFromDistributionRegistry pulls from a real registry: Debian's
 // docker-registry (the CNCF distribution registry), started on loopback.
 func TestPullFromDistributionRegistry(t *testing.T) {
-	addr := testimg.DistributionRegistry(t, nil, "")
+	addr := testimg.DistributionRegistry(t, testimg.RegistryOptions{})
 	img := imageOf(t, fileLayer(t, map[string]string{"etc/release": "real registry"}), fileLayer(t, map[string]string{"bin/app": "x"}))
 	push(t, addr+"/team/app:1.0", img)
 	s := openStore(t, Options{Insecure: []string{addr}})
@@ -34,7 +34,7 @@ func TestPullFromDistributionRegistry(t *testing.T) {
 // docker-registry with htpasswd auth: wrong credentials and none are
 // refused, the right ones push an image that pulls back identical.
 func TestPushAndLoginWithHtpasswd(t *testing.T) {
-	addr := testimg.DistributionRegistry(t, map[string]string{"alice": "s3cret"}, "")
+	addr := testimg.DistributionRegistry(t, testimg.RegistryOptions{Users: map[string]string{"alice": "s3cret"}})
 	good := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "s3cret"})
 	bad := authn.FromConfig(authn.AuthConfig{Username: "alice", Password: "wrong"})
 	ctx := context.Background()

@@ -172,6 +172,10 @@ type ReadOptions struct {
 	// Done reports that no more lines will come (the container exited);
 	// following stops once it is true and the file is read to its end.
 	Done func() bool
+	// Wake, when set, ends a wait for new lines early: closed when Done
+	// turns true, it lets a follower finish at once instead of at its
+	// next look.
+	Wake <-chan struct{}
 }
 
 // Read calls fn for each entry of dir's logs, oldest first, and with Follow
@@ -220,7 +224,7 @@ func Read(ctx context.Context, dir string, opts ReadOptions, fn func(Entry) erro
 		if done {
 			return nil
 		}
-		if serr := sleep(ctx); serr != nil {
+		if serr := sleep(ctx, opts.Wake); serr != nil {
 			return nil
 		}
 	}
@@ -259,19 +263,24 @@ func Read(ctx context.Context, dir string, opts ReadOptions, fn func(Entry) erro
 		if done {
 			return nil
 		}
-		if err := sleep(ctx); err != nil {
+		if err := sleep(ctx, opts.Wake); err != nil {
 			return nil
 		}
 	}
 }
 
-func sleep(ctx context.Context) error {
+// sleep waits for the next look at a followed log: 100 ms, less when wake
+// is closed meanwhile.
+func sleep(ctx context.Context, wake <-chan struct{}) error {
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(100 * time.Millisecond):
-		return nil
+	case <-t.C:
+	case <-wake:
 	}
+	return nil
 }
 
 // readLines reads whole lines. A partial last line (the writer may be in

@@ -17,6 +17,13 @@ type Stdio struct {
 	Stdout, Stderr io.Writer
 }
 
+// Files are a launched process's stdio, handed to it as they are; nil ones
+// are /dev/null. With a terminal, the runtime makes one in the container
+// and sends its master (SCM_RIGHTS) on the socket Console instead.
+type Files struct {
+	Stdin, Stdout, Stderr, Console *os.File
+}
+
 // Runtime runs containers from OCI specs. The implementation
 // (runtime/libct, runc's libcontainer) needs cgo; it is handed in by main
 // as a Factory, so packages that only talk to hostd stay cgo-free.
@@ -26,6 +33,12 @@ type Stdio struct {
 type Runtime interface {
 	// Start creates container id from spec and starts its init process.
 	Start(ctx context.Context, id string, spec *specs.Spec, stdio Stdio) (Process, error)
+	// Launch creates container id from spec and starts its init process
+	// on files, as the shim's launcher does: it returns the init's pid
+	// and keeps nothing of it, so the caller may exit and leave the init
+	// to its subreaper. A container left with the same id is cleared
+	// first.
+	Launch(ctx context.Context, id string, spec *specs.Spec, files Files) (pid int, err error)
 	// Signal sends sig to the container's init process.
 	Signal(id string, sig os.Signal) error
 	// Exec runs proc in the running container and waits for its exit code.

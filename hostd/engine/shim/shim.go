@@ -6,19 +6,29 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/logs"
-	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+)
+
+// Program names, installed beside hostd: the shim (cmd/hostd-shim) and its
+// launcher (cmd/hostd-launch).
+const (
+	Binary         = "hostd-shim"
+	LauncherBinary = "hostd-launch"
 )
 
 // Files in a container's directory.
@@ -31,6 +41,18 @@ const (
 // ReadyFD is the descriptor (ExtraFiles[0]) on which the shim reports to
 // its starter: "ok\n" once the container runs, or the error.
 const ReadyFD = 3
+
+// Descriptors of the launcher (`LAUNCHER launch ARGS`, see Config.Launcher):
+// its own stdout and stderr are the shim's (shim.log); it reports on
+// LaunchReportFD ("pid N\n" once the container runs, or the error); the
+// container's stdin, stdout and stderr are LaunchStdioFD and the two after
+// it, and for a container with a terminal the runtime sends the terminal's
+// master on the socket LaunchConsoleFD.
+const (
+	LaunchReportFD  = 3
+	LaunchConsoleFD = 4
+	LaunchStdioFD   = 5
+)
 
 // State is StateFile.
 type State struct {
@@ -51,46 +73,68 @@ type Config struct {
 	ID        string
 	Dir       string // container directory: spec, state, exit, logs
 	StateRoot string // libcontainer state root
-	LogMax    int64
-	LogFiles  int
+	// Launcher is the binary (hostd-launch) run as `Launcher launch ARGS`
+	// to create and start the container; it exits once the container runs.
+	Launcher string
+	LogMax   int64
+	LogFiles int
+	// Tty is the spec's process.terminal: the container's output is a
+	// terminal, whose master the launcher's runtime sends to the shim.
+	Tty bool
 	// Stdin gives the container a stdin fed through StdinSocket;
 	// StdinOnce closes it when the first client's input ends.
 	Stdin, StdinOnce bool
 }
 
-// Args renders cfg as the shim's command line arguments (after "shim").
+// Args renders cfg as the shim's command line arguments (after the shim
+// command), which ParseArgs reads back.
 func (c Config) Args() []string {
-	args := []string{"--id", c.ID, "--dir", c.Dir, "--state", c.StateRoot,
+	args := []string{"--id", c.ID, "--dir", c.Dir, "--state", c.StateRoot, "--launcher", c.Launcher,
 		"--log-max", fmt.Sprint(c.LogMax), "--log-files", fmt.Sprint(c.LogFiles)}
-	if c.Stdin {
-		args = append(args, "--stdin")
-	}
-	if c.StdinOnce {
-		args = append(args, "--stdin-once")
+	for _, f := range []struct {
+		set  bool
+		name string
+	}{{c.Tty, "--tty"}, {c.Stdin, "--stdin"}, {c.StdinOnce, "--stdin-once"}} {
+		if f.set {
+			args = append(args, f.name)
+		}
 	}
 	return args
 }
 
-// Main is `hostd shim ARGS`: it parses args and runs the shim. It reports
-// to ReadyFD when that descriptor is open.
-func Main(ctx context.Context, args []string, newRuntime runtime.Factory) error {
+// ParseArgs reads a shim's arguments (Config.Args); the launcher gets the
+// same ones.
+func ParseArgs(args []string) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("shim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.ID, "id", "", "container id")
 	fs.StringVar(&c.Dir, "dir", "", "container directory")
 	fs.StringVar(&c.StateRoot, "state", "", "libcontainer state root")
+	fs.StringVar(&c.Launcher, "launcher", "", "binary run as `LAUNCHER launch ARGS` to start the container")
 	fs.Int64Var(&c.LogMax, "log-max", 10<<20, "log file size before rotation")
 	fs.IntVar(&c.LogFiles, "log-files", 3, "log files kept")
+	fs.BoolVar(&c.Tty, "tty", false, "the container has a terminal")
 	fs.BoolVar(&c.Stdin, "stdin", false, "give the container a stdin on "+StdinSocket)
 	fs.BoolVar(&c.StdinOnce, "stdin-once", false, "close that stdin when the first client's input ends")
 	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("shim arguments: %w", err)
+	}
+	if c.ID == "" || c.Dir == "" || c.StateRoot == "" || c.Launcher == "" {
+		return c, errors.New("shim arguments: --id, --dir, --state and --launcher are required")
+	}
+	return c, nil
+}
+
+// Main is the shim program (hostd-shim ARGS): it parses args and runs the
+// shim. It reports to ReadyFD when that descriptor is open.
+func Main(ctx context.Context, args []string) error {
+	c, err := ParseArgs(args)
+	if err != nil {
 		return err
 	}
-	if c.ID == "" || c.Dir == "" || c.StateRoot == "" {
-		return errors.New("shim: --id, --dir and --state are required")
-	}
 	ready := os.NewFile(ReadyFD, "ready")
-	err := Run(ctx, c, newRuntime(c.StateRoot), func(err error) {
+	return Run(ctx, c, func(err error) {
 		if ready == nil {
 			return
 		}
@@ -102,58 +146,67 @@ func Main(ctx context.Context, args []string, newRuntime runtime.Factory) error 
 		ready.Close()
 		ready = nil
 	})
-	return err
 }
 
-// Run starts the container, calls started (with nil once it runs, or the
-// error that kept it from starting), waits for it and records its exit.
-// Signals to the shim itself are ignored: the engine signals the container.
-func Run(ctx context.Context, c Config, rt runtime.Runtime, started func(error)) error {
+// Run has the launcher start the container, calls started (with nil once
+// it runs, or the error that kept it from starting), copies its output to
+// the logs, waits for it and records its exit.
+//
+// The shim is the container's subreaper: the launcher (hostd-launch, with
+// the runtime linked in) starts the container's init as its own child and
+// exits, and the init is then the shim's to reap, as conmon does with
+// runc. So the process that stays for the container's whole life links
+// no runtime: a few MB, not hostd's. Every container has its own pid
+// namespace, so when its init exits the kernel kills the rest and the
+// output pipes end. Signals to the shim itself are ignored: the engine
+// signals the container.
+func Run(ctx context.Context, c Config, started func(error)) error {
 	goruntime.GOMAXPROCS(1)
 	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	_ = os.Remove(filepath.Join(c.Dir, ExitFile))
-	b, err := os.ReadFile(filepath.Join(c.Dir, SpecFile))
-	if err != nil {
-		started(err)
-		return fmt.Errorf("shim %s: %w", c.ID, err)
-	}
-	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		started(err)
-		return fmt.Errorf("shim %s: parsing spec: %w", c.ID, err)
-	}
-	lw := &logs.Writer{Dir: c.Dir, MaxBytes: c.LogMax, Files: c.LogFiles}
-	defer lw.Close()
-	stdout, stderr := lw.Stream("stdout"), lw.Stream("stderr")
-	stdio := runtime.Stdio{Stdout: stdout, Stderr: stderr}
-	var stdin *stdinPipe
-	if c.Stdin {
-		// Listening before the start: once hostd records the container as
-		// running, clients can attach.
-		if stdin, err = openStdin(c.Dir, c.StdinOnce); err != nil {
-			started(err)
-			return err
-		}
-		// The read end is the runtime's until the container is gone: with
-		// a terminal, the runtime copies it to the terminal's master.
-		defer stdin.r.Close()
-		defer stdin.closeAll()
-		stdio.Stdin = stdin.r
-	}
-	// A container left by a shim that was killed has the same id: clear it.
-	_ = rt.Destroy(c.ID)
-	r, err := rt.Start(ctx, c.ID, &spec, stdio)
-	if err != nil {
+	fail := func(err error) error {
+		err = fmt.Errorf("shim %s: %w", c.ID, err)
 		started(err)
 		_ = writeJSON(filepath.Join(c.Dir, ExitFile), Exit{Code: -1, FinishedAt: time.Now().UTC(), Error: err.Error()})
 		return err
 	}
-	st := State{Pid: r.Pid(), ShimPid: os.Getpid(), StartedAt: time.Now().UTC()}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fail(fmt.Errorf("becoming the subreaper: %w", err))
+	}
+	lw := &logs.Writer{Dir: c.Dir, MaxBytes: c.LogMax, Files: c.LogFiles}
+	defer lw.Close()
+	var stdin *stdinPipe
+	if c.Stdin {
+		// Listening before the start: once hostd records the container as
+		// running, clients can attach.
+		var err error
+		if stdin, err = openStdin(c.Dir, c.StdinOnce); err != nil {
+			return fail(err)
+		}
+		defer stdin.closeAll()
+	}
+	cio, err := newContainerIO(c.Tty, stdin)
+	if err != nil {
+		return fail(err)
+	}
+	defer cio.close()
+	pid, err := launch(c, cio)
+	if err != nil {
+		return fail(err)
+	}
+	// What the container reads and writes is its own now: the shim keeps
+	// only its ends.
+	cio.closeChildEnds()
+	if err := cio.attach(lw); err != nil {
+		_ = unix.Kill(pid, unix.SIGKILL)
+		reap(pid)
+		return fail(err)
+	}
+	st := State{Pid: pid, ShimPid: os.Getpid(), StartedAt: time.Now().UTC()}
 	if err := writeJSON(filepath.Join(c.Dir, StateFile), st); err != nil {
-		started(err)
-		_ = rt.Signal(c.ID, syscall.SIGKILL)
-		_, _ = r.Wait()
-		return err
+		_ = unix.Kill(pid, unix.SIGKILL)
+		reap(pid)
+		return fail(err)
 	}
 	started(nil)
 	if stdin != nil {
@@ -162,14 +215,251 @@ func Run(ctx context.Context, c Config, rt runtime.Runtime, started func(error))
 	// The shim idles for the container's whole life: give back what
 	// starting it took (one per container, so its footprint counts).
 	debug.FreeOSMemory()
-	code, werr := r.Wait()
-	stdout.Flush()
-	stderr.Flush()
-	ex := Exit{Code: code, FinishedAt: time.Now().UTC()}
-	if werr != nil {
-		ex.Error = werr.Error()
+	code := reap(pid)
+	cio.wait()
+	return writeJSON(filepath.Join(c.Dir, ExitFile), Exit{Code: code, FinishedAt: time.Now().UTC()})
+}
+
+// launch runs the launcher and waits for its report: the container's pid.
+func launch(c Config, cio *containerIO) (int, error) {
+	rr, rw, err := os.Pipe()
+	if err != nil {
+		return 0, err
 	}
-	return writeJSON(filepath.Join(c.Dir, ExitFile), ex)
+	defer rr.Close()
+	console := cio.devNull
+	if cio.console != nil {
+		console = cio.console.child
+	}
+	files := append([]*os.File{cio.devNull, os.Stderr, os.Stderr, rw, console}, cio.childFiles()...)
+	p, err := os.StartProcess(c.Launcher, append([]string{c.Launcher, "launch"}, c.Args()...), &os.ProcAttr{Dir: c.Dir, Files: files})
+	rw.Close()
+	if err != nil {
+		return 0, fmt.Errorf("running the launcher %s: %w", c.Launcher, err)
+	}
+	b, _ := io.ReadAll(rr)
+	line := strings.TrimSpace(string(b))
+	// The launcher is done once it closed the report: reap it, so that a
+	// container's init it leaves behind is the shim's child.
+	var ws unix.WaitStatus
+	_, _ = unix.Wait4(p.Pid, &ws, 0, nil)
+	_ = p.Release()
+	if n, ok := strings.CutPrefix(line, "pid "); ok {
+		if pid, err := strconv.Atoi(n); err == nil && pid > 0 {
+			return pid, nil
+		}
+	}
+	if line == "" {
+		line = fmt.Sprintf("the launcher ended (%s) without a report", waitString(ws))
+	}
+	return 0, errors.New(line)
+}
+
+// reap waits for pid, reaping every other child that comes by (orphans
+// handed to the shim as their subreaper), and returns pid's exit code.
+func reap(pid int) int {
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return -1 // ECHILD: no such child, it cannot be waited for
+		}
+		if got == pid {
+			return ExitCode(ws)
+		}
+	}
+}
+
+// ExitCode is a wait status as a shell gives it: 128+signal for a process
+// killed by a signal.
+func ExitCode(ws unix.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+func waitString(ws unix.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+// containerIO is the container's stdio as the shim holds it: pipes (or a
+// terminal) whose container ends go to the launcher, and the copies of its
+// output into the logs.
+type containerIO struct {
+	stdin                  *stdinPipe
+	devNull                *os.File
+	outR, outW, errR, errW *os.File
+	console                *consoleSocket // with a terminal
+	master                 *os.File
+	copies                 sync.WaitGroup
+	streams                []*logs.LineWriter
+}
+
+func newContainerIO(tty bool, stdin *stdinPipe) (*containerIO, error) {
+	c := &containerIO{stdin: stdin}
+	var err error
+	if c.devNull, err = os.Open(os.DevNull); err != nil {
+		return nil, err
+	}
+	if tty {
+		if c.console, err = newConsoleSocket(); err != nil {
+			c.close()
+			return nil, err
+		}
+		return c, nil
+	}
+	if c.outR, c.outW, err = os.Pipe(); err != nil {
+		c.close()
+		return nil, err
+	}
+	if c.errR, c.errW, err = os.Pipe(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// childFiles are the container's stdio, the launcher's LaunchStdioFD and
+// the two after it (/dev/null with a terminal: the runtime makes it).
+func (c *containerIO) childFiles() []*os.File {
+	in := c.devNull
+	if c.stdin != nil && c.console == nil {
+		in = c.stdin.r
+	}
+	if c.console != nil {
+		return []*os.File{in, c.devNull, c.devNull}
+	}
+	return []*os.File{in, c.outW, c.errW}
+}
+
+// closeChildEnds closes the shim's copies of the container's ends, so the
+// output ends when the container's last process is gone.
+func (c *containerIO) closeChildEnds() {
+	for _, f := range []*os.File{c.outW, c.errW, c.devNull} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	c.outW, c.errW, c.devNull = nil, nil, nil
+	if c.console != nil {
+		c.console.child.Close()
+	}
+	if c.stdin != nil && c.console == nil {
+		// The container has the read end; the shim feeds the write end.
+		c.stdin.r.Close()
+	}
+}
+
+// attach starts copying the output into lw (and, with a terminal, stdin
+// into it).
+func (c *containerIO) attach(lw *logs.Writer) error {
+	stdout := lw.Stream("stdout")
+	c.streams = append(c.streams, stdout)
+	if c.console != nil {
+		m, err := RecvFD(c.console.parent)
+		if err != nil {
+			return fmt.Errorf("receiving the container's terminal: %w", err)
+		}
+		c.master = m
+		_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+		if c.stdin != nil {
+			go func() { _, _ = io.Copy(m, c.stdin.r) }()
+		}
+		// EIO ends it: the last process holding the terminal has exited.
+		c.copy(stdout, m)
+		return nil
+	}
+	stderr := lw.Stream("stderr")
+	c.streams = append(c.streams, stderr)
+	c.copy(stdout, c.outR)
+	c.copy(stderr, c.errR)
+	return nil
+}
+
+func (c *containerIO) copy(w io.Writer, r io.Reader) {
+	c.copies.Add(1)
+	go func() {
+		defer c.copies.Done()
+		_, _ = io.Copy(w, r)
+	}()
+}
+
+// wait waits for the output to end and flushes partial lines.
+func (c *containerIO) wait() {
+	c.copies.Wait()
+	for _, s := range c.streams {
+		_ = s.Flush()
+	}
+}
+
+func (c *containerIO) close() {
+	for _, f := range []*os.File{c.devNull, c.outR, c.outW, c.errR, c.errW, c.master} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if c.console != nil {
+		c.console.parent.Close()
+		c.console.child.Close()
+	}
+	if c.stdin != nil {
+		c.stdin.r.Close()
+	}
+}
+
+// consoleSocket is the socket pair on which the runtime sends the master
+// of the container's terminal: child goes to the launcher.
+type consoleSocket struct{ parent, child *os.File }
+
+func newConsoleSocket() (*consoleSocket, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("making the console socket: %w", err)
+	}
+	return &consoleSocket{parent: os.NewFile(uintptr(fds[0]), "console-parent"), child: os.NewFile(uintptr(fds[1]), "console-child")}, nil
+}
+
+// RecvFD receives one descriptor sent with SCM_RIGHTS on sock.
+func RecvFD(sock *os.File) (*os.File, error) {
+	name := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), name, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err == nil && len(fds) == 1 {
+			return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
+		}
+	}
+	return nil, errors.New("no descriptor in the message")
+}
+
+// ReportLaunch is the launcher's report on LaunchReportFD: the pid of the
+// container's running init, or the error.
+func ReportLaunch(pid int, err error) {
+	w := os.NewFile(LaunchReportFD, "report")
+	if w == nil {
+		return
+	}
+	defer w.Close()
+	if err != nil {
+		fmt.Fprintln(w, strings.ReplaceAll(err.Error(), "\n", " "))
+		return
+	}
+	fmt.Fprintf(w, "pid %d\n", pid)
 }
 
 func writeJSON(path string, v any) error {

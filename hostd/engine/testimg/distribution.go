@@ -16,30 +16,49 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
+// RegistryOptions shape a DistributionRegistry.
+type RegistryOptions struct {
+	// Users are htpasswd users (user -> password): when given, every
+	// request needs basic auth.
+	Users map[string]string
+	// Netns is a network namespace path (/run/netns/...) to start the
+	// registry in (nsenter --net), for a daemon running there.
+	Netns string
+	// Data holds the blobs and manifests ("" a temp dir). Two registries on
+	// one data directory, one in the test's namespace and one in a
+	// daemon's, serve the same images to both.
+	Data string
+	// Port on 127.0.0.1; 0 picks a free one.
+	Port int
+}
+
 // DistributionRegistry starts Debian's docker-registry (the CNCF
-// distribution registry) on loopback with its storage in a temp dir, and
-// returns its host:port. users, when given, are its htpasswd users (user
-// -> password): every request then needs basic auth. netns, when not "",
-// is a network namespace path the registry is started in (nsenter --net),
-// for a dockerd running there. It is stopped when the test ends.
-func DistributionRegistry(t testing.TB, users map[string]string, netns string) string {
+// distribution registry, a real one) on loopback, stopped when the test
+// ends, and returns its host:port.
+func DistributionRegistry(t testing.TB, o RegistryOptions) string {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Fatalf("needs docker-registry (apt-get install docker-registry): %v", err)
 	}
-	// A free port here is free in a new namespace too (its own ports).
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if o.Port == 0 {
+		// A free port here is free in a new namespace too (its own ports).
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
 	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", o.Port)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)
-	if len(users) > 0 {
+	if o.Data == "" {
+		o.Data = filepath.Join(dir, "data")
+	}
+	cfg := fmt.Sprintf("version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", o.Data, addr)
+	if len(o.Users) > 0 {
 		var lines []string
-		for u, p := range users {
+		for u, p := range o.Users {
 			h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
 			if err != nil {
 				t.Fatal(err)
@@ -59,20 +78,23 @@ func DistributionRegistry(t testing.TB, users map[string]string, netns string) s
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	args := []string{bin, "serve", cfgPath}
-	if netns != "" {
-		args = append([]string{"nsenter", "--net=" + netns}, args...)
+	if o.Netns != "" {
+		args = append([]string{"nsenter", "--net=" + o.Netns}, args...)
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	cmd.Stdout = cmd.Stderr
 	if err := cmd.Start(); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	// The registry logs "listening on <addr>" once it serves.
+	// The registry logs "listening on <addr>" once it serves (a probe of
+	// /v2/ would need the credentials).
 	ready := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)

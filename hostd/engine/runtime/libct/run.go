@@ -66,19 +66,9 @@ func Config(id string, spec *specs.Spec) (*configs.Config, error) {
 // Start creates container id from spec and starts its init process. The
 // container is destroyed again if its process cannot start.
 func (r Runtime) Start(ctx context.Context, id string, spec *specs.Spec, stdio Stdio) (runtime.Process, error) {
-	if spec.Linux != nil && spec.Linux.Seccomp != nil && !runtime.SeccompSupported {
-		return nil, fmt.Errorf("starting %s: seccomp asked for, but hostd was built without -tags seccomp", id)
-	}
-	cfg, err := Config(id, spec)
+	c, err := r.create(ctx, id, spec)
 	if err != nil {
 		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	c, err := libcontainer.Create(r.StateRoot, id, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating container %s: %w", id, err)
 	}
 	p := processOf(spec.Process, stdio)
 	p.Init = true
@@ -106,6 +96,63 @@ func (r Runtime) Start(ctx context.Context, id string, spec *specs.Spec, stdio S
 		}
 	}
 	return &Running{c: c, p: p, tty: tty}, nil
+}
+
+// Launch creates container id from spec and starts its init process on
+// files, keeping nothing of it: the caller may exit at once, and the init
+// then goes to the caller's subreaper (the shim), which waits for it. Its
+// container is destroyed again if it cannot start.
+func (r Runtime) Launch(ctx context.Context, id string, spec *specs.Spec, files runtime.Files) (int, error) {
+	// A container left by a shim that was killed has the same id: clear it.
+	if err := r.Destroy(id); err != nil {
+		return 0, err
+	}
+	c, err := r.create(ctx, id, spec)
+	if err != nil {
+		return 0, err
+	}
+	p := processOf(spec.Process, Stdio{})
+	p.Init = true
+	if spec.Process.Terminal {
+		if files.Console == nil {
+			_ = c.Destroy()
+			return 0, fmt.Errorf("starting container %s: it has a terminal, but no console socket was given", id)
+		}
+		p.ConsoleSocket = files.Console
+	} else {
+		// Files, not readers or writers: the process gets them as they
+		// are, nothing here copies.
+		p.Stdin, p.Stdout, p.Stderr = files.Stdin, files.Stdout, files.Stderr
+	}
+	if err := c.Run(p); err != nil {
+		_ = c.Destroy()
+		return 0, fmt.Errorf("starting container %s: %w", id, err)
+	}
+	pid, err := p.Pid()
+	if err != nil {
+		_ = c.Destroy()
+		return 0, fmt.Errorf("starting container %s: %w", id, err)
+	}
+	return pid, nil
+}
+
+// create makes container id's libcontainer state and cgroup from spec.
+func (r Runtime) create(ctx context.Context, id string, spec *specs.Spec) (*libcontainer.Container, error) {
+	if spec.Linux != nil && spec.Linux.Seccomp != nil && !runtime.SeccompSupported {
+		return nil, fmt.Errorf("starting %s: seccomp asked for, but hostd was built without -tags seccomp", id)
+	}
+	cfg, err := Config(id, spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := libcontainer.Create(r.StateRoot, id, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating container %s: %w", id, err)
+	}
+	return c, nil
 }
 
 func processOf(sp *specs.Process, stdio Stdio) *libcontainer.Process {

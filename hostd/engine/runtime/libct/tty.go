@@ -1,7 +1,6 @@
 package libct
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +8,8 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 )
 
 // ttyCopier gives an exec'd process a terminal: libcontainer makes the pty
@@ -35,7 +36,7 @@ func newTTY(p *libcontainer.Process, stdio Stdio) (*ttyCopier, error) {
 // start receives the master and starts copying (after the process runs).
 func (t *ttyCopier) start() error {
 	t.child.Close()
-	m, err := recvFD(t.parent)
+	m, err := shim.RecvFD(t.parent)
 	if err != nil {
 		return fmt.Errorf("receiving the terminal: %w", err)
 	}
@@ -66,25 +67,4 @@ func (t *ttyCopier) Close() {
 	if t.master != nil {
 		t.master.Close()
 	}
-}
-
-// recvFD receives one descriptor sent with SCM_RIGHTS.
-func recvFD(sock *os.File) (*os.File, error) {
-	name := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(int(sock.Fd()), name, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range msgs {
-		fds, err := unix.ParseUnixRights(&m)
-		if err == nil && len(fds) == 1 {
-			return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
-		}
-	}
-	return nil, errors.New("no descriptor in the message")
 }
