@@ -1,0 +1,267 @@
+package hostd_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+)
+
+// networkManager is a network manager with the default bridge, in the
+// test's own network namespace (see testimg.InNetns: its /proc/sys/net is
+// the namespace's), whose resolv.conf (in a temporary root) names
+// upstream; it is destroyed, rules and all, at the end.
+func networkManager(t *testing.T, upstream string) *network.Manager {
+	t.Helper()
+	dir := t.TempDir()
+	hostRoot := filepath.Join(dir, "host")
+	if err := os.MkdirAll(filepath.Join(hostRoot, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hostRoot, "etc/resolv.conf"), []byte("nameserver "+upstream+"\nsearch example.test\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	netns := filepath.Join(dir, "netns")
+	m := &network.Manager{
+		Default: &network.Bridge{Name: "hostd0", Subnet: "10.88.0.0/16", StateDir: filepath.Join(dir, "leases"), NetnsDir: netns,
+			HostRoot: "/", Runner: run.Exec{}},
+		StateDir: filepath.Join(dir, "networks"), NetnsDir: netns, HostRoot: "/", ResolvRoot: fsroot.Root(hostRoot), Runner: run.Exec{},
+	}
+	if err := m.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Destroy(context.Background()); err != nil {
+			t.Errorf("destroying the networks: %v", err)
+		}
+	})
+	return m
+}
+
+// fakeUpstream answers upstream.test with 192.0.2.7 and anything else
+// with NXDOMAIN, on 127.0.0.1:53 of the test's network namespace: the
+// host's resolver that user-defined networks forward to.
+func fakeUpstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			rcode := dnsmessage.RCodeNameError
+			if strings.EqualFold(q.Name.String(), "upstream.test.") {
+				rcode = dnsmessage.RCodeSuccess
+			}
+			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RCode: rcode, RecursionAvailable: true})
+			_ = b.StartQuestions()
+			_ = b.Question(q)
+			_ = b.StartAnswers()
+			if rcode == dnsmessage.RCodeSuccess && q.Type == dnsmessage.TypeA {
+				_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: [4]byte{192, 0, 2, 7}})
+			}
+			out, _ := b.Finish()
+			_, _ = pc.WriteTo(out, from)
+		}
+	}()
+	return "127.0.0.1"
+}
+
+// TestDockerNetworks drives user-defined networks through the stock docker
+// CLI: create, ls with filters, inspect, run --network with aliases, the
+// resolver (names, aliases, forwarding), isolation between networks,
+// connect and disconnect, rm and prune, and what hostd refuses by name.
+func TestDockerNetworks(t *testing.T) {
+	if !testimg.InNetns(t) {
+		return
+	}
+	m := networkManager(t, fakeUpstream(t))
+	h, d := dockerHostOn(t, m)
+	d.must(t, "pull", h.ref)
+	img := h.ref
+
+	want := func(out, sub, what string) {
+		t.Helper()
+		if !strings.Contains(out, sub) {
+			t.Errorf("%s: got %q, want it to contain %q", what, out, sub)
+		}
+	}
+	fails := func(sub string, args ...string) {
+		t.Helper()
+		out, code := d.run(t, "", args...)
+		if code == 0 || !strings.Contains(out, sub) {
+			t.Errorf("docker %s: got exit %d, %q; want a failure naming %q", strings.Join(args, " "), code, out, sub)
+		}
+	}
+
+	d.must(t, "network", "create", "--label", "tier=front", "appnet")
+	d.must(t, "network", "create", "--subnet", "10.99.7.0/24", "other")
+	if out := d.must(t, "network", "ls", "--format", "{{.Name}} {{.Driver}}"); !sameLines(out, "bridge bridge\nhost host\nnone null\nappnet bridge\nother bridge\n") {
+		t.Errorf("network ls: got %q", out)
+	}
+	want(d.must(t, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}", "other"), "10.99.7.0/24 10.99.7.1", "inspect other")
+	appSubnet := strings.TrimSpace(d.must(t, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}}{{end}}", "appnet"))
+	if appSubnet != "10.89.0.0/24" {
+		t.Errorf("appnet's subnet: got %q, want the pool's first /24, 10.89.0.0/24", appSubnet)
+	}
+	for _, c := range []struct{ args, want string }{
+		{"-f name=app", "appnet"},
+		{"-f driver=bridge", "appnet bridge other"},
+		{"-f type=custom", "appnet other"},
+		{"-f type=builtin", "bridge host none"},
+		{"-f label=tier=front", "appnet"},
+		{"-f label=tier=back", ""},
+		{"-f dangling=true", "appnet other"},
+	} {
+		args := append([]string{"network", "ls", "--format", "{{.Name}}"}, strings.Fields(c.args)...)
+		if out := d.must(t, args...); !sameLines(out, strings.ReplaceAll(c.want, " ", "\n")) {
+			t.Errorf("network ls %s: got %q, want %q", c.args, out, c.want)
+		}
+	}
+	id := strings.TrimSpace(d.must(t, "network", "inspect", "-f", "{{.Id}}", "appnet"))
+	if out := d.must(t, "network", "ls", "-q", "-f", "id="+id[:10]); strings.TrimSpace(out) != id[:12] {
+		t.Errorf("network ls -f id=%s: got %q", id[:10], out)
+	}
+	fails("invalid filter 'bogus'", "network", "ls", "-f", "bogus=1")
+	fails("Internal (--internal)", "network", "create", "--internal", "inside")
+	fails("EnableIPv6 (--ipv6)", "network", "create", "--ipv6", "six")
+	fails("com.docker.network.bridge.name", "network", "create", "-o", "com.docker.network.bridge.name=x", "opts")
+	fails("overlaps", "network", "create", "--subnet", "10.99.7.128/25", "clash")
+	fails("already exists", "network", "create", "appnet")
+	fails("not found", "run", "--rm", "--network", "nosuch", img, "true")
+
+	// web serves on appnet, known as web and www there.
+	d.must(t, "run", "-d", "--name", "web", "--network", "appnet", "--network-alias", "www", img,
+		"sh", "-c", "mkdir /www && echo served-by-web > /www/index.html && exec httpd -f -p 80 -h /www")
+	webIP := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.NetworkSettings.Networks.appnet.IPAddress}}", "web"))
+	if !strings.HasPrefix(webIP, "10.89.0.") {
+		t.Fatalf("web's address on appnet: got %q", webIP)
+	}
+	want(d.must(t, "inspect", "-f", "{{json .NetworkSettings.Networks.appnet.Aliases}}", "web"), `"www"`, "web's aliases")
+	want(d.must(t, "network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "appnet"), "web "+webIP+"/24", "appnet's containers")
+	if out := d.must(t, "network", "ls", "--format", "{{.Name}}", "-f", "dangling=true"); !sameLines(out, "other") {
+		t.Errorf("network ls -f dangling=true with web on appnet: got %q, want other", out)
+	}
+	if out := d.must(t, "ps", "--format", "{{.Names}}", "-f", "network=appnet"); strings.TrimSpace(out) != "web" {
+		t.Errorf("ps -f network=appnet: got %q, want web", out)
+	}
+	onApp := func(args ...string) string {
+		return d.must(t, append([]string{"run", "--rm", "--network", "appnet", img}, args...)...)
+	}
+	want(onApp("cat", "/etc/resolv.conf"), "nameserver 10.89.0.1", "a container's resolv.conf on appnet")
+	want(onApp("busybox", "nslookup", "web"), webIP, "nslookup web")
+	want(onApp("busybox", "nslookup", "www"), webIP, "nslookup www (alias)")
+	want(onApp("busybox", "nslookup", "upstream.test"), "192.0.2.7", "nslookup upstream.test (forwarded)")
+	want(onApp("sh", "-c", fetchByName("www")), "served-by-web", "wget http://www/")
+
+	// Other networks see neither web's name nor its address, nor the
+	// resolver of appnet.
+	onOther := func(args ...string) (string, int) {
+		return d.run(t, "", append([]string{"run", "--rm", "--network", "other", img}, args...)...)
+	}
+	if out, code := onOther("busybox", "nslookup", "web"); code == 0 || strings.Contains(out, webIP) {
+		t.Errorf("nslookup web on other: got exit %d, %q; want no answer", code, out)
+	}
+	if out, code := onOther("busybox", "nslookup", "-timeout=2", "web", "10.89.0.1"); code == 0 || strings.Contains(out, webIP) {
+		t.Errorf("nslookup web at appnet's resolver from other: got exit %d, %q; want no answer", code, out)
+	}
+	if out, code := onOther("sh", "-c", fetchAt(webIP)); code == 0 || strings.Contains(out, "served-by-web") {
+		t.Errorf("wget web's address from other: got exit %d, %q; want no connection", code, out)
+	}
+	if out, code := d.run(t, "", "run", "--rm", img, "sh", "-c", fetchAt(webIP)); code == 0 || strings.Contains(out, "served-by-web") {
+		t.Errorf("wget web's address from the default bridge: got exit %d, %q; want no connection", code, out)
+	}
+
+	// connect: lonely, on other, joins appnet and finds web; disconnect
+	// cuts it off again.
+	d.must(t, "run", "-d", "--name", "lonely", "--network", "other", img,
+		"sh", "-c", "mkdir /www && echo served-by-lonely > /www/index.html && exec httpd -f -p 80 -h /www")
+	lonelyIP := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.NetworkSettings.Networks.other.IPAddress}}", "lonely"))
+	// Nor the other way: appnet (made first) does not reach other's.
+	if out, code := d.run(t, "", "run", "--rm", "--network", "appnet", img, "sh", "-c", fetchAt(lonelyIP)); code == 0 || strings.Contains(out, "served-by-lonely") {
+		t.Errorf("fetching lonely's address (other) from appnet: got exit %d, %q; want no connection", code, out)
+	}
+	d.must(t, "network", "connect", "--alias", "lone", "appnet", "lonely")
+	want(d.must(t, "exec", "lonely", "sh", "-c", fetchByName("web")), "served-by-web", "wget http://web/ from lonely on both")
+	want(onApp("busybox", "nslookup", "lone"), "10.89.0.", "nslookup lone (alias given at connect)")
+	if out := d.must(t, "inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "lonely"); !sameLines(strings.ReplaceAll(out, " ", "\n"), "appnet\nother") {
+		t.Errorf("lonely's networks: got %q", out)
+	}
+	fails("already exists", "network", "connect", "appnet", "lonely")
+	d.must(t, "network", "disconnect", "appnet", "lonely")
+	if out, code := d.run(t, "", "exec", "lonely", "sh", "-c", fetchAt(webIP)); code == 0 {
+		t.Errorf("wget web from lonely after disconnect: got exit 0, %q", out)
+	}
+	fails("primary network", "network", "disconnect", "other", "lonely")
+
+	fails("active endpoints", "network", "rm", "appnet")
+	fails("pre-defined", "network", "rm", "bridge")
+	d.must(t, "rm", "-f", "web", "lonely")
+	if out := d.must(t, "network", "prune", "-f", "--filter", "label=tier=front"); !strings.Contains(out, "appnet") || strings.Contains(out, "other") {
+		t.Errorf("network prune --filter label=tier=front: got %q, want appnet alone", out)
+	}
+	d.must(t, "network", "rm", "other")
+	if out := d.must(t, "network", "ls", "-q", "-f", "type=custom"); strings.TrimSpace(out) != "" {
+		t.Errorf("networks left: %q", out)
+	}
+	fails("not found", "network", "inspect", "appnet")
+}
+
+// fetchByName is a shell command that fetches http://name/, the name
+// resolved by busybox's nslookup and fetched with nc: the test image's
+// busybox is static, and glibc's static resolver crashes its wget.
+func fetchByName(name string) string {
+	return "ip=$(busybox nslookup " + name + " | busybox awk '/^Address: /{a=$2} END{print a}'); " + fetchAt("$ip")
+}
+
+// fetchAt is a shell command that fetches http://ip/ (nc, see fetchByName).
+func fetchAt(ip string) string {
+	return "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 " + ip + " 80"
+}
+
+// sameLines compares the non-empty lines of two outputs as sets.
+func sameLines(a, b string) bool {
+	set := func(s string) map[string]bool {
+		out := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				out[l] = true
+			}
+		}
+		return out
+	}
+	x, y := set(a), set(b)
+	if len(x) != len(y) {
+		return false
+	}
+	for k := range x {
+		if !y[k] {
+			return false
+		}
+	}
+	return true
+}
