@@ -26,7 +26,7 @@ var createFields = fieldSet{
 	// One network at create, with its aliases (--network-alias); the
 	// rest of an endpoint (--ip, --link) is refused by name.
 	"networkingconfig": {"endpointsconfig": nil},
-	"healthcheck": {"test": nil, "interval": nil, "timeout": nil, "startperiod": nil, "retries": nil},
+	"healthcheck":      {"test": nil, "interval": nil, "timeout": nil, "startperiod": nil, "retries": nil},
 	"hostconfig": {
 		"binds": nil, "portbindings": nil, "autoremove": nil, "publishallports": nil, "networkmode": nil,
 		"memory": nil, "nanocpus": nil, "pidslimit": nil, "readonlyrootfs": nil,

@@ -56,7 +56,7 @@ type Manager struct {
 	ResolvRoot fsroot.Root
 	Runner     run.Runner
 	Pool       string // DefaultPool when ""
-	Log      *slog.Logger
+	Log        *slog.Logger
 
 	mu    sync.Mutex
 	ready bool
