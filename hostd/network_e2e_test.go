@@ -1,105 +1,21 @@
 package hostd_test
 
 import (
-	"context"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/net/dns/dnsmessage"
-
-	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
-	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
-	"github.com/bulkhead-os/bulkhead/internal/fsroot"
-	"github.com/bulkhead-os/bulkhead/internal/run"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/network/nettest"
 )
-
-// networkManager is a network manager with the default bridge, in the
-// test's own network namespace (see testimg.InNetns: its /proc/sys/net is
-// the namespace's), whose resolv.conf (in a temporary root) names
-// upstream; it is destroyed, rules and all, at the end.
-func networkManager(t *testing.T, upstream string) *network.Manager {
-	t.Helper()
-	dir := t.TempDir()
-	hostRoot := filepath.Join(dir, "host")
-	if err := os.MkdirAll(filepath.Join(hostRoot, "etc"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(hostRoot, "etc/resolv.conf"), []byte("nameserver "+upstream+"\nsearch example.test\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	netns := filepath.Join(dir, "netns")
-	m := &network.Manager{
-		Default: &network.Bridge{Name: "hostd0", Subnet: "10.88.0.0/16", StateDir: filepath.Join(dir, "leases"), NetnsDir: netns,
-			HostRoot: "/", Runner: run.Exec{}},
-		StateDir: filepath.Join(dir, "networks"), NetnsDir: netns, HostRoot: "/", ResolvRoot: fsroot.Root(hostRoot), Runner: run.Exec{},
-	}
-	if err := m.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Destroy(context.Background()); err != nil {
-			t.Errorf("destroying the networks: %v", err)
-		}
-	})
-	return m
-}
-
-// fakeUpstream answers upstream.test with 192.0.2.7 and anything else
-// with NXDOMAIN, on 127.0.0.1:53 of the test's network namespace: the
-// host's resolver that user-defined networks forward to.
-func fakeUpstream(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:53")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			rcode := dnsmessage.RCodeNameError
-			if strings.EqualFold(q.Name.String(), "upstream.test.") {
-				rcode = dnsmessage.RCodeSuccess
-			}
-			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RCode: rcode, RecursionAvailable: true})
-			_ = b.StartQuestions()
-			_ = b.Question(q)
-			_ = b.StartAnswers()
-			if rcode == dnsmessage.RCodeSuccess && q.Type == dnsmessage.TypeA {
-				_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: [4]byte{192, 0, 2, 7}})
-			}
-			out, _ := b.Finish()
-			_, _ = pc.WriteTo(out, from)
-		}
-	}()
-	return "127.0.0.1"
-}
 
 // TestDockerNetworks drives user-defined networks through the stock docker
 // CLI: create, ls with filters, inspect, run --network with aliases, the
 // resolver (names, aliases, forwarding), isolation between networks,
 // connect and disconnect, rm and prune, and what hostd refuses by name.
 func TestDockerNetworks(t *testing.T) {
-	if !testimg.InNetns(t) {
+	if !nettest.InNetns(t) {
 		return
 	}
-	m := networkManager(t, fakeUpstream(t))
+	m := nettest.Manager(t, nettest.FakeUpstream(t))
 	h, d := dockerHostOn(t, m)
 	d.must(t, "pull", h.ref)
 	img := h.ref
@@ -176,7 +92,7 @@ func TestDockerNetworks(t *testing.T) {
 	want(onApp("busybox", "nslookup", "web"), webIP, "nslookup web")
 	want(onApp("busybox", "nslookup", "www"), webIP, "nslookup www (alias)")
 	want(onApp("busybox", "nslookup", "upstream.test"), "192.0.2.7", "nslookup upstream.test (forwarded)")
-	want(onApp("sh", "-c", fetchByName("www")), "served-by-web", "wget http://www/")
+	want(onApp("sh", "-c", nettest.FetchByName("www")), "served-by-web", "wget http://www/")
 
 	// Other networks see neither web's name nor its address, nor the
 	// resolver of appnet.
@@ -189,10 +105,10 @@ func TestDockerNetworks(t *testing.T) {
 	if out, code := onOther("busybox", "nslookup", "-timeout=2", "web", "10.89.0.1"); code == 0 || strings.Contains(out, webIP) {
 		t.Errorf("nslookup web at appnet's resolver from other: got exit %d, %q; want no answer", code, out)
 	}
-	if out, code := onOther("sh", "-c", fetchAt(webIP)); code == 0 || strings.Contains(out, "served-by-web") {
+	if out, code := onOther("sh", "-c", nettest.FetchAt(webIP)); code == 0 || strings.Contains(out, "served-by-web") {
 		t.Errorf("wget web's address from other: got exit %d, %q; want no connection", code, out)
 	}
-	if out, code := d.run(t, "", "run", "--rm", img, "sh", "-c", fetchAt(webIP)); code == 0 || strings.Contains(out, "served-by-web") {
+	if out, code := d.run(t, "", "run", "--rm", img, "sh", "-c", nettest.FetchAt(webIP)); code == 0 || strings.Contains(out, "served-by-web") {
 		t.Errorf("wget web's address from the default bridge: got exit %d, %q; want no connection", code, out)
 	}
 
@@ -202,18 +118,18 @@ func TestDockerNetworks(t *testing.T) {
 		"sh", "-c", "mkdir /www && echo served-by-lonely > /www/index.html && exec httpd -f -p 80 -h /www")
 	lonelyIP := strings.TrimSpace(d.must(t, "inspect", "-f", "{{.NetworkSettings.Networks.other.IPAddress}}", "lonely"))
 	// Nor the other way: appnet (made first) does not reach other's.
-	if out, code := d.run(t, "", "run", "--rm", "--network", "appnet", img, "sh", "-c", fetchAt(lonelyIP)); code == 0 || strings.Contains(out, "served-by-lonely") {
+	if out, code := d.run(t, "", "run", "--rm", "--network", "appnet", img, "sh", "-c", nettest.FetchAt(lonelyIP)); code == 0 || strings.Contains(out, "served-by-lonely") {
 		t.Errorf("fetching lonely's address (other) from appnet: got exit %d, %q; want no connection", code, out)
 	}
 	d.must(t, "network", "connect", "--alias", "lone", "appnet", "lonely")
-	want(d.must(t, "exec", "lonely", "sh", "-c", fetchByName("web")), "served-by-web", "wget http://web/ from lonely on both")
+	want(d.must(t, "exec", "lonely", "sh", "-c", nettest.FetchByName("web")), "served-by-web", "wget http://web/ from lonely on both")
 	want(onApp("busybox", "nslookup", "lone"), "10.89.0.", "nslookup lone (alias given at connect)")
 	if out := d.must(t, "inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "lonely"); !sameLines(strings.ReplaceAll(out, " ", "\n"), "appnet\nother") {
 		t.Errorf("lonely's networks: got %q", out)
 	}
 	fails("already exists", "network", "connect", "appnet", "lonely")
 	d.must(t, "network", "disconnect", "appnet", "lonely")
-	if out, code := d.run(t, "", "exec", "lonely", "sh", "-c", fetchAt(webIP)); code == 0 {
+	if out, code := d.run(t, "", "exec", "lonely", "sh", "-c", nettest.FetchAt(webIP)); code == 0 {
 		t.Errorf("wget web from lonely after disconnect: got exit 0, %q", out)
 	}
 	fails("primary network", "network", "disconnect", "other", "lonely")
@@ -229,18 +145,6 @@ func TestDockerNetworks(t *testing.T) {
 		t.Errorf("networks left: %q", out)
 	}
 	fails("not found", "network", "inspect", "appnet")
-}
-
-// fetchByName is a shell command that fetches http://name/, the name
-// resolved by busybox's nslookup and fetched with nc: the test image's
-// busybox is static, and glibc's static resolver crashes its wget.
-func fetchByName(name string) string {
-	return "ip=$(busybox nslookup " + name + " | busybox awk '/^Address: /{a=$2} END{print a}'); " + fetchAt("$ip")
-}
-
-// fetchAt is a shell command that fetches http://ip/ (nc, see fetchByName).
-func fetchAt(ip string) string {
-	return "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 " + ip + " 80"
 }
 
 // sameLines compares the non-empty lines of two outputs as sets.

@@ -481,15 +481,22 @@ func linuxImage(t *testing.T, cfg v1.Config) v1.Image {
 
 // startHostd serves hostd's engine on a Docker API socket, with its own
 // registry on loopback.
-func startHostd(t *testing.T) backend {
+func startHostd(t *testing.T) backend { return startHostdOn(t, nil) }
+
+// startHostdOn is startHostd with a network (nil: none).
+func startHostdOn(t *testing.T, nw engine.Networker) backend {
 	t.Helper()
 	dir := t.TempDir()
 	reg := testimg.Registry(t)
-	e, err := engine.New(context.Background(), engine.Config{
+	cfg := engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: []string{reg}},
 		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
-	})
+	}
+	if nw != nil {
+		cfg.Network = nw
+	}
+	e, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

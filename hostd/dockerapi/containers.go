@@ -257,6 +257,7 @@ func inspectJSON(c engine.Container) map[string]any {
 			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
 			"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
 			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
+			"LogConfig":      map[string]any{"Type": "json-file", "Config": map[string]string{}},
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},

@@ -3,8 +3,11 @@ package dockerapi
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
 )
 
 // fieldSet names the JSON fields of a create body hostd implements; a
@@ -76,6 +79,7 @@ func unsupportedOptions(body []byte) ([]string, error) {
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, err
 	}
+	dropBoundVolumes(raw)
 	var out []string
 	walkUnsupported("", raw, createFields, &out)
 	// Each network's endpoint: its aliases, nothing else (--ip, --link).
@@ -88,6 +92,26 @@ func unsupportedOptions(body []byte) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// dropBoundVolumes removes from a create body's Volumes (mount points
+// for anonymous volumes) those a bind or named volume in HostConfig.Binds
+// covers, as dockerd does: compose lists a service's named volumes in
+// both.
+func dropBoundVolumes(raw map[string]any) {
+	vols, _ := field(raw, "Volumes").(map[string]any)
+	hc, _ := field(raw, "HostConfig").(map[string]any)
+	binds, _ := field(hc, "Binds").([]any)
+	for _, b := range binds {
+		s, _ := b.(string)
+		if v, err := engine.ParseVolume(s); err == nil {
+			for k := range vols {
+				if path.Clean(k) == path.Clean(v.Destination) {
+					delete(vols, k)
+				}
+			}
+		}
+	}
 }
 
 // endpointFields are the fields of a network endpoint hostd implements.

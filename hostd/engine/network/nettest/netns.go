@@ -1,4 +1,4 @@
-package testimg
+package nettest
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 // netnsEnv marks the test binary InNetns re-executed: its value is the
@@ -26,7 +28,7 @@ func InNetns(t *testing.T) bool {
 		}
 		return true
 	}
-	RequireHost(t)
+	testimg.RequireHost(t)
 	for _, bin := range []string{"unshare", "ip", "iptables"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("needs %s (util-linux, iproute2, iptables): %v", bin, err)
@@ -34,7 +36,9 @@ func InNetns(t *testing.T) bool {
 	}
 	args := []string{"--net", os.Args[0], "-test.run", "^" + strings.ReplaceAll(t.Name(), "/", "$/^") + "$", "-test.v", "-test.count=1"}
 	if d, ok := t.Deadline(); ok {
-		args = append(args, "-test.timeout", strings.TrimSpace(time.Until(d).String()))
+		// The copy times out first, so its own report (which test, where
+		// it hung) comes back here.
+		args = append(args, "-test.timeout", (time.Until(d) * 9 / 10).Round(time.Second).String())
 	}
 	cmd := exec.Command("unshare", args...)
 	cmd.Env = append(os.Environ(), netnsEnv+"="+t.Name())
