@@ -101,8 +101,12 @@ func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptio
 	}
 	if err := mgr.Init(ctx); err != nil {
 		log.Warn("bridge networks unavailable: containers default to --network none", "err", err)
+		what := "bridge networks"
+		if o.Bridge != "" {
+			what = "bridge network " + o.Bridge
+		}
 		s.AddHealthCheck("bridge", func(context.Context) error {
-			return fmt.Errorf("bridge networks unavailable (containers run on --network none): %w", err)
+			return fmt.Errorf("%s unavailable (containers run on --network none): %w", what, err)
 		})
 	} else {
 		cfg.Network = mgr

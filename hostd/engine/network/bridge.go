@@ -90,6 +90,15 @@ func (b *Bridge) init(ctx context.Context) error {
 	if err := netlink.AddrReplace(br, addr); err != nil {
 		return fmt.Errorf("addressing bridge %s: %w", b.Name, err)
 	}
+	// Pin the bridge's MAC address: otherwise a bridge takes the lowest
+	// of its ports', and a container joining with a lower one changes it
+	// under the others, whose frames to the gateway then go nowhere until
+	// their ARP entries expire.
+	if mac := br.Attrs().HardwareAddr; len(mac) > 0 {
+		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+			return fmt.Errorf("pinning the MAC address of bridge %s: %w", b.Name, err)
+		}
+	}
 	if err := netlink.LinkSetUp(br); err != nil {
 		return fmt.Errorf("bringing up bridge %s: %w", b.Name, err)
 	}
