@@ -1,15 +1,12 @@
 package dockerapi_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -39,20 +36,7 @@ volumes:
 // Python) in dir against b.
 func (b backend) compose(t *testing.T, dir string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker-compose", append([]string{"-p", "bulkheadc"}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+b.sock, "DOCKER_CONFIG="+b.config, "COMPOSE_INTERACTIVE_NO_CLI=1")
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return string(out), ee.ExitCode()
-	case err != nil:
-		t.Fatalf("%s: docker-compose %s: %v", b.name, strings.Join(args, " "), err)
-	}
-	return string(out), 0
+	return b.client(t, dir, "docker-compose", append([]string{"-p", "bulkheadc"}, args...)...)
 }
 
 // TestComposeConformance brings a two-service project with a named volume

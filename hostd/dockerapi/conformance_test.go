@@ -64,17 +64,25 @@ func (b backend) docker(t *testing.T, args ...string) (string, int) {
 		}
 		expanded = append(expanded, a[:start]+strings.TrimSpace(out)+a[end+1:])
 	}
+	return b.client(t, "", "docker", append([]string{"-H", "unix://" + b.sock}, expanded...)...)
+}
+
+// client runs a Docker API client (docker, docker-compose) against b, in
+// dir ("": here), and returns its output and exit code.
+func (b backend) client(t *testing.T, dir, name string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + b.sock}, expanded...)...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+b.config, "DOCKER_CLI_HINTS=false")
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+b.sock, "DOCKER_CONFIG="+b.config, "DOCKER_CLI_HINTS=false", "COMPOSE_INTERACTIVE_NO_CLI=1")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
 		return string(out), ee.ExitCode()
 	case err != nil:
-		t.Fatalf("%s: docker %s: %v", b.name, strings.Join(expanded, " "), err)
+		t.Fatalf("%s: %s %s: %v", b.name, name, strings.Join(args, " "), err)
 	}
 	return string(out), 0
 }

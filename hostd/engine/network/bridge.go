@@ -403,10 +403,14 @@ func (b *Bridge) Teardown(ctx context.Context, id string) error {
 }
 
 func (b *Bridge) teardown(ctx context.Context, id string) error {
-	errs := []error{b.leave(ctx, id)}
-	p := b.NetnsPath(id)
+	return errors.Join(b.leave(ctx, id), removeNetns(b.NetnsPath(id)))
+}
+
+// removeNetns undoes newNetns; a namespace that is not there is fine.
+func removeNetns(p string) error {
+	var errs []error
 	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("unmounting netns of %s: %w", id, err))
+		errs = append(errs, fmt.Errorf("unmounting netns %s: %w", p, err))
 	}
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)

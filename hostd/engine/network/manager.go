@@ -636,13 +636,7 @@ func (m *Manager) teardown(ctx context.Context, id string) error {
 		delete(m.st.Endpoints, id)
 		errs = append(errs, m.save())
 	}
-	p := m.netnsPath(id)
-	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("unmounting netns of %s: %w", id, err))
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
-	}
+	errs = append(errs, removeNetns(m.netnsPath(id)))
 	return errors.Join(errs...)
 }
 
