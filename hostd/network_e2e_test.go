@@ -1,8 +1,11 @@
 package hostd_test
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/network/nettest"
 )
@@ -134,9 +137,27 @@ func TestDockerNetworks(t *testing.T) {
 	}
 	fails("primary network", "network", "disconnect", "other", "lonely")
 
+	// A port published from appnet reaches web from the host.
+	d.must(t, "run", "-d", "--name", "pub", "--network", "appnet", "-p", "127.0.0.1:18080:80", img,
+		"sh", "-c", "mkdir /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www")
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://127.0.0.1:18080/")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got = string(b); strings.Contains(got, "published") {
+			break
+		}
+	}
+	want(got, "published", "a port published from appnet, from the host")
+	fails("IPAMConfig (--ip/--link)", "run", "--rm", "--network", "appnet", "--ip", "10.89.0.50", img, "true")
+
 	fails("active endpoints", "network", "rm", "appnet")
 	fails("pre-defined", "network", "rm", "bridge")
-	d.must(t, "rm", "-f", "web", "lonely")
+	d.must(t, "rm", "-f", "web", "lonely", "pub")
 	if out := d.must(t, "network", "prune", "-f", "--filter", "label=tier=front"); !strings.Contains(out, "appnet") || strings.Contains(out, "other") {
 		t.Errorf("network prune --filter label=tier=front: got %q, want appnet alone", out)
 	}
