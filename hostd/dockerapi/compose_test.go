@@ -130,3 +130,65 @@ func composeOutcome(out string, code int, want string) string {
 	}
 	return fmt.Sprintf("exit %d", code)
 }
+
+// networkScenario is docker network through the CLI: both backends give
+// the same outcomes, but where hostd refuses an option dockerd has
+// (--internal). dockerd runs with --bridge none: it has no "bridge".
+func networkScenario() []step {
+	const img = "{reg}/busybox"
+	return []step{
+		{args: []string{"pull", img}, want: "exit 0"},
+		{args: []string{"network", "create", "bulkn1"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"network", "create", "--label", "tier=front", "bulkn2"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"network", "create", "bulkn1"}, kind: errText, want: "exit 1: already exists"},
+		{args: []string{"network", "ls", "--format", "{{.Name}}", "-f", "name=bulkn"}, kind: words, want: "exit 0: bulkn1,bulkn2"},
+		{args: []string{"network", "ls", "--format", "{{.Name}}", "-f", "label=tier=front"}, kind: words, want: "exit 0: bulkn2"},
+		{args: []string{"network", "ls", "--format", "{{.Name}}", "-f", "type=custom"}, kind: words, want: "exit 0: bulkn1,bulkn2"},
+		{args: []string{"network", "ls", "--format", "{{.Name}}", "-f", "driver=bridge", "-f", "type=custom"}, kind: words, want: "exit 0: bulkn1,bulkn2"},
+		{args: []string{"network", "ls", "--format", "{{.Name}}", "-f", "dangling=true"}, kind: words, want: "exit 0: bulkn1,bulkn2"},
+		{args: []string{"network", "ls", "--format", "{{.Name}}", "-f", "id=$(network inspect -f {{.Id}} bulkn2)"}, kind: words, want: "exit 0: bulkn2"},
+		{args: []string{"network", "ls", "-f", "bogus=1"}, kind: errText, want: "exit 1: invalid filter 'bogus'"},
+		{args: []string{"network", "ls", "-f", "type=odd"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"network", "inspect", "-f", "{{.Driver}} {{.Scope}} {{.Labels.tier}}", "bulkn2"}, kind: words, want: "exit 0: bridge local front"},
+		{args: []string{"network", "inspect", "nosuch"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"run", "-d", "--name", "nweb", "--network", "bulkn1", "--network-alias", "www", img,
+			"sh", "-c", "mkdir /w && echo hi > /w/index.html && exec httpd -f -p 80 -h /w"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"run", "--rm", "--network", "bulkn1", img, "busybox", "nslookup", "www"}, kind: errText, want: "exit 0: Name:\twww"},
+		{args: []string{"run", "--rm", "--network", "bulkn1", img, "busybox", "nslookup", "nweb"}, kind: errText, want: "exit 0: Name:\tnweb"},
+		{args: []string{"run", "--rm", "--network", "bulkn1", img, "sh", "-c", nettest.FetchByName("www")}, kind: errText, want: "exit 0: hi"},
+		{args: []string{"run", "--rm", "--network", "bulkn2", img, "busybox", "nslookup", "-timeout=2", "www"}, kind: exitOnly, want: "exit 1"},
+		// dockerd 20.10 still lists bulkn1, which nweb is on, as
+		// dangling; hostd answers what the filter is documented to.
+		{args: []string{"network", "ls", "--format", "{{.Name}}", "-f", "dangling=true"}, kind: words, want: "exit 0: bulkn1,bulkn2",
+			hostd: "exit 0: bulkn2"},
+		{args: []string{"ps", "--format", "{{.Names}}", "-f", "network=bulkn1"}, kind: words, want: "exit 0: nweb"},
+		{args: []string{"network", "connect", "--alias", "second", "bulkn2", "nweb"}, want: "exit 0"},
+		{args: []string{"network", "connect", "bulkn2", "nweb"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"inspect", "-f", "{{len .NetworkSettings.Networks}}", "nweb"}, kind: words, want: "exit 0: 2"},
+		{args: []string{"run", "--rm", "--network", "bulkn2", img, "busybox", "nslookup", "second"}, kind: errText, want: "exit 0: Name:\tsecond"},
+		{args: []string{"network", "disconnect", "bulkn2", "nweb"}, want: "exit 0"},
+		{args: []string{"inspect", "-f", "{{len .NetworkSettings.Networks}}", "nweb"}, kind: words, want: "exit 0: 1"},
+		{args: []string{"network", "rm", "bulkn1"}, kind: errText, want: "exit 1: active endpoints"},
+		{args: []string{"rm", "-f", "nweb"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"network", "prune", "-f", "--filter", "label=tier=front"}, kind: words, want: "exit 0: Deleted Networks:,bulkn2"},
+		{args: []string{"network", "rm", "bulkn1"}, kind: words, want: "exit 0: bulkn1"},
+		{args: []string{"network", "ls", "-q", "-f", "type=custom"}, kind: lines, want: "exit 0, 0 lines"},
+		{args: []string{"network", "rm", "host"}, kind: exitOnly, want: "exit 1"},
+		{args: []string{"network", "create", "--internal", "bulkint"}, kind: errText, want: "exit 0: ", hostd: "exit 1: Internal (--internal)"},
+		{args: []string{"network", "rm", "bulkint"}, kind: exitOnly, want: "exit 0", hostd: "exit 1"},
+	}
+}
+
+// TestNetworkConformance runs networkScenario against hostd (with its
+// networks, in a network namespace of the test's own) and dockerd.
+func TestNetworkConformance(t *testing.T) {
+	if !nettest.InNetns(t) {
+		return
+	}
+	img := linuxImage(t, v1.Config{Cmd: []string{"sh"}})
+	backends := []backend{startHostdOn(t, nettest.Manager(t, nettest.FakeUpstream(t))), startDockerd(t)}
+	for _, b := range backends {
+		testimg.Push(t, b.push+"/busybox:latest", img)
+	}
+	runSteps(t, backends, networkScenario())
+}

@@ -447,9 +447,16 @@ func TestDockerConformance(t *testing.T) {
 		testimg.Push(t, b.push+"/busybox:latest", img)
 		testimg.Push(t, b.push+"/busybox:old", img1)
 	}
+	runSteps(t, backends, scenario(img2))
+}
+
+// runSteps runs steps through the docker CLI against each backend in
+// turn, wants each its outcome, and logs the outcomes as a table.
+func runSteps(t *testing.T, backends []backend, steps []step) {
+	t.Helper()
 	var table strings.Builder
 	fmt.Fprintf(&table, "| command | hostd | dockerd |\n|---|---|---|\n")
-	for i, s := range scenario(img2) {
+	for i, s := range steps {
 		got := make([]string, len(backends))
 		for j, b := range backends {
 			if s.before != nil {

@@ -94,7 +94,8 @@ func FakeUpstream(t *testing.T) string {
 // resolved by busybox's nslookup and fetched with nc: the test image's
 // busybox is static, and glibc's static resolver crashes its wget.
 func FetchByName(name string) string {
-	return "ip=$(busybox nslookup " + name + " | busybox awk '/^Address: /{a=$2} END{print a}'); " + FetchAt("$ip")
+	// Backquotes, not $(): the conformance steps expand $(...) themselves.
+	return "ip=`busybox nslookup " + name + " | busybox awk '/^Address: /{a=$2} END{print a}'`; " + FetchAt("$ip")
 }
 
 // FetchAt is a shell command that fetches http://ip/ (nc, see FetchByName).
