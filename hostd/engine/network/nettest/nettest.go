@@ -2,7 +2,6 @@ package nettest
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/network/resolver/dnstest"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
@@ -51,42 +51,16 @@ func Manager(t *testing.T, upstream string) *network.Manager {
 // host's resolver that user-defined networks forward to.
 func FakeUpstream(t *testing.T) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:53")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			rcode := dnsmessage.RCodeNameError
-			if strings.EqualFold(q.Name.String(), "upstream.test.") {
-				rcode = dnsmessage.RCodeSuccess
-			}
-			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RCode: rcode, RecursionAvailable: true})
-			_ = b.StartQuestions()
-			_ = b.Question(q)
-			_ = b.StartAnswers()
-			if rcode == dnsmessage.RCodeSuccess && q.Type == dnsmessage.TypeA {
-				_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: [4]byte{192, 0, 2, 7}})
-			}
-			out, _ := b.Finish()
-			_, _ = pc.WriteTo(out, from)
+	dnstest.Serve(t, "127.0.0.1:53", func(h dnsmessage.Header, q dnsmessage.Question) []dnstest.Reply {
+		if !strings.EqualFold(q.Name.String(), "upstream.test.") {
+			return []dnstest.Reply{{ID: h.ID, RCode: dnsmessage.RCodeNameError}}
 		}
-	}()
+		r := dnstest.Reply{ID: h.ID}
+		if q.Type == dnsmessage.TypeA {
+			r.A = [][4]byte{{192, 0, 2, 7}}
+		}
+		return []dnstest.Reply{r}
+	})
 	return "127.0.0.1"
 }
 

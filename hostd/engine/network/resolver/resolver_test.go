@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/network/resolver/dnstest"
 )
 
 func question(t *testing.T, id uint16, name string, typ dnsmessage.Type) []byte {
@@ -42,40 +44,9 @@ func parse(t *testing.T, msg []byte) (uint16, dnsmessage.RCode, []string) {
 // an attacker racing the real server would), then the real one with
 // 192.0.2.9.
 func upstream(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var p dnsmessage.Parser
-			h, err := p.Start(buf[:n])
-			if err != nil {
-				continue
-			}
-			q, _ := p.Question()
-			for _, x := range []struct {
-				id uint16
-				ip [4]byte
-			}{{h.ID + 1, [4]byte{6, 6, 6, 6}}, {h.ID, [4]byte{192, 0, 2, 9}}} {
-				b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: x.id, Response: true})
-				_ = b.StartQuestions()
-				_ = b.Question(q)
-				_ = b.StartAnswers()
-				_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 5}, dnsmessage.AResource{A: x.ip})
-				out, _ := b.Finish()
-				_, _ = pc.WriteTo(out, from)
-			}
-		}
-	}()
-	return pc.LocalAddr().String()
+	return dnstest.Serve(t, "127.0.0.1:0", func(h dnsmessage.Header, q dnsmessage.Question) []dnstest.Reply {
+		return []dnstest.Reply{{ID: h.ID + 1, A: [][4]byte{{6, 6, 6, 6}}}, {ID: h.ID, A: [][4]byte{{192, 0, 2, 9}}}}
+	})
 }
 
 // TestAnswer: members get their network's names (any case) and nothing
