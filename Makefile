@@ -13,7 +13,7 @@ LDFLAGS := -s -w -X github.com/bulkhead-os/bulkhead/hostd.Version=$(VERSION)
 APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils ovmf erofs-utils dosfstools mtools \
 	e2fsprogs cryptsetup-bin gdisk fdisk cloud-image-utils genisoimage xorriso xfsprogs socat \
 	busybox-static arch-test gcc libseccomp-dev pkg-config iptables etcd-server docker-registry \
-	runc crun skopeo umoci openssh-client docker.io
+	runc crun skopeo umoci openssh-client docker.io docker-compose
 
 .PHONY: all deps bin image test test-unit test-qemu test-long bench clean
 

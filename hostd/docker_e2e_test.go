@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bulkhead-os/bulkhead/hostd"
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
@@ -136,12 +137,15 @@ func TestDockerCLI(t *testing.T) {
 
 // dockerHost is hostd's engine behind a Docker API socket, driven by the
 // stock CLI.
-func dockerHost(t *testing.T) (*engineHost, dockerCLI) {
+func dockerHost(t *testing.T) (*engineHost, dockerCLI) { return dockerHostOn(t, nil) }
+
+// dockerHostOn is dockerHost with a network (nil: none).
+func dockerHostOn(t *testing.T, nw engine.Networker) (*engineHost, dockerCLI) {
 	t.Helper()
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Fatal("needs the docker CLI (docker-ce-cli or docker.io)")
 	}
-	h := startEngineHost(t)
+	h := startEngineHostOn(t, nw)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	sock := filepath.Join(h.dir, "docker.sock")

@@ -86,19 +86,28 @@ func startEngine(ctx context.Context, s *Server, root fsroot.Root, o EngineOptio
 		s.AddHealthCheck("engine", func(context.Context) error { return fmt.Errorf("engine did not start: %w", err) })
 		return nil, err
 	}
+	// The default bridge (unless --bridge ""), and user-defined networks.
+	mgr := &network.Manager{
+		StateDir: filepath.Join(cfg.Root, "networks"), NetnsDir: filepath.Join(cfg.RunDir, "netns"),
+		HostRoot: root, Runner: run.Exec{Log: log}, Log: log,
+	}
 	if o.Bridge != "" {
-		br := &network.Bridge{
+		mgr.Default = &network.Bridge{
 			Name: o.Bridge, Subnet: o.BridgeSubnet, HostRoot: root, Runner: run.Exec{Log: log},
-			StateDir: filepath.Join(cfg.Root, "network"), NetnsDir: filepath.Join(cfg.RunDir, "netns"),
+			StateDir: filepath.Join(cfg.Root, "network"), NetnsDir: mgr.NetnsDir,
 		}
-		if err := br.Init(ctx); err != nil {
-			log.Warn("bridge network unavailable: containers default to --network none", "err", err)
-			s.AddHealthCheck("bridge", func(context.Context) error {
-				return fmt.Errorf("bridge network %s unavailable (containers run on --network none): %w", o.Bridge, err)
-			})
-		} else {
-			cfg.Network = br
+	}
+	if err := mgr.Init(ctx); err != nil {
+		log.Warn("bridge networks unavailable: containers default to --network none", "err", err)
+		what := "bridge networks"
+		if o.Bridge != "" {
+			what = "bridge network " + o.Bridge
 		}
+		s.AddHealthCheck("bridge", func(context.Context) error {
+			return fmt.Errorf("%s unavailable (containers run on --network none): %w", what, err)
+		})
+	} else {
+		cfg.Network = mgr
 	}
 	e, err := engine.New(ctx, cfg)
 	if err != nil {

@@ -37,8 +37,8 @@ type engineHost struct {
 
 func startEngineHost(t *testing.T) *engineHost { return startEngineHostOn(t, nil) }
 
-// startEngineHostOn is startEngineHost with a bridge network (nil: none).
-func startEngineHostOn(t *testing.T, br *network.Bridge) *engineHost {
+// startEngineHostOn is startEngineHost with a network (nil: none).
+func startEngineHostOn(t *testing.T, nw engine.Networker) *engineHost {
 	t.Helper()
 	testimg.RequireHost(t)
 	host, ref := testimg.BusyboxRegistry(t)
@@ -49,8 +49,8 @@ func startEngineHostOn(t *testing.T, br *network.Bridge) *engineHost {
 		Images:      image.Options{Insecure: []string{host}},
 		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
 	}
-	if br != nil {
-		cfg.Network = br
+	if nw != nil {
+		cfg.Network = nw
 	}
 	e, err := engine.New(context.Background(), cfg)
 	if err != nil {

@@ -110,6 +110,13 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("PUT /containers/{id}/archive", a.archivePut)
 	mux.HandleFunc("GET /containers/{id}/export", a.export)
 	mux.HandleFunc("GET /events", a.events)
+	mux.HandleFunc("GET /networks", a.networkList)
+	mux.HandleFunc("POST /networks/create", a.networkCreate)
+	mux.HandleFunc("POST /networks/prune", a.networkPrune)
+	mux.HandleFunc("GET /networks/{id}", a.networkInspect)
+	mux.HandleFunc("DELETE /networks/{id}", a.networkRemove)
+	mux.HandleFunc("POST /networks/{id}/connect", a.networkConnect)
+	mux.HandleFunc("POST /networks/{id}/disconnect", a.networkDisconnect)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if loc := versionPrefix.FindString(r.URL.Path); loc != "" {
 			r.URL.Path = "/" + strings.TrimPrefix(r.URL.Path, loc)
@@ -204,9 +211,9 @@ func (a *API) info(w http.ResponseWriter, r *http.Request) {
 		"Images": len(imgs), "Driver": "overlay2", "DriverStatus": [][2]string{},
 		"ServerVersion": a.Version, "OperatingSystem": "Bulkhead", "OSType": "linux", "Architecture": "x86_64",
 		"KernelVersion": kernel(), "NCPU": goruntime.NumCPU(), "MemTotal": int64(si.Totalram) * int64(si.Unit),
-		"CgroupDriver": "cgroupfs", "CgroupVersion": cgv, "DockerRootDir": "/var/lib/hostd",
+		"CgroupDriver": a.E.CgroupDriver(), "CgroupVersion": cgv, "DockerRootDir": "/var/lib/hostd",
 		"LoggingDriver": "json-file", "SecurityOptions": a.E.SecurityOptions(),
-		"Plugins":        map[string][]string{"Volume": {"local"}, "Network": {"bridge", "host", "none"}, "Log": {"json-file"}},
+		"Plugins":        map[string][]string{"Volume": {"local"}, "Network": {"bridge", "host", "null"}, "Log": {"json-file"}},
 		"RegistryConfig": map[string]any{"IndexConfigs": map[string]any{}, "InsecureRegistryCIDRs": []string{}},
 		"Swarm":          map[string]any{"LocalNodeState": "inactive"},
 		"Runtimes":       map[string]any{"libcontainer": map[string]string{"path": "embedded"}},

@@ -67,17 +67,25 @@ func (b backend) docker(t testing.TB, args ...string) (string, int) {
 		}
 		expanded = append(expanded, a[:start]+strings.TrimSpace(out)+a[end+1:])
 	}
+	return b.client(t, "", "docker", append([]string{"-H", "unix://" + b.sock}, expanded...)...)
+}
+
+// client runs a Docker API client (docker, docker-compose) against b, in
+// dir ("": here), and returns its output and exit code.
+func (b backend) client(t testing.TB, dir, name string, args ...string) (string, int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "docker", append([]string{"-H", "unix://" + b.sock}, expanded...)...)
-	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+b.config, "DOCKER_CLI_HINTS=false")
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix://"+b.sock, "DOCKER_CONFIG="+b.config, "DOCKER_CLI_HINTS=false", "COMPOSE_INTERACTIVE_NO_CLI=1")
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
 		return string(out), ee.ExitCode()
 	case err != nil:
-		t.Fatalf("%s: docker %s: %v", b.name, strings.Join(expanded, " "), err)
+		t.Fatalf("%s: %s %s: %v", b.name, name, strings.Join(args, " "), err)
 	}
 	return string(out), 0
 }
@@ -495,16 +503,22 @@ func linuxImage(t testing.TB, cfg v1.Config, extra ...v1.Layer) v1.Image {
 
 // startHostd serves hostd's engine on a Docker API socket, with its own
 // registry on loopback.
-func startHostd(t testing.TB, insecure ...string) backend {
+func startHostd(t testing.TB, insecure ...string) backend { return startHostdOn(t, nil, insecure...) }
+
+// startHostdOn is startHostd with a network (nil: none).
+func startHostdOn(t testing.TB, nw engine.Networker, insecure ...string) backend {
 	t.Helper()
 	dir := t.TempDir()
 	reg := testimg.Registry(t)
-	insecure = append([]string{reg}, insecure...)
-	e, err := engine.New(context.Background(), engine.Config{
+	cfg := engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
-		Images:      image.Options{Insecure: insecure},
+		Images:      image.Options{Insecure: append([]string{reg}, insecure...)},
 		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
-	})
+	}
+	if nw != nil {
+		cfg.Network = nw
+	}
+	e, err := engine.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

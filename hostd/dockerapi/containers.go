@@ -65,6 +65,9 @@ type createBody struct {
 		DNSOptions      []string `json:"DnsOptions"`
 		ExtraHosts      []string
 	}
+	NetworkingConfig struct {
+		EndpointsConfig map[string]struct{ Aliases []string }
+	}
 }
 
 // toSpec maps a create body onto hostd's container spec.
@@ -85,6 +88,12 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 	case "", "default":
 	default:
 		s.Network = h.NetworkMode
+	}
+	for n, ep := range b.NetworkingConfig.EndpointsConfig {
+		if s.Networks == nil {
+			s.Networks = map[string]engine.EndpointSpec{}
+		}
+		s.Networks[n] = engine.EndpointSpec{Aliases: ep.Aliases}
 	}
 	for _, cport := range sortedKeys(h.PortBindings) {
 		num, proto, _ := strings.Cut(cport, "/")
@@ -184,6 +193,7 @@ func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := inspectJSON(c)
+	out["NetworkSettings"].(map[string]any)["Networks"] = a.containerNetworks(c)
 	if a.E.Paused(c) {
 		st := out["State"].(map[string]any)
 		st["Status"], st["Paused"] = "paused", true
@@ -247,6 +257,7 @@ func inspectJSON(c engine.Container) map[string]any {
 			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
 			"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
 			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
+			"LogConfig":      map[string]any{"Type": "json-file", "Config": map[string]string{}},
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/stream"
@@ -93,8 +94,22 @@ func (a *API) execStart(w http.ResponseWriter, r *http.Request) {
 		opts.Stderr = io.Discard
 	}
 	if cfg.AttachStdin {
-		// The client half-closes its side at the end of its input.
-		opts.Stdin = brw.Reader
+		// The client half-closes its side at the end of its input; one
+		// that does not (docker-compose exec) must not hold the exec
+		// open after its process ended: the process reads a pipe, not
+		// the connection, so the runtime's wait does not wait on a copy
+		// from the client. The copy ends with the connection.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			fmt.Fprintf(opts.Stderr, "hostd: %v\n", err)
+			return
+		}
+		defer pr.Close()
+		go func() {
+			_, _ = io.Copy(pw, brw.Reader)
+			pw.Close()
+		}()
+		opts.Stdin = pr
 	}
 	a.runExec(context.Background(), x, opts)
 	if tc, ok := conn.(interface{ CloseWrite() error }); ok {

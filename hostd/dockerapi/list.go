@@ -189,7 +189,7 @@ func (a *API) matchContainer(p *psQuery, c engine.Container) bool {
 	if p.images != nil && !p.images[c.ImageID] {
 		return false
 	}
-	if f.has("network") && !f.exact("network", a.E.NetworkOf(c)) {
+	if f.has("network") && !a.onNetwork(f["network"], c) {
 		return false
 	}
 	if p.publish != nil || p.expose != nil {
@@ -250,7 +250,7 @@ func (a *API) containers(w http.ResponseWriter, r *http.Request) {
 			"Command": strings.Join(c.Args, " "), "Created": c.Created.Unix(), "State": a.stateOf(c),
 			"Status": a.statusOf(c), "Ports": ports(c), "Labels": labelsOf(c),
 			"HostConfig":      map[string]string{"NetworkMode": nw},
-			"NetworkSettings": map[string]any{"Networks": map[string]any{nw: map[string]any{"IPAddress": c.IP}}},
+			"NetworkSettings": map[string]any{"Networks": a.containerNetworks(c)},
 			"Mounts":          mountsJSON(c),
 		}
 		if p.size {

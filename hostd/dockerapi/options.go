@@ -3,8 +3,11 @@ package dockerapi
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine"
 )
 
 // fieldSet names the JSON fields of a create body hostd implements; a
@@ -23,7 +26,10 @@ var createFields = fieldSet{
 	"stopsignal": nil, "stoptimeout": nil,
 	// Which streams a client attaches to is the attach request's business.
 	"attachstdin": nil, "attachstdout": nil, "attachstderr": nil,
-	"healthcheck": {"test": nil, "interval": nil, "timeout": nil, "startperiod": nil, "retries": nil},
+	// One network at create, with its aliases (--network-alias); the
+	// rest of an endpoint (--ip, --link) is refused by name.
+	"networkingconfig": {"endpointsconfig": nil},
+	"healthcheck":      {"test": nil, "interval": nil, "timeout": nil, "startperiod": nil, "retries": nil},
 	"hostconfig": {
 		"binds": nil, "portbindings": nil, "autoremove": nil, "publishallports": nil, "networkmode": nil,
 		"memory": nil, "nanocpus": nil, "pidslimit": nil, "readonlyrootfs": nil,
@@ -63,7 +69,7 @@ var optionFlags = map[string]string{
 	"hostconfig.groupadd": "--group-add", "hostconfig.oomscoreadj": "--oom-score-adj", "hostconfig.oomkilldisable": "--oom-kill-disable",
 	"hostconfig.cgroupparent": "--cgroup-parent", "hostconfig.runtime": "--runtime", "hostconfig.devicerequests": "--gpus",
 	"volumes": "-v (anonymous volume)", "domainname": "--domainname", "macaddress": "--mac-address",
-	"networkingconfig": "--network-alias/--ip/--link", "hostconfig.cpuquota": "--cpu-quota", "hostconfig.cpuperiod": "--cpu-period",
+	"networkingconfig": "--ip/--link", "hostconfig.cpuquota": "--cpu-quota", "hostconfig.cpuperiod": "--cpu-period",
 }
 
 // unsupportedOptions lists, sorted, the paths (HostConfig.CapDrop) of the
@@ -73,10 +79,53 @@ func unsupportedOptions(body []byte) ([]string, error) {
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, err
 	}
+	dropBoundVolumes(raw)
 	var out []string
 	walkUnsupported("", raw, createFields, &out)
+	// Each network's endpoint: its aliases, nothing else (--ip, --link).
+	nc, _ := field(raw, "NetworkingConfig").(map[string]any)
+	eps, _ := field(nc, "EndpointsConfig").(map[string]any)
+	for name, ep := range eps {
+		if m, ok := ep.(map[string]any); ok {
+			walkUnsupported("NetworkingConfig.EndpointsConfig."+name+".", m, endpointFields, &out)
+		}
+	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// dropBoundVolumes removes from a create body's Volumes (mount points
+// for anonymous volumes) those a bind or named volume in HostConfig.Binds
+// covers, as dockerd does: compose lists a service's named volumes in
+// both.
+func dropBoundVolumes(raw map[string]any) {
+	vols, _ := field(raw, "Volumes").(map[string]any)
+	hc, _ := field(raw, "HostConfig").(map[string]any)
+	binds, _ := field(hc, "Binds").([]any)
+	for _, b := range binds {
+		s, _ := b.(string)
+		if v, err := engine.ParseVolume(s); err == nil {
+			for k := range vols {
+				if path.Clean(k) == path.Clean(v.Destination) {
+					delete(vols, k)
+				}
+			}
+		}
+	}
+}
+
+// endpointFields are the fields of a network endpoint hostd implements.
+var endpointFields = fieldSet{"aliases": nil, "networkid": nil, "endpointid": nil}
+
+// field is obj's value for key, its name matched without case as Go's
+// decoder does.
+func field(obj map[string]any, key string) any {
+	for k, v := range obj {
+		if strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return nil
 }
 
 func walkUnsupported(prefix string, obj map[string]any, known fieldSet, out *[]string) {

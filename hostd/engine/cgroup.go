@@ -62,3 +62,12 @@ func (e *Engine) cgroupDir(id string) string {
 	}
 	return scope
 }
+
+// CgroupDriver is /info's name for the layout: "systemd" (scopes) or
+// "cgroupfs".
+func (e *Engine) CgroupDriver() string {
+	if e.cgroups.systemd {
+		return "systemd"
+	}
+	return "cgroupfs"
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -35,8 +36,10 @@ var (
 // status code, for the APIs in front of the engine.
 func HTTPStatus(err error) int {
 	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, image.ErrNotFound):
+	case errors.Is(err, ErrNotFound), errors.Is(err, image.ErrNotFound), errors.Is(err, ErrNoNetwork):
 		return http.StatusNotFound
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, ErrConflict), errors.Is(err, ErrRunning), errors.Is(err, image.ErrInUse):
 		return http.StatusConflict
 	case errors.Is(err, image.ErrBadArchive), errors.Is(err, image.ErrBadChange):
@@ -100,18 +103,6 @@ type Container struct {
 	// Exposed are the image's exposed ports and the spec's (80/tcp), for
 	// PublishAll.
 	Exposed []string `json:"exposed,omitempty"`
-}
-
-// Networker attaches containers to the bridge network.
-type Networker interface {
-	// Setup makes the container's network namespace, attached to the
-	// bridge with an address and the given published ports; it returns the
-	// namespace path and the address.
-	Setup(ctx context.Context, id string, ports []Port) (netns, ip string, err error)
-	// Teardown undoes Setup; doing it twice is fine.
-	Teardown(ctx context.Context, id string) error
-	// DNS returns the resolv.conf content for bridged containers.
-	DNS() []byte
 }
 
 // Config is what an Engine needs.
@@ -282,6 +273,13 @@ func (e *Engine) Close() {
 		}
 		e.mu.Unlock()
 		e.wg.Wait()
+		// The network's own servers (resolvers) stop with the engine;
+		// bridges, rules and containers stay.
+		if c, ok := e.cfg.Network.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				e.log.Warn("closing the network", "err", err)
+			}
+		}
 	})
 }
 
@@ -393,6 +391,9 @@ func newID() string {
 // first). It does not start it.
 func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (Container, error) {
 	if err := spec.Validate(); err != nil {
+		return Container{}, fmt.Errorf("creating container: %w", err)
+	}
+	if err := e.resolveNetworks(&spec); err != nil {
 		return Container{}, fmt.Errorf("creating container: %w", err)
 	}
 	im, err := e.images.Get(spec.Image)

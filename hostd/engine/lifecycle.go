@@ -174,23 +174,23 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 			return err
 		}
 	}
-	network := c.network(e.cfg.Network != nil)
+	network := c.network(e.hasBridge())
 	ip := ""
 	var ports []Port
 	switch network {
-	case NetworkBridge:
+	case runtime.NetworkHost, runtime.NetworkNone:
+		in.Network = network
+	default:
 		if e.cfg.Network == nil {
-			return errors.New("the bridge network is not available on this host")
+			return fmt.Errorf("network %s: bridge networking is not available on this host", network)
 		}
 		if ports, err = e.publish(c); err != nil {
 			return err
 		}
-		in.Network, ip, err = e.cfg.Network.Setup(ctx, c.ID, ports)
+		in.Network, ip, err = e.cfg.Network.Setup(ctx, c.attachment(network, ports))
 		if err != nil {
 			return err
 		}
-	default:
-		in.Network = network
 	}
 	etc, err := e.writeEtc(c, network, ip)
 	if err != nil {
@@ -416,8 +416,8 @@ func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, er
 		hosts += "127.0.1.1\t" + hn + "\n"
 	}
 	resolv := []byte(nil)
-	if network == NetworkBridge && e.cfg.Network != nil {
-		resolv = e.cfg.Network.DNS()
+	if network != runtime.NetworkNone && e.cfg.Network != nil {
+		resolv = e.cfg.Network.DNS(network)
 	}
 	hostsFile, resolv := c.Spec.etcFiles([]byte(hosts), resolv)
 	files := map[string][]byte{"hosts": hostsFile, "hostname": []byte(hn + "\n"), "resolv.conf": resolv}

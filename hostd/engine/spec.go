@@ -33,8 +33,11 @@ type ContainerSpec struct {
 	Healthcheck *Healthcheck `yaml:"healthcheck,omitempty" json:"healthcheck,omitempty"`
 	Limits      Limits       `yaml:"limits,omitempty" json:"limits,omitempty"`
 	ReadOnly    bool         `yaml:"readOnly,omitempty" json:"readOnly,omitempty"`
-	Network     string       `yaml:"network,omitempty" json:"network,omitempty"` // bridge (default), host, none
-	Hostname    string       `yaml:"hostname,omitempty" json:"hostname,omitempty"`
+	Network     string       `yaml:"network,omitempty" json:"network,omitempty"` // bridge (default), host, none or a user-defined network
+	// Networks are the user-defined networks the container is on (its
+	// Network and those connected later), with its aliases on each.
+	Networks map[string]EndpointSpec `yaml:"networks,omitempty" json:"networks,omitempty"`
+	Hostname string                  `yaml:"hostname,omitempty" json:"hostname,omitempty"`
 	// PublishAll publishes every exposed port (the image's EXPOSE and
 	// Expose) on a random host port (docker run -P).
 	PublishAll bool `yaml:"publishAll,omitempty" json:"publishAll,omitempty"`
@@ -340,15 +343,27 @@ func (s ContainerSpec) Validate() error {
 	switch s.Network {
 	case "", NetworkBridge, runtime.NetworkHost, runtime.NetworkNone:
 	default:
-		add("network", "%q: want bridge, host or none", s.Network)
+		if !containerName.MatchString(s.Network) {
+			add("network", "%q: want bridge, host, none or a user-defined network's name", s.Network)
+		}
+	}
+	for n, ep := range s.Networks {
+		if !containerName.MatchString(n) {
+			add("networks", "%q: not a network name", n)
+		}
+		for _, a := range ep.Aliases {
+			if !dnsName(a) {
+				add("networks."+n+".aliases", "%q: not a DNS name", a)
+			}
+		}
 	}
 	for i, x := range s.Expose {
 		if _, err := ParseExpose(x); err != nil {
 			add(fmt.Sprintf("expose[%d]", i), "%v", err)
 		}
 	}
-	if (len(s.Ports) > 0 || s.PublishAll) && s.Network != "" && s.Network != NetworkBridge {
-		add("ports", "published ports need the bridge network")
+	if (len(s.Ports) > 0 || s.PublishAll) && (s.Network == runtime.NetworkHost || s.Network == runtime.NetworkNone) {
+		add("ports", "published ports need a bridge network")
 	}
 	if s.StdinOnce && !s.OpenStdin {
 		add("stdinOnce", "needs openStdin")

@@ -55,7 +55,7 @@ ports: ["99999:80", "x"]
 volumes: ["relative:/x", "/a:b"]
 restart: sometimes
 limits: {memory: lots, cpus: -1}
-network: overlay
+network: "-overlay"
 `
 	_, err := ParseWorkload([]byte(yml), "w.yaml")
 	if err == nil {

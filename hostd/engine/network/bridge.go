@@ -39,6 +39,9 @@ type Bridge struct {
 	Runner   run.Runner  // iptables
 	// Chain is the iptables chain for published ports (default HOSTD-<NAME>).
 	Chain string
+	// Tag, a few characters, goes in the names of the veth pairs (one
+	// container has a pair on each bridge it is on); "" for the default.
+	Tag string
 
 	mu     sync.Mutex
 	prefix *net.IPNet
@@ -86,6 +89,15 @@ func (b *Bridge) init(ctx context.Context) error {
 	addr, _ := netlink.ParseAddr(fmt.Sprintf("%s/%d", gw, ones))
 	if err := netlink.AddrReplace(br, addr); err != nil {
 		return fmt.Errorf("addressing bridge %s: %w", b.Name, err)
+	}
+	// Pin the bridge's MAC address: otherwise a bridge takes the lowest
+	// of its ports', and a container joining with a lower one changes it
+	// under the others, whose frames to the gateway then go nowhere until
+	// their ARP entries expire.
+	if mac := br.Attrs().HardwareAddr; len(mac) > 0 {
+		if err := netlink.LinkSetHardwareAddr(br, mac); err != nil {
+			return fmt.Errorf("pinning the MAC address of bridge %s: %w", b.Name, err)
+		}
 	}
 	if err := netlink.LinkSetUp(br); err != nil {
 		return fmt.Errorf("bringing up bridge %s: %w", b.Name, err)
@@ -165,7 +177,11 @@ func (b *Bridge) obsoleteRules() []rule {
 }
 
 func (b *Bridge) iptables(ctx context.Context, args ...string) error {
-	_, err := b.Runner.Run(ctx, run.Cmd{Name: "iptables", Args: append([]string{"-w"}, args...)})
+	return iptables(ctx, b.Runner, args...)
+}
+
+func iptables(ctx context.Context, r run.Runner, args ...string) error {
+	_, err := r.Run(ctx, run.Cmd{Name: "iptables", Args: append([]string{"-w"}, args...)})
 	return err
 }
 
@@ -189,11 +205,13 @@ func (b *Bridge) appendRules(ctx context.Context, rules []rule) error {
 }
 
 // ensure adds r unless it is there (its chain is made when missing).
-func (b *Bridge) ensure(ctx context.Context, r rule) error {
-	if b.iptables(ctx, append([]string{"-t", r.Table, "-C", r.Chain}, r.Args...)...) == nil {
+func (b *Bridge) ensure(ctx context.Context, r rule) error { return ensure(ctx, b.Runner, r) }
+
+func ensure(ctx context.Context, runner run.Runner, r rule) error {
+	if iptables(ctx, runner, append([]string{"-t", r.Table, "-C", r.Chain}, r.Args...)...) == nil {
 		return nil
 	}
-	if err := b.iptables(ctx, append([]string{"-t", r.Table, "-A", r.Chain}, r.Args...)...); err != nil {
+	if err := iptables(ctx, runner, append([]string{"-t", r.Table, "-A", r.Chain}, r.Args...)...); err != nil {
 		return fmt.Errorf("adding %s rule: %w", r.Chain, err)
 	}
 	return nil
@@ -233,28 +251,54 @@ func (b *Bridge) leasePath(id string) string { return filepath.Join(b.StateDir, 
 // NetnsPath is where container id's network namespace is bind-mounted.
 func (b *Bridge) NetnsPath(id string) string { return filepath.Join(b.NetnsDir, id) }
 
-// Setup implements engine.Networker.
-func (b *Bridge) Setup(ctx context.Context, id string, ports []engine.Port) (string, string, error) {
+// Setup implements engine.Networker for the default network alone: a
+// container on a user-defined network needs the Manager.
+func (b *Bridge) Setup(ctx context.Context, a engine.Attachment) (string, string, error) {
+	if a.Network != "" && a.Network != engine.NetworkBridge {
+		return "", "", fmt.Errorf("network %s not found: this bridge is the default network alone", a.Network)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.init(ctx); err != nil {
 		return "", "", err
 	}
-	_ = b.teardown(ctx, id) // a leftover from a crash
-	ip, err := b.allocate(id)
-	if err != nil {
-		return "", "", err
-	}
-	l := lease{IP: ip.String(), Veth: "vh" + id[:12]}
-	if err := b.saveLease(id, l); err != nil {
-		return "", "", err
-	}
-	nsPath := b.NetnsPath(id)
+	_ = b.teardown(ctx, a.ID) // a leftover from a crash
+	nsPath := b.NetnsPath(a.ID)
 	if err := newNetns(nsPath); err != nil {
 		return "", "", err
 	}
-	if err := b.plumb(id, nsPath, ip, l.Veth); err != nil {
+	ip, err := b.join(ctx, a.ID, nsPath, "eth0", true, a.Ports)
+	if err != nil {
 		return "", "", err
+	}
+	return nsPath, ip.String(), nil
+}
+
+// Join attaches the network namespace at nsPath to the bridge as
+// interface ifname with an address of its own, the default route through
+// the bridge when route, and the given published ports; Leave undoes it.
+func (b *Bridge) Join(ctx context.Context, id, nsPath, ifname string, route bool, ports []engine.Port) (net.IP, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.init(ctx); err != nil {
+		return nil, err
+	}
+	_ = b.leave(ctx, id)
+	return b.join(ctx, id, nsPath, ifname, route, ports)
+}
+
+func (b *Bridge) join(ctx context.Context, id, nsPath, ifname string, route bool, ports []engine.Port) (net.IP, error) {
+	ip, err := b.allocate(id)
+	if err != nil {
+		return nil, err
+	}
+	hostEnd, peer := b.vethNames(id)
+	l := lease{IP: ip.String(), Veth: hostEnd}
+	if err := b.saveLease(id, l); err != nil {
+		return nil, err
+	}
+	if err := b.plumb(id, nsPath, ip, hostEnd, peer, ifname, route); err != nil {
+		return nil, err
 	}
 	for _, p := range ports {
 		to := net.JoinHostPort(ip.String(), strconv.Itoa(p.ContainerPort))
@@ -264,24 +308,33 @@ func (b *Bridge) Setup(ctx context.Context, id string, ports []engine.Port) (str
 		}
 		r := rule{Table: "nat", Chain: b.chain(), Args: args}
 		if err := b.ensure(ctx, r); err != nil {
-			return "", "", err
+			return nil, err
 		}
 		l.Rules = append(l.Rules, r)
 		if err := b.saveLease(id, l); err != nil {
-			return "", "", err
+			return nil, err
 		}
 	}
-	return nsPath, ip.String(), nil
+	return ip, nil
+}
+
+// vethNames are the host end's and the (temporary) container end's names
+// of id's veth pair: with the bridge's Tag, so that one container's pairs
+// on several bridges differ.
+func (b *Bridge) vethNames(id string) (hostEnd, peer string) {
+	if b.Tag == "" {
+		return "vh" + id[:12], "vc" + id[:12]
+	}
+	return "vh" + b.Tag + id[:12-len(b.Tag)], "vc" + b.Tag + id[:12-len(b.Tag)]
 }
 
 // plumb makes the veth pair: one end on the bridge, the other renamed eth0
 // in the container's namespace with its address and a default route.
-func (b *Bridge) plumb(id, nsPath string, ip net.IP, vethName string) error {
+func (b *Bridge) plumb(id, nsPath string, ip net.IP, vethName, peer, ifname string, route bool) error {
 	br, err := netlink.LinkByName(b.Name)
 	if err != nil {
 		return fmt.Errorf("finding bridge %s: %w", b.Name, err)
 	}
-	peer := "vc" + id[:12]
 	la := netlink.NewLinkAttrs()
 	la.Name = vethName
 	la.MasterIndex = br.Attrs().Index
@@ -322,16 +375,19 @@ func (b *Bridge) plumb(id, nsPath string, ip net.IP, vethName string) error {
 	if err != nil {
 		return err
 	}
-	if err := h.LinkSetName(cl, "eth0"); err != nil {
-		return fmt.Errorf("naming eth0: %w", err)
+	if err := h.LinkSetName(cl, ifname); err != nil {
+		return fmt.Errorf("naming %s: %w", ifname, err)
 	}
 	ones, _ := b.prefix.Mask.Size()
 	addr, _ := netlink.ParseAddr(fmt.Sprintf("%s/%d", ip, ones))
 	if err := h.AddrAdd(cl, addr); err != nil {
-		return fmt.Errorf("addressing eth0: %w", err)
+		return fmt.Errorf("addressing %s: %w", ifname, err)
 	}
 	if err := h.LinkSetUp(cl); err != nil {
-		return fmt.Errorf("bringing up eth0: %w", err)
+		return fmt.Errorf("bringing up %s: %w", ifname, err)
+	}
+	if !route {
+		return nil
 	}
 	if err := h.RouteAdd(&netlink.Route{LinkIndex: cl.Attrs().Index, Gw: b.gw}); err != nil {
 		return fmt.Errorf("adding default route: %w", err)
@@ -347,12 +403,34 @@ func (b *Bridge) Teardown(ctx context.Context, id string) error {
 }
 
 func (b *Bridge) teardown(ctx context.Context, id string) error {
+	return errors.Join(b.leave(ctx, id), removeNetns(b.NetnsPath(id)))
+}
+
+// removeNetns undoes newNetns; a namespace that is not there is fine.
+func removeNetns(p string) error {
+	var errs []error
+	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		errs = append(errs, fmt.Errorf("unmounting netns %s: %w", p, err))
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Leave undoes Join: the port rules, the veth pair and the lease.
+func (b *Bridge) Leave(ctx context.Context, id string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.leave(ctx, id)
+}
+
+func (b *Bridge) leave(ctx context.Context, id string) error {
 	var l lease
 	data, err := os.ReadFile(b.leasePath(id))
 	if err == nil {
 		_ = json.Unmarshal(data, &l)
 	}
-	var errs []error
 	for _, r := range l.Rules {
 		_ = b.iptables(ctx, append([]string{"-t", r.Table, "-D", r.Chain}, r.Args...)...)
 	}
@@ -361,17 +439,30 @@ func (b *Bridge) teardown(ctx context.Context, id string) error {
 			_ = netlink.LinkDel(link)
 		}
 	}
-	p := b.NetnsPath(id)
-	if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		errs = append(errs, fmt.Errorf("unmounting netns of %s: %w", id, err))
-	}
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
-	}
 	if err := os.Remove(b.leasePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
+		return err
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// Lease is the address container id has on the bridge ("" for none).
+func (b *Bridge) Lease(id string) string {
+	var l lease
+	data, err := os.ReadFile(b.leasePath(id))
+	if err != nil || json.Unmarshal(data, &l) != nil {
+		return ""
+	}
+	return l.IP
+}
+
+// Gateway is the bridge's own address and the subnet's prefix length.
+func (b *Bridge) Gateway() (net.IP, int, error) {
+	_, prefix, err := net.ParseCIDR(b.Subnet)
+	if err != nil {
+		return nil, 0, fmt.Errorf("bridge subnet %q: %w", b.Subnet, err)
+	}
+	ones, _ := prefix.Mask.Size()
+	return nthIP(prefix, 1), ones, nil
 }
 
 func (b *Bridge) saveLease(id string, l lease) error {
@@ -449,9 +540,14 @@ func newNetns(path string) error {
 // loopback nameservers (a stub resolver on the host's 127.0.0.53 is not
 // reachable from a container), falling back to systemd-resolved's upstream
 // list.
-func (b *Bridge) DNS() []byte {
+func (b *Bridge) DNS(string) []byte { return hostDNS(b.HostRoot) }
+
+// hostDNS is the host's resolv.conf (root's) without loopback
+// nameservers, or systemd-resolved's upstream list; nil when neither
+// names a server.
+func hostDNS(root fsroot.Root) []byte {
 	for _, p := range []string{"/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"} {
-		data, err := os.ReadFile(b.HostRoot.Join(p))
+		data, err := os.ReadFile(root.Join(p))
 		if err != nil {
 			continue
 		}

@@ -39,7 +39,7 @@ func TestDNSDropsLoopbackServers(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "run/systemd/resolve"), 0o755)
 	os.WriteFile(filepath.Join(root, "run/systemd/resolve/resolv.conf"), []byte("nameserver 192.0.2.1\nnameserver 127.0.0.1\n"), 0o644)
 	b := &Bridge{HostRoot: fsroot.Root(root)}
-	if got, want := string(b.DNS()), "nameserver 192.0.2.1\n"; got != want {
+	if got, want := string(b.DNS("")), "nameserver 192.0.2.1\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
