@@ -2,6 +2,13 @@ package cloudinit
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -9,7 +16,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/bulkhead-os/bulkhead/internal/run"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 )
 
 // defaultKeyTypes are the host keys made for a new instance when
@@ -51,18 +60,90 @@ func (p *provisioner) sshHostKeys(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("ssh_genkeytypes: %w", err)
 	}
+	// ssh-keygen's comment: root@ the name the hostname module just set.
+	host := readFile(p.o.Root.Join("/etc/hostname"))
+	if strings.TrimSpace(host) == "" {
+		host, _ = os.Hostname()
+	}
+	comment := "root@" + strings.TrimSpace(host)
 	var errs []error
 	for _, t := range types {
-		// The runner acts on the running system, whose root is Root.
-		key := p.o.Root.Join("/etc/ssh/ssh_host_" + t + "_key")
-		if _, err := os.Lstat(key); err == nil {
+		key := "/etc/ssh/ssh_host_" + t + "_key"
+		if _, err := os.Lstat(p.o.Root.Join(key)); err == nil {
 			continue
 		}
-		if _, err := p.o.Runner.Run(ctx, run.Cmd{Name: "ssh-keygen", Args: []string{"-q", "-t", t, "-N", "", "-f", key}}); err != nil {
+		if err := writeHostKey(p.o.Root, key, t, comment, p.o.NewHostKey); err != nil {
 			errs = append(errs, fmt.Errorf("ssh_genkeytypes: %s: %w", t, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// writeHostKey makes a host key of type t in-process (what ssh-keygen -t t
+// makes: ed25519, ECDSA P-256, RSA 3072) and writes it inside root as key
+// (OpenSSH's private key format, 0600) and key.pub (0644). Forking
+// ssh-keygen costs seconds on an emulated machine; the key is the same.
+func writeHostKey(root fsroot.Root, key, t, comment string, gen func(string) (crypto.Signer, error)) error {
+	if gen == nil {
+		gen = newHostKey
+	}
+	priv, err := gen(t)
+	if err != nil {
+		return fmt.Errorf("making the key: %w", err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return fmt.Errorf("encoding the key: %w", err)
+	}
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		return fmt.Errorf("encoding the public key: %w", err)
+	}
+	// The public half last: sshd-keygen-style checks look for the pair.
+	if err := root.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		return err
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " " + comment + "\n"
+	return root.WriteFile(key+".pub", []byte(line), 0o644)
+}
+
+// newHostKey generates a key of type t from crypto/rand.
+func newHostKey(t string) (crypto.Signer, error) {
+	switch t {
+	case "ed25519":
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	case "ecdsa":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		return rsa.GenerateKey(rand.Reader, 3072)
+	}
+	return nil, fmt.Errorf("no such key type %q", t)
+}
+
+// fingerprint is a public key line as ssh-keygen -l prints it: bits,
+// SHA256 fingerprint, comment, (TYPE).
+func fingerprint(line []byte) (string, error) {
+	pub, comment, _, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
+		return "", err
+	}
+	var bits int
+	var typ string
+	switch k := pub.(ssh.CryptoPublicKey).CryptoPublicKey().(type) {
+	case ed25519.PublicKey:
+		bits, typ = 256, "ED25519"
+	case *ecdsa.PublicKey:
+		bits, typ = k.Curve.Params().BitSize, "ECDSA"
+	case *rsa.PublicKey:
+		bits, typ = k.N.BitLen(), "RSA"
+	default:
+		return "", fmt.Errorf("unknown key type %s", pub.Type())
+	}
+	if comment == "" {
+		comment = "no comment"
+	}
+	return fmt.Sprintf("%d %s %s (%s)", bits, ssh.FingerprintSHA256(pub), comment, typ), nil
 }
 
 // keysToConsole prints the host keys' fingerprints and the keys between
@@ -81,17 +162,17 @@ func (p *provisioner) keysToConsole(ctx context.Context) error {
 	var fps, keys []string
 	var errs []error
 	for _, pub := range pubs {
-		out, err := p.o.Runner.Run(ctx, run.Cmd{Name: "ssh-keygen", Args: []string{"-l", "-f", pub}})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("keys_to_console: %w", err))
-			continue
-		}
-		fps = append(fps, strings.TrimSpace(string(out)))
 		data, err := os.ReadFile(pub)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("keys_to_console: %w", err))
 			continue
 		}
+		fp, err := fingerprint(data)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("keys_to_console: %s: %w", pub, err))
+			continue
+		}
+		fps = append(fps, fp)
 		keys = append(keys, strings.TrimSpace(string(data)))
 	}
 	fmt.Fprintf(p.o.Console, "-----BEGIN SSH HOST KEY FINGERPRINTS-----\n%s\n-----END SSH HOST KEY FINGERPRINTS-----\n", strings.Join(fps, "\n"))

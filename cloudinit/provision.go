@@ -2,6 +2,7 @@ package cloudinit
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,10 @@ type Options struct {
 	NetWait  time.Duration
 	// Now is the clock; tests pass a fake one so reports are stable.
 	Now func() time.Time
+	// NewHostKey makes an SSH host key of a type (ed25519, ecdsa, rsa);
+	// nil generates one from crypto/rand. Tests pass fixed keys so that
+	// their output is stable.
+	NewHostKey func(typ string) (crypto.Signer, error)
 	// Offline says Root is an image tree, not the running system: commands
 	// run chrooted into Root, and those that act on the running kernel or
 	// machine (hostname, mount, growpart, resize2fs, shutdown, modprobe)

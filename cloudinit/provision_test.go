@@ -3,6 +3,10 @@ package cloudinit
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"errors"
 	"fmt"
 	"os"
@@ -40,6 +44,22 @@ type env struct {
 	rec     *run.Recorder
 	console *bytes.Buffer
 	fail    map[string]error // command line prefix -> error to answer
+	// hostKey makes SSH host keys (nil: real ones from crypto/rand);
+	// newEnv sets fixedHostKey so that outputs are stable.
+	hostKey func(string) (crypto.Signer, error)
+}
+
+// fixedHostKey returns the same ed25519 or ECDSA P-256 key every time, so
+// fingerprints in golden files do not change.
+func fixedHostKey(typ string) (crypto.Signer, error) {
+	secret := bytes.Repeat([]byte{0x2a}, 32)
+	switch typ {
+	case "ed25519":
+		return ed25519.NewKeyFromSeed(secret), nil
+	case "ecdsa":
+		return ecdsa.ParseRawPrivateKey(elliptic.P256(), secret)
+	}
+	return nil, fmt.Errorf("no fixed %s key in the tests", typ)
 }
 
 func newEnv(t *testing.T) *env {
@@ -58,7 +78,7 @@ func newEnv(t *testing.T) *env {
 	if err := os.Symlink("../../devices/pci0000:00/virtio2/block/vda/vda9", filepath.Join(root, "/sys/class/block/vda9")); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{root: fsroot.Root(root), console: &bytes.Buffer{}, fail: map[string]error{}}
+	e := &env{root: fsroot.Root(root), console: &bytes.Buffer{}, fail: map[string]error{}, hostKey: fixedHostKey}
 	e.rec = &run.Recorder{Respond: func(c run.Cmd) ([]byte, error) {
 		line := c.String()
 		for prefix, err := range e.fail {
@@ -95,7 +115,7 @@ func fakeClock() func() time.Time {
 func (e *env) provision(t *testing.T, cmdline string) *Report {
 	t.Helper()
 	rep, err := Provision(context.Background(), Options{
-		Root: e.root, Runner: e.rec, Console: e.console, Cmdline: cmdline, Now: fakeClock(),
+		Root: e.root, Runner: e.rec, Console: e.console, Cmdline: cmdline, Now: fakeClock(), NewHostKey: e.hostKey,
 		IMDSBase: "http://127.0.0.1:1", NetWait: time.Millisecond,
 	})
 	if err != nil {
@@ -177,9 +197,9 @@ func TestPerInstance(t *testing.T) {
 		wantNew bool
 		want    string
 	}{
-		{"first boot", first, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran ssh_host_keys=ran runcmd=ran final_message=ran"},
-		{"reboot", second, false, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=skipped users_groups=skipped ssh_host_keys=skipped runcmd=skipped final_message=ran"},
-		{"new instance", third, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran ssh_host_keys=ran runcmd=ran final_message=ran"},
+		{"first boot", first, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran ssh_host_keys=ran keys_to_console=ran runcmd=ran final_message=ran"},
+		{"reboot", second, false, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=skipped users_groups=skipped ssh_host_keys=skipped keys_to_console=skipped runcmd=skipped final_message=ran"},
+		{"new instance", third, true, "bootcmd=ran growpart=ran resize_rootfs=ran hostname=ran users_groups=ran ssh_host_keys=ran keys_to_console=ran runcmd=ran final_message=ran"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := status(tc.rep); got != tc.want {

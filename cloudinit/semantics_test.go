@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -402,33 +403,48 @@ func TestOutputLog(t *testing.T) {
 	}
 }
 
-// A new instance gets new host keys (the clone's are deleted) and their
-// fingerprints are printed between cloud-init's markers.
+// A new instance gets new host keys (the clone's are deleted), made
+// in-process in OpenSSH's formats, and their fingerprints are printed
+// between cloud-init's markers exactly as ssh-keygen -l prints them.
 func TestSSHHostKeys(t *testing.T) {
 	e := newEnv(t)
+	e.hostKey = nil // real keys, read back by OpenSSH
 	writeFile(t, e.root.Join("/etc/ssh/ssh_host_rsa_key"), "old clone key")
 	writeFile(t, e.root.Join("/etc/ssh/ssh_host_rsa_key.pub"), "ssh-rsa OLD")
-	e.seed(t, "instance-id: one\n", "#cloud-config\nssh_genkeytypes: [ed25519]\n")
-	e.rec.Respond = func(c run.Cmd) ([]byte, error) {
-		if c.Name == "ssh-keygen" && c.Args[0] == "-q" {
-			key := c.Args[len(c.Args)-1]
-			writeFile(t, key, "private")
-			writeFile(t, key+".pub", "ssh-ed25519 AAAANEW root@h")
-		}
-		if c.Name == "ssh-keygen" && c.Args[0] == "-l" {
-			return []byte("256 SHA256:abcdef root@h (ED25519)\n"), nil
-		}
-		return nil, nil
-	}
+	e.seed(t, "instance-id: one\n", "#cloud-config\nssh_genkeytypes: [ed25519, ecdsa, rsa]\n")
 	rep := e.provision(t, "ds=nocloud;s=/seed")
 	if !rep.OK() {
 		t.Fatalf("problems %q errors %q", rep.Problems, rep.Errors)
 	}
-	if fileExists(e.root.Join("/etc/ssh/ssh_host_rsa_key")) {
-		t.Error("the clone's rsa key was kept")
+	var fps, pubs []string
+	for _, typ := range []string{"ecdsa", "ed25519", "rsa"} {
+		key := e.root.Join("/etc/ssh/ssh_host_" + typ + "_key")
+		if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v, want a 0600 private key", key, st, err)
+		}
+		pub, err := os.ReadFile(key + ".pub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(pub), "OLD") {
+			t.Errorf("the clone's %s key was kept", typ)
+		}
+		// OpenSSH itself reads the private key and derives the same public key.
+		derived, err := exec.Command("ssh-keygen", "-y", "-f", key).Output()
+		if err != nil {
+			t.Fatalf("ssh-keygen -y -f %s: %v", key, err)
+		}
+		if d, f := strings.Fields(string(derived)), strings.Fields(string(pub)); len(d) < 2 || len(f) < 2 || d[0] != f[0] || d[1] != f[1] {
+			t.Errorf("%s: ssh-keygen derives %q from the private key, the .pub says %q", typ, derived, pub)
+		}
+		fp, err := exec.Command("ssh-keygen", "-l", "-f", key+".pub").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fps, pubs = append(fps, strings.TrimSpace(string(fp))), append(pubs, strings.TrimSpace(string(pub)))
 	}
-	want := "-----BEGIN SSH HOST KEY FINGERPRINTS-----\n256 SHA256:abcdef root@h (ED25519)\n-----END SSH HOST KEY FINGERPRINTS-----\n" +
-		"-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAANEW root@h\n-----END SSH HOST KEY KEYS-----\n"
+	want := "-----BEGIN SSH HOST KEY FINGERPRINTS-----\n" + strings.Join(fps, "\n") + "\n-----END SSH HOST KEY FINGERPRINTS-----\n" +
+		"-----BEGIN SSH HOST KEY KEYS-----\n" + strings.Join(pubs, "\n") + "\n-----END SSH HOST KEY KEYS-----\n"
 	if !strings.Contains(e.console.String(), want) {
 		t.Errorf("console %q lacks\n%s", e.console.String(), want)
 	}
