@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/network/nettest"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 // TestDockerNetworks drives user-defined networks through the stock docker
@@ -15,7 +16,7 @@ import (
 // resolver (names, aliases, forwarding), isolation between networks,
 // connect and disconnect, rm and prune, and what hostd refuses by name.
 func TestDockerNetworks(t *testing.T) {
-	if !nettest.InNetns(t) {
+	if !testimg.InNetns(t) {
 		return
 	}
 	m := nettest.Manager(t, nettest.FakeUpstream(t))

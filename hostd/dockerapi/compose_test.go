@@ -46,7 +46,7 @@ func (b backend) compose(t *testing.T, dir string, args ...string) (string, int)
 // name, ps, logs and exec work, and down -v leaves no container, network
 // or volume behind.
 func TestComposeConformance(t *testing.T) {
-	if !nettest.InNetns(t) {
+	if !testimg.InNetns(t) {
 		return
 	}
 	for _, bin := range []string{"docker", "docker-compose", "dockerd", "nsenter"} {
@@ -182,7 +182,7 @@ func networkScenario() []step {
 // TestNetworkConformance runs networkScenario against hostd (with its
 // networks, in a network namespace of the test's own) and dockerd.
 func TestNetworkConformance(t *testing.T) {
-	if !nettest.InNetns(t) {
+	if !testimg.InNetns(t) {
 		return
 	}
 	img := linuxImage(t, v1.Config{Cmd: []string{"sh"}})

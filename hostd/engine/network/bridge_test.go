@@ -126,6 +126,10 @@ func get(t *testing.T, url string) string {
 }
 
 func TestBridgePublishedPort(t *testing.T) {
+	// Its bridge and iptables rules live in a network namespace of its own.
+	if !testimg.InNetns(t) {
+		return
+	}
 	b := testBridge(t)
 	e, ref := bridgedEngine(t, b)
 	ctx := context.Background()
@@ -160,6 +164,10 @@ func TestBridgePublishedPort(t *testing.T) {
 // TestDockerRunPublish drives the bridge through the Docker API with the
 // stock CLI: docker run -d -p HOST:80.
 func TestDockerRunPublish(t *testing.T) {
+	// Its bridge and iptables rules live in a network namespace of its own.
+	if !testimg.InNetns(t) {
+		return
+	}
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Fatal("needs the docker CLI (docker-ce-cli or docker.io)")
 	}
@@ -207,6 +215,10 @@ func dockerOn(t *testing.T, e *engine.Engine) func(args ...string) string {
 // port, docker inspect, docker ps and the engine's record, and answering
 // over loopback.
 func TestDockerRunRandomPorts(t *testing.T) {
+	// Its bridge and iptables rules live in a network namespace of its own.
+	if !testimg.InNetns(t) {
+		return
+	}
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Fatal("needs the docker CLI (docker-ce-cli or docker.io)")
 	}
@@ -263,6 +275,10 @@ func TestDockerRunRandomPorts(t *testing.T) {
 // Init on a fresh host adds every global rule (in one iptables-restore);
 // Init again, as a restarted hostd does, finds them and adds no copies.
 func TestInitRulesOnceEach(t *testing.T) {
+	// Its bridge and iptables rules live in a network namespace of its own.
+	if !testimg.InNetns(t) {
+		return
+	}
 	b := testBridge(t)
 	count := func() map[string]int {
 		n := map[string]int{}
@@ -392,6 +408,10 @@ var serveCmd = []string{"sh", "-c", "mkdir /www; hostname > /www/index.html; exe
 // SYN itself; older kernels delivered it, and the raw rule stops it there.
 // The same rule is what TestAttackContainerToHostLoopback proves.)
 func TestAttackNeighbourReach(t *testing.T) {
+	// Its bridge and iptables rules live in a network namespace of its own.
+	if !testimg.InNetns(t) {
+		return
+	}
 	b := testBridge(t)
 	e, ref := bridgedEngine(t, b)
 	ctx := context.Background()
@@ -434,6 +454,10 @@ func TestAttackNeighbourReach(t *testing.T) {
 // (a raw socket can; here its namespace's routes are bent from outside to
 // the same effect): the host's loopback service must not see it.
 func TestAttackContainerToHostLoopback(t *testing.T) {
+	// Its bridge and iptables rules live in a network namespace of its own.
+	if !testimg.InNetns(t) {
+		return
+	}
 	b := testBridge(t)
 	e, ref := bridgedEngine(t, b)
 	ctx := context.Background()
@@ -484,6 +508,10 @@ func TestAttackContainerToHostLoopback(t *testing.T) {
 // -p PORT:80 with PORT taken by a host program (sshd on 22) is refused by
 // name, and leaves no rule behind.
 func TestTakenHostPortRefused(t *testing.T) {
+	// Its bridge and iptables rules live in a network namespace of its own.
+	if !testimg.InNetns(t) {
+		return
+	}
 	b := testBridge(t)
 	e, ref := bridgedEngine(t, b)
 	ctx := context.Background()

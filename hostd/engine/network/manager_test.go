@@ -13,6 +13,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/network"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/network/nettest"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 func randomID() string {
@@ -48,7 +49,7 @@ func lookup(nsPath, name, server string) (string, error) {
 // container has is refused, and another network's members get nothing,
 // not even by asking this network's resolver.
 func TestResolverAcrossRestart(t *testing.T) {
-	if !nettest.InNetns(t) {
+	if !testimg.InNetns(t) {
 		return
 	}
 	ctx := context.Background()

@@ -1,5 +1,5 @@
-// Package nettest runs network tests apart from the host: a test re-run
-// in a network namespace of its own (InNetns), a network manager with the
-// default bridge there (Manager) and a stand-in for the host's resolver
-// (FakeUpstream).
+// Package nettest has what network tests share: a network manager with the
+// default bridge (Manager) and a stand-in for the host's resolver
+// (FakeUpstream), for tests that run in a network namespace of their own
+// (testimg.InNetns).
 package nettest

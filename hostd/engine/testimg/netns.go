@@ -1,4 +1,4 @@
-package nettest
+package testimg
 
 import (
 	"os"
@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 // netnsEnv marks the test binary InNetns re-executed: its value is the
@@ -28,7 +26,7 @@ func InNetns(t *testing.T) bool {
 		}
 		return true
 	}
-	testimg.RequireHost(t)
+	RequireHost(t)
 	for _, bin := range []string{"unshare", "ip", "iptables"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("needs %s (util-linux, iproute2, iptables): %v", bin, err)
