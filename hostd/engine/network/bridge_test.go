@@ -371,20 +371,8 @@ func sendLoopbackVia(t *testing.T, nsPath, dst, dev, gw string) {
 		"echo 1 > /proc/sys/net/ipv4/conf/%s/route_localnet && echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet && ip route add %s/32 via %s dev %s", dev, dst, gw, dev))
 }
 
-// sh runs a shell command on the host, or in the network namespace at
-// nsPath (nsenter --net, which leaves /sys alone, unlike ip netns exec).
-func sh(t *testing.T, nsPath, cmd string) string {
-	t.Helper()
-	argv := []string{"sh", "-c", cmd}
-	if nsPath != "" {
-		argv = append([]string{"nsenter", "--net=" + nsPath}, argv...)
-	}
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
+// sh is testimg.NetnsSh.
+func sh(t *testing.T, nsPath, cmd string) string { t.Helper(); return testimg.NetnsSh(t, nsPath, cmd) }
 
 // fetch GETs http://addr/ from the namespace at nsPath with a short
 // timeout (busybox nc: the host's static busybox wget crashes resolving);

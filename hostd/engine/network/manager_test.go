@@ -128,17 +128,5 @@ func mac(t *testing.T, dev string) string {
 	return ""
 }
 
-// sh runs a shell command on the host (the test's namespace), or in the
-// network namespace at nsPath.
-func sh(t *testing.T, nsPath, cmd string) string {
-	t.Helper()
-	argv := []string{"sh", "-c", cmd}
-	if nsPath != "" {
-		argv = append([]string{"nsenter", "--net=" + nsPath}, argv...)
-	}
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
+// sh is testimg.NetnsSh.
+func sh(t *testing.T, nsPath, cmd string) string { t.Helper(); return testimg.NetnsSh(t, nsPath, cmd) }

@@ -50,3 +50,19 @@ func InNetns(t *testing.T) bool {
 	}
 	return false
 }
+
+// NetnsSh runs a shell command in the network namespace at nsPath (nsenter
+// --net, which leaves /sys alone, unlike ip netns exec), or in the test's
+// own when nsPath is "", and returns its output; a failure fails t.
+func NetnsSh(t testing.TB, nsPath, cmd string) string {
+	t.Helper()
+	argv := []string{"sh", "-c", cmd}
+	if nsPath != "" {
+		argv = append([]string{"nsenter", "--net=" + nsPath}, argv...)
+	}
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
+	}
+	return string(out)
+}
