@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -61,7 +62,10 @@ type Manager struct {
 	mu    sync.Mutex
 	ready bool
 	st    state
-	nets  map[string]*userNet // by ID
+	// derivedIDs: the predefined networks' IDs come from the machine ID,
+	// so a state with no networks and no endpoints need not be kept.
+	derivedIDs bool
+	nets       map[string]*userNet // by ID
 }
 
 var _ engine.UserNetworks = (*Manager)(nil)
@@ -129,10 +133,13 @@ func (m *Manager) init(ctx context.Context) error {
 	if m.st.Predefined == nil {
 		m.st.Predefined = map[string]string{}
 	}
+	m.derivedIDs = true
 	for _, n := range []string{engine.NetworkBridge, runtime.NetworkHost, runtime.NetworkNone} {
+		derived, ok := m.predefinedID(n)
 		if m.st.Predefined[n] == "" {
-			m.st.Predefined[n] = newID()
+			m.st.Predefined[n] = derived
 		}
+		m.derivedIDs = m.derivedIDs && ok && m.st.Predefined[n] == derived
 	}
 	if m.st.Endpoints == nil {
 		m.st.Endpoints = map[string]map[string]*endpoint{}
@@ -299,6 +306,15 @@ func (m *Manager) upstreams() []string {
 }
 
 func (m *Manager) save() error {
+	if m.derivedIDs && len(m.st.Networks) == 0 && len(m.st.Endpoints) == 0 {
+		// Nothing to keep: no file, so that an engine that never ran a
+		// container leaves no data for storage-setup to protect when a
+		// volume is later mounted on the engine's root.
+		if err := os.Remove(m.statePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
 	data, err := json.MarshalIndent(m.st, "", "  ")
 	if err != nil {
 		return err
@@ -307,6 +323,18 @@ func (m *Manager) save() error {
 		return err
 	}
 	return fsroot.WriteFile(m.statePath(), data, 0o600)
+}
+
+// predefinedID is the ID of the predefined network name: derived from the
+// host's machine ID, so it stays the same without being stored; random
+// (and then kept in the state file) on a host without one.
+func (m *Manager) predefinedID(name string) (string, bool) {
+	mid, err := os.ReadFile(m.HostRoot.Join("/etc/machine-id"))
+	if err != nil || len(strings.TrimSpace(string(mid))) == 0 {
+		return newID(), false
+	}
+	sum := sha256.Sum256([]byte("hostd network\x00" + name + "\x00" + strings.TrimSpace(string(mid))))
+	return hex.EncodeToString(sum[:]), true
 }
 
 func newID() string {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -130,3 +131,41 @@ func mac(t *testing.T, dev string) string {
 
 // sh is testimg.NetnsSh.
 func sh(t *testing.T, nsPath, cmd string) string { t.Helper(); return testimg.NetnsSh(t, nsPath, cmd) }
+
+// A manager with no user-defined networks and no endpoints keeps no state
+// file (storage-setup refuses to mount a volume over an engine root that
+// holds data), and the predefined networks keep their IDs without one.
+func TestNoStateWithoutNetworks(t *testing.T) {
+	if !testimg.InNetns(t) {
+		return
+	}
+	ctx := context.Background()
+	up := nettest.FakeUpstream(t)
+	m := nettest.Manager(t, up)
+	state := filepath.Join(m.StateDir, "state.json")
+	_, statErr := os.Stat(state)
+	mid, _ := os.ReadFile("/etc/machine-id")
+	if derived := len(strings.TrimSpace(string(mid))) > 0; derived != os.IsNotExist(statErr) {
+		t.Errorf("machine ID present %v, state file error %v: want a state file only without a machine ID", derived, statErr)
+	}
+	bridge, err := m.Network("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other, err := nettest.Manager(t, up).Network("bridge"); len(mid) > 0 && (err != nil || other.ID != bridge.ID) {
+		t.Errorf("another manager's bridge is %q (%v), want the same ID %q", other.ID, err, bridge.ID)
+	}
+	n, err := m.CreateNetwork(ctx, engine.NetworkSpec{Name: "kept"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("a user-defined network is not kept: %v", err)
+	}
+	if err := m.RemoveNetwork(ctx, n.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(state); len(mid) > 0 && !os.IsNotExist(err) {
+		t.Errorf("the state file outlived the last network: %v", err)
+	}
+}
