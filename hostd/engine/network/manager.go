@@ -134,8 +134,9 @@ func (m *Manager) init(ctx context.Context) error {
 		m.st.Predefined = map[string]string{}
 	}
 	m.derivedIDs = true
+	mid, _ := os.ReadFile(m.HostRoot.Join("/etc/machine-id"))
 	for _, n := range []string{engine.NetworkBridge, runtime.NetworkHost, runtime.NetworkNone} {
-		derived, ok := m.predefinedID(n)
+		derived, ok := predefinedID(n, strings.TrimSpace(string(mid)))
 		if m.st.Predefined[n] == "" {
 			m.st.Predefined[n] = derived
 		}
@@ -328,12 +329,11 @@ func (m *Manager) save() error {
 // predefinedID is the ID of the predefined network name: derived from the
 // host's machine ID, so it stays the same without being stored; random
 // (and then kept in the state file) on a host without one.
-func (m *Manager) predefinedID(name string) (string, bool) {
-	mid, err := os.ReadFile(m.HostRoot.Join("/etc/machine-id"))
-	if err != nil || len(strings.TrimSpace(string(mid))) == 0 {
+func predefinedID(name, machineID string) (string, bool) {
+	if machineID == "" {
 		return newID(), false
 	}
-	sum := sha256.Sum256([]byte("hostd network\x00" + name + "\x00" + strings.TrimSpace(string(mid))))
+	sum := sha256.Sum256([]byte("hostd network\x00" + name + "\x00" + machineID))
 	return hex.EncodeToString(sum[:]), true
 }
 
