@@ -24,6 +24,11 @@ const DefaultEpoch = 1767225600
 // of each container and the shim its launcher.
 var Binaries = []string{"hostd", "hostd-shim", "hostd-launch"}
 
+// Links are the other names in /usr/bin of those binaries: hostctl is
+// hostd; docker is the shim's `docker system dial-stdio`, what a remote
+// docker CLI runs over ssh (DOCKER_HOST=ssh://), and nothing else.
+var Links = map[string]string{"hostctl": "hostd", "docker": "hostd-shim"}
+
 // Builder builds images. All fields are required but Log and Progress.
 type Builder struct {
 	Runner   run.Runner

@@ -49,12 +49,14 @@ func (s *buildState) customize(ctx context.Context) error {
 			return err
 		}
 	}
-	hostctl := filepath.Join(s.tree, "usr/bin/hostctl")
-	if err := os.RemoveAll(hostctl); err != nil {
-		return err
-	}
-	if err := os.Symlink("hostd", hostctl); err != nil {
-		return fmt.Errorf("linking /usr/bin/hostctl to hostd: %w", err)
+	for name, target := range Links {
+		link := filepath.Join(s.tree, "usr/bin", name)
+		if err := os.RemoveAll(link); err != nil {
+			return err
+		}
+		if err := os.Symlink(target, link); err != nil {
+			return fmt.Errorf("linking /usr/bin/%s to %s: %w", name, target, err)
+		}
 	}
 	if err := writeOverlay(images.Overlay(), s.tree); err != nil {
 		return err

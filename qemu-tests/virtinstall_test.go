@@ -113,7 +113,48 @@ func TestCloudInitVirtInstall(t *testing.T) {
 		if fps := consoleFingerprints(t, vm); !strings.Contains(fps, sha) {
 			t.Errorf("ssh saw host key %s, not among the console's fingerprints %q", sha, fps)
 		}
+		t.Run("docker over ssh", func(t *testing.T) { dockerOverSSH(t, vm, fwd, key, known) })
 	})
+}
+
+// dockerOverSSH drives the stock docker CLI on the test's host against
+// the guest's hostd with DOCKER_HOST=ssh://root@...: the CLI runs
+// `docker system dial-stdio` in the guest through its sshd (the image's
+// /usr/bin/docker), and talks the Docker API over that pipe. ssh's
+// options (the key, the known host) come from a wrapper first in PATH.
+func dockerOverSSH(t *testing.T, vm *VM, port int, key, known string) {
+	cli, err := exec.LookPath("docker")
+	if err != nil {
+		t.Fatalf("needs the docker CLI: %v", err)
+	}
+	sshBin, err := exec.LookPath("ssh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec %s -i %s -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=%s \"$@\"\n", sshBin, key, known)
+	if err := os.WriteFile(filepath.Join(bin, "ssh"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	docker := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, cli, args...)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), fmt.Sprintf("DOCKER_HOST=ssh://root@127.0.0.1:%d", port),
+			"DOCKER_CONFIG="+t.TempDir(), "DOCKER_CLI_HINTS=false")
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := docker("version", "--format", "{{.Server.Os}}"); err != nil || out != "linux" {
+		t.Fatalf("docker version over ssh://: %v: %q", err, out)
+	}
+	if out, err := docker("ps", "-a", "--format", "{{.Names}}"); err != nil {
+		t.Errorf("docker ps over ssh://: %v: %q", err, out)
+	}
+	// In the guest, docker is only the dial-stdio end and says so.
+	if out := sh(t, vm, "docker ps 2>&1; echo exit=$?"); !strings.Contains(out, "DOCKER_HOST=ssh://") || !strings.HasSuffix(out, "exit=1") {
+		t.Errorf("docker ps in the guest: %q, want a refusal naming DOCKER_HOST=ssh:// and exit 1", out)
+	}
 }
 
 // rootPassword reads root's password from virt-install's chpasswd list.

@@ -94,6 +94,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /auth", a.auth)
 	mux.HandleFunc("POST /containers/prune", a.containerPrune)
 	mux.HandleFunc("POST /containers/{id}/rename", a.rename)
+	mux.HandleFunc("POST /containers/{id}/update", a.update)
 	mux.HandleFunc("GET /containers/{id}/top", a.top)
 	mux.HandleFunc("GET /containers/{id}/changes", a.changes)
 	mux.HandleFunc("GET /volumes", a.volumeList)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 )
 
@@ -109,15 +110,8 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 			s.Ports = append(s.Ports, p)
 		}
 	}
-	switch rp := h.RestartPolicy; rp.Name {
-	case "", "no":
-	case "on-failure":
-		s.Restart = "on-failure"
-		if rp.MaximumRetryCount > 0 {
-			s.Restart += ":" + strconv.Itoa(rp.MaximumRetryCount)
-		}
-	default:
-		s.Restart = rp.Name
+	if rp := h.RestartPolicy; rp.Name != "" && rp.Name != "no" {
+		s.Restart = restartString(rp.Name, rp.MaximumRetryCount)
 	}
 	if h.Memory > 0 {
 		s.Limits.Memory = strconv.FormatInt(h.Memory, 10)
@@ -137,6 +131,15 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 			StartPeriod: engine.Duration(hc.StartPeriod), Retries: hc.Retries}
 	}
 	return s, s.Validate()
+}
+
+// restartString is the engine's form of a Docker restart policy:
+// on-failure:3, always.
+func restartString(name string, maxRetries int) string {
+	if name == engine.RestartOnFailure && maxRetries > 0 {
+		return name + ":" + strconv.Itoa(maxRetries)
+	}
+	return name
 }
 
 func (a *API) create(w http.ResponseWriter, r *http.Request) {
@@ -242,6 +245,7 @@ func inspectJSON(c engine.Container) map[string]any {
 		rp = "no"
 	}
 	name, count, _ := strings.Cut(rp, ":")
+	memory, _ := runtime.ParseMemory(c.Spec.Limits.Memory) // validated at create
 	n, _ := strconv.Atoi(count)
 	return map[string]any{
 		"Id": c.ID, "Created": rfc(c.Created), "Path": path, "Args": args, "State": state,
@@ -255,6 +259,7 @@ func inspectJSON(c engine.Container) map[string]any {
 		"HostConfig": map[string]any{
 			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
 			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
+			"Memory":        memory, "NanoCpus": int64(c.Spec.Limits.CPUs * 1e9), "PidsLimit": c.Spec.Limits.Pids,
 			"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
 			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
 			"LogConfig":      map[string]any{"Type": "json-file", "Config": map[string]string{}},

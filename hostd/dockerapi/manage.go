@@ -1,7 +1,12 @@
 package dockerapi
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,4 +209,79 @@ func (a *API) changes(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"Path": ch.Path, "Kind": ch.Kind})
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// updateFields are the POST /containers/{id}/update fields hostd applies
+// (docker update); any other with a value is refused by name.
+var updateFields = fieldSet{
+	"memory": nil, "memoryswap": nil, "nanocpus": nil, "pidslimit": nil,
+	"restartpolicy": {"name": nil, "maximumretrycount": nil},
+}
+
+// updateBody is the part of an update request hostd reads.
+type updateBody struct {
+	Memory        int64
+	MemorySwap    int64
+	NanoCpus      int64
+	PidsLimit     *int64
+	RestartPolicy struct {
+		Name              string
+		MaximumRetryCount int
+	}
+}
+
+// update is docker update: limits and the restart policy, kept for later
+// starts and applied to a running container's cgroup at once.
+func (a *API) update(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxCreateBody))
+	if err != nil {
+		apiError(w, fmt.Errorf("reading the update request: %w", err))
+		return
+	}
+	var raw map[string]any
+	var b updateBody
+	if err := json.Unmarshal(body, &raw); err != nil {
+		apiError(w, badRequest("update: %v", err))
+		return
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		apiError(w, badRequest("update: %v", err))
+		return
+	}
+	var unsupported []string
+	walkUnsupported("", raw, updateFields, &unsupported)
+	if b.MemorySwap != 0 && b.MemorySwap != b.Memory {
+		// hostd gives containers no swap: memory+swap is the memory limit.
+		unsupported = append(unsupported, "MemorySwap")
+	}
+	if b.PidsLimit != nil && *b.PidsLimit < 0 {
+		// hostd keeps a pids limit on every container (engine.DefaultPidsLimit).
+		unsupported = append(unsupported, "PidsLimit")
+	}
+	if len(unsupported) > 0 {
+		sort.Strings(unsupported)
+		apiError(w, badRequest("unsupported update option: %s: hostd does not implement it", flagNames(unsupported, "hostconfig.")))
+		return
+	}
+	var u engine.ContainerUpdate
+	if b.Memory != 0 {
+		m := strconv.FormatInt(b.Memory, 10)
+		u.Memory = &m
+	}
+	if b.NanoCpus != 0 {
+		cpus := float64(b.NanoCpus) / 1e9
+		u.CPUs = &cpus
+	}
+	if b.PidsLimit != nil && *b.PidsLimit > 0 {
+		u.Pids = b.PidsLimit
+	}
+	if rp := b.RestartPolicy; rp.Name != "" {
+		s := restartString(rp.Name, rp.MaximumRetryCount)
+		u.Restart = &s
+	}
+	if _, err := a.E.UpdateContainer(r.Context(), r.PathValue("id"), u); err != nil {
+		apiError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"Warnings": []string{}})
 }

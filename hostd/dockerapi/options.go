@@ -70,6 +70,9 @@ var optionFlags = map[string]string{
 	"hostconfig.cgroupparent": "--cgroup-parent", "hostconfig.runtime": "--runtime", "hostconfig.devicerequests": "--gpus",
 	"volumes": "-v (anonymous volume)", "domainname": "--domainname", "macaddress": "--mac-address",
 	"networkingconfig": "--ip/--link", "hostconfig.cpuquota": "--cpu-quota", "hostconfig.cpuperiod": "--cpu-period",
+	"hostconfig.kernelmemory": "--kernel-memory", "hostconfig.blkioweight": "--blkio-weight", "hostconfig.cpusetmems": "--cpuset-mems",
+	"hostconfig.cpurealtimeperiod": "--cpu-rt-period", "hostconfig.cpurealtimeruntime": "--cpu-rt-runtime",
+	"hostconfig.pidslimit": "--pids-limit", "hostconfig.memory": "--memory", "hostconfig.nanocpus": "--cpus",
 }
 
 // unsupportedOptions lists, sorted, the paths (HostConfig.CapDrop) of the
@@ -183,10 +186,17 @@ func isDefault(path string, v any) bool {
 
 // unsupportedError names the options and their docker run flags.
 func unsupportedError(paths []string) error {
+	return badRequest("unsupported container option: %s: hostd does not implement it; remove it to create the container", flagNames(paths, ""))
+}
+
+// flagNames lists paths with their docker run flags: prefix+path (in
+// lower case) is looked up in optionFlags, as "hostconfig." for an update
+// body's resources.
+func flagNames(paths []string, prefix string) string {
 	names := make([]string, len(paths))
 	for i, p := range paths {
 		names[i] = p
-		lp := strings.ToLower(p)
+		lp := prefix + strings.ToLower(p)
 		for k, flag := range optionFlags {
 			if lp == k || strings.HasPrefix(lp, k+".") {
 				names[i] = fmt.Sprintf("%s (%s)", p, flag)
@@ -194,5 +204,5 @@ func unsupportedError(paths []string) error {
 			}
 		}
 	}
-	return badRequest("unsupported container option: %s: hostd does not implement it; remove it to create the container", strings.Join(names, ", "))
+	return strings.Join(names, ", ")
 }

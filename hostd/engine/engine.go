@@ -78,7 +78,13 @@ type Container struct {
 	Error        string        `json:"error,omitempty"`
 	StartedAt    time.Time     `json:"startedAt,omitzero"`
 	FinishedAt   time.Time     `json:"finishedAt,omitzero"`
-	RestartCount int           `json:"restartCount"`
+	// RestartCount counts the restarts its policy made since a user last
+	// started it (as dockerd: a long run does not reset it, so
+	// on-failure:N gives up after N however far apart the failures).
+	RestartCount int `json:"restartCount"`
+	// Backoff is the wait before the last policy restart: doubled after a
+	// run shorter than 10 s, back to 100 ms after a longer one.
+	Backoff time.Duration `json:"backoff,omitempty"`
 	// Stopped is set by stop/kill from a user, so unless-stopped and
 	// on-failure do not restart it.
 	Stopped bool   `json:"stopped,omitempty"`

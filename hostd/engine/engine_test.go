@@ -181,7 +181,7 @@ func TestRestartPolicyOnFailure(t *testing.T) {
 		return got.RestartCount == 2 && got.State == StateExited && strings.Count(te.logText(t, c.ID), "try\n") == 3
 	})
 	// And no third: the policy's count is spent.
-	time.Sleep(RestartDelay(3, 0) + 200*time.Millisecond)
+	time.Sleep(NextBackoff(400*time.Millisecond, 0) + 200*time.Millisecond)
 	got, _ := te.Get(c.ID)
 	if got.RestartCount != 2 || got.State != StateExited {
 		t.Errorf("got %d restarts, state %s, want 2 and exited", got.RestartCount, got.State)
@@ -189,6 +189,37 @@ func TestRestartPolicyOnFailure(t *testing.T) {
 	if logs := te.logText(t, c.ID); strings.Count(logs, "try\n") != 3 {
 		t.Errorf("got logs %q, want three runs", logs)
 	}
+}
+
+// TestRestartCountSurvivesLongRuns: a run longer than the backoff's reset
+// resets the backoff, not the count, so on-failure:2 gives up after two
+// restarts however long each run was (it restarted forever).
+func TestRestartCountSurvivesLongRuns(t *testing.T) {
+	saved := backoffReset
+	backoffReset = 300 * time.Millisecond
+	t.Cleanup(func() { backoffReset = saved })
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "slowfail", Command: []string{"sh", "-c", "echo try; sleep 0.5; exit 1"}, Restart: "on-failure:2"})
+	eventually(t, "two restarts", func() bool {
+		got, _ := te.Get(c.ID)
+		return got.RestartCount == 2 && got.State == StateExited && strings.Count(te.logText(t, c.ID), "try\n") == 3
+	})
+	time.Sleep(2 * time.Second) // a third would start in 100 ms and echo at once
+	got, _ := te.Get(c.ID)
+	if n := strings.Count(te.logText(t, c.ID), "try\n"); got.RestartCount != 2 || got.State != StateExited || n != 3 {
+		t.Errorf("got %d restarts, state %s, %d runs; want 2, exited, 3", got.RestartCount, got.State, n)
+	}
+	if got.Backoff != backoffMin {
+		t.Errorf("backoff after long runs: got %v, want %v", got.Backoff, backoffMin)
+	}
+	// A user's start begins the count again.
+	if err := te.Start(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "two more restarts", func() bool {
+		got, _ := te.Get(c.ID)
+		return got.RestartCount == 2 && got.State == StateExited && strings.Count(te.logText(t, c.ID), "try\n") == 6
+	})
 }
 
 func TestRestartPolicyAlwaysAndStop(t *testing.T) {
@@ -462,5 +493,32 @@ func TestSecurityOptionsTellTheTruth(t *testing.T) {
 	}
 	if strings.Join(on, ",") != want {
 		t.Errorf("seccomp on (build supports it: %v): /info says %v, want %s", runtime.SeccompSupported, on, want)
+	}
+}
+
+// TestContainerSignalsStartDefault: the container's init starts with no
+// signal ignored (the shim's own signal handling is not inherited), so a
+// shell's TERM trap runs on a stop and its HUP trap on a kill -s HUP.
+func TestContainerSignalsStartDefault(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "traps", Command: []string{"sh", "-c",
+		"grep SigIgn /proc/self/status; trap 'echo hup' HUP; trap 'echo bye; exit 0' TERM; while true; do sleep 0.1; done"}})
+	eventually(t, "the traps set", func() bool { return strings.Contains(te.logText(t, c.ID), "SigIgn") })
+	if logs := te.logText(t, c.ID); !strings.Contains(logs, "SigIgn:\t0000000000000000") {
+		t.Errorf("container init's ignored signals: %q, want none", logs)
+	}
+	if err := te.Kill(context.Background(), c.ID, "HUP"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the HUP trap", func() bool { return strings.Contains(te.logText(t, c.ID), "hup\n") })
+	if got, _ := te.Get(c.ID); got.Stopped || got.State != StateRunning {
+		t.Errorf("after kill -s HUP: state %s, stopped %v; want running and not stopped by a user", got.State, got.Stopped)
+	}
+	if err := te.Stop(context.Background(), c.ID, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := te.Get(c.ID)
+	if got.ExitCode != 0 || !strings.Contains(te.logText(t, c.ID), "bye\n") {
+		t.Errorf("stop: exit %d, logs %q; want the TERM trap's exit 0 and bye", got.ExitCode, te.logText(t, c.ID))
 	}
 }

@@ -380,7 +380,7 @@ func TestShutdownStopsGracefully(t *testing.T) {
 	if logs := te.logText(t, c.ID); logs != "got usr1\n" {
 		t.Errorf("logs: got %q, want the STOPSIGNAL's trap %q", logs, "got usr1\n")
 	}
-	time.Sleep(RestartDelay(0, 0) + 500*time.Millisecond)
+	time.Sleep(NextBackoff(0, 0) + 500*time.Millisecond)
 	if got, _ := te.Get(c.ID); got.State != StateExited {
 		t.Errorf("a policy restarted the container during shutdown: %s", got.State)
 	}

@@ -121,8 +121,10 @@ func (e *Engine) start(ctx context.Context, id string, byUser bool) error {
 		l.timer.Stop()
 	}
 	e.mu.Unlock()
-	if byUser && c.Stopped {
-		if c, err = e.update(id, func(x *Container) { x.Stopped = false }); err != nil {
+	if byUser {
+		// A user's start clears their stop and, as dockerd's, begins the
+		// policy's count and backoff again.
+		if c, err = e.update(id, func(x *Container) { x.Stopped, x.RestartCount, x.Backoff = false, 0, 0 }); err != nil {
 			return err
 		}
 	}
@@ -611,22 +613,22 @@ func (e *Engine) cleanup(ctx context.Context, id string) {
 
 // Backoff bounds: Docker's, doubling from 100 ms, reset after a run of 10 s.
 const (
-	backoffMin   = 100 * time.Millisecond
-	backoffMax   = time.Minute
-	backoffReset = 10 * time.Second
+	backoffMin = 100 * time.Millisecond
+	backoffMax = time.Minute
 )
 
-// RestartDelay is the wait before restart number n (0-based) of a
-// container that ran for ran.
-func RestartDelay(n int, ran time.Duration) time.Duration {
-	if ran >= backoffReset {
+// backoffReset is the run after which the backoff starts again (a
+// variable for tests).
+var backoffReset = 10 * time.Second
+
+// NextBackoff is the wait before a policy restart, after one of prev
+// (0: none yet) and a run of ran: Docker's restart manager's, doubling
+// from 100 ms up to a minute and back to 100 ms after a run of 10 s.
+func NextBackoff(prev, ran time.Duration) time.Duration {
+	if prev == 0 || ran >= backoffReset {
 		return backoffMin
 	}
-	d := backoffMin
-	for i := 0; i < n && d < backoffMax; i++ {
-		d *= 2
-	}
-	return min(d, backoffMax)
+	return min(prev*2, backoffMax)
 }
 
 // ShouldRestart says whether policy p restarts a container that exited
@@ -649,7 +651,7 @@ func (e *Engine) maybeRestart(c Container, l *liveState) {
 	if e.closed() || e.shuttingDown.Load() || !ShouldRestart(p, c.ExitCode, c.RestartCount, c.Stopped) {
 		return
 	}
-	d := RestartDelay(c.RestartCount, c.FinishedAt.Sub(c.StartedAt))
+	d := NextBackoff(c.Backoff, c.FinishedAt.Sub(c.StartedAt))
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	l.timer = time.AfterFunc(d, func() {
@@ -664,10 +666,8 @@ func (e *Engine) maybeRestart(c Container, l *liveState) {
 			return
 		}
 		if _, err := e.update(c.ID, func(x *Container) {
-			if x.FinishedAt.Sub(x.StartedAt) >= backoffReset {
-				x.RestartCount = 0
-			}
 			x.RestartCount++
+			x.Backoff = d
 		}); err != nil {
 			return
 		}
@@ -719,7 +719,7 @@ func (c *Container) stopSignal() syscall.Signal {
 }
 
 // Kill sends a signal (name or number; "" is SIGKILL) to the container's
-// init and marks it stopped by the user.
+// init; SIGKILL or its stop signal marks it stopped by the user.
 func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	c, err := e.Get(ref)
 	if err != nil {
@@ -735,8 +735,14 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if c.State != StateRunning {
 		return fmt.Errorf("killing %s: %w", c.Name, errors.New("container is not running"))
 	}
-	if _, err := e.update(c.ID, func(x *Container) { x.Stopped = true }); err != nil {
-		return err
+	if s == syscall.SIGKILL || s == c.stopSignal() {
+		// A user's stop. Another signal (HUP to reload, USR1 to dump) is
+		// not: a process it ends is restarted as its policy says, and
+		// unless-stopped still brings it back at boot (dockerd marks it
+		// stopped for any signal, moby#41302).
+		if _, err := e.update(c.ID, func(x *Container) { x.Stopped = true }); err != nil {
+			return err
+		}
 	}
 	if err := e.rt.Signal(c.ID, s); err != nil {
 		return err

@@ -331,8 +331,11 @@ func (s ContainerSpec) Validate() error {
 			add("healthcheck", "durations must be >= 0")
 		}
 	}
-	if _, err := runtime.ParseMemory(s.Limits.Memory); err != nil {
+	if m, err := runtime.ParseMemory(s.Limits.Memory); err != nil {
 		add("limits.memory", "%v", err)
+	} else if m > 0 && m < MinMemory {
+		// dockerd's floor and words: a smaller cgroup cannot hold a process.
+		add("limits.memory", "%s: Minimum memory limit allowed is 6MB", s.Limits.Memory)
 	}
 	if s.Limits.CPUs < 0 {
 		add("limits.cpus", "must be >= 0")
@@ -371,6 +374,9 @@ func (s ContainerSpec) Validate() error {
 	s.validateProcess(add)
 	return errors.Join(errs...)
 }
+
+// MinMemory is the smallest memory limit a container may have (dockerd's).
+const MinMemory = 6 << 20
 
 // NetworkBridge is the default network: the hostd0 bridge with NAT.
 const NetworkBridge = "bridge"

@@ -123,8 +123,10 @@ func TestRestartRules(t *testing.T) {
 			t.Errorf("%s code %d after %d (stopped %v): got %v, want %v", c.policy, c.code, c.restarts, c.stopped, got, c.want)
 		}
 	}
-	delays := []time.Duration{RestartDelay(0, 0), RestartDelay(1, 0), RestartDelay(3, 0), RestartDelay(20, 0), RestartDelay(5, time.Minute)}
-	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 800 * time.Millisecond, time.Minute, 100 * time.Millisecond}
+	ms := time.Millisecond
+	delays := []time.Duration{NextBackoff(0, 0), NextBackoff(100*ms, 0), NextBackoff(400*ms, 9*time.Second),
+		NextBackoff(40*time.Second, 0), NextBackoff(time.Minute, time.Second), NextBackoff(800*ms, 10*time.Second), NextBackoff(0, time.Minute)}
+	want := []time.Duration{100 * ms, 200 * ms, 800 * ms, time.Minute, time.Minute, 100 * ms, 100 * ms}
 	if !reflect.DeepEqual(delays, want) {
 		t.Errorf("got delays %v, want %v", delays, want)
 	}

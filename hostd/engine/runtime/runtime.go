@@ -43,6 +43,9 @@ type Runtime interface {
 	Signal(id string, sig os.Signal) error
 	// Exec runs proc in the running container and waits for its exit code.
 	Exec(ctx context.Context, id string, proc *specs.Process, stdio Stdio) (int, error)
+	// Update changes running container id's cgroup limits to res (its
+	// memory, CPU and pids; those res leaves nil are kept).
+	Update(id string, res *specs.LinuxResources) error
 	// Destroy kills what is left of the container and removes its state.
 	Destroy(id string) error
 }

@@ -155,20 +155,7 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.Network})
 	}
 	s.Linux.Namespaces = ns
-	r := s.Linux.Resources
-	if in.Limits.MemoryBytes > 0 {
-		m := in.Limits.MemoryBytes
-		r.Memory = &specs.LinuxMemory{Limit: &m, Swap: &m}
-	}
-	if in.Limits.CPUs > 0 {
-		q := int64(in.Limits.CPUs * cfsPeriod)
-		p := uint64(cfsPeriod)
-		r.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
-	}
-	if in.Limits.Pids > 0 {
-		p := in.Limits.Pids
-		r.Pids = &specs.LinuxPids{Limit: &p}
-	}
+	in.Limits.set(s.Linux.Resources)
 	if in.Seccomp {
 		p, err := DefaultSeccomp(s)
 		if err != nil {
@@ -177,6 +164,32 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 		s.Linux.Seccomp = p
 	}
 	return s, nil
+}
+
+// set writes l onto r's memory, CPU and pids limits.
+func (l Limits) set(r *specs.LinuxResources) {
+	if l.MemoryBytes > 0 {
+		m := l.MemoryBytes
+		r.Memory = &specs.LinuxMemory{Limit: &m, Swap: &m}
+	}
+	if l.CPUs > 0 {
+		q := int64(l.CPUs * cfsPeriod)
+		p := uint64(cfsPeriod)
+		r.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
+	}
+	if l.Pids > 0 {
+		p := l.Pids
+		r.Pids = &specs.LinuxPids{Limit: &p}
+	}
+}
+
+// Resources are l as cgroup resources, the ones BuildSpec gives a new
+// container: what Runtime.Update applies to a running one (docker update).
+// A limit left out is not changed.
+func (l Limits) Resources() *specs.LinuxResources {
+	r := &specs.LinuxResources{}
+	l.set(r)
+	return r
 }
 
 func orDefault(s, d string) string {

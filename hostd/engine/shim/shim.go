@@ -158,11 +158,15 @@ func Main(ctx context.Context, args []string) error {
 // runc. So the process that stays for the container's whole life links
 // no runtime: a few MB, not hostd's. Every container has its own pid
 // namespace, so when its init exits the kernel kills the rest and the
-// output pipes end. Signals to the shim itself are ignored: the engine
+// output pipes end. Signals to the shim itself are dropped: the engine
 // signals the container.
 func Run(ctx context.Context, c Config, started func(error)) error {
 	goruntime.GOMAXPROCS(1)
-	signal.Ignore(syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	// Caught and dropped, not ignored: an ignored signal stays ignored
+	// across exec, and the container's init would inherit it (a shell
+	// cannot even trap a signal ignored at its start, so `docker stop`
+	// would never reach a TERM trap). A caught one is reset to its default.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	_ = os.Remove(filepath.Join(c.Dir, ExitFile))
 	fail := func(err error) error {
 		err = fmt.Errorf("shim %s: %w", c.ID, err)

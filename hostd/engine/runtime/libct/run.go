@@ -281,6 +281,43 @@ func (r Runtime) Pids(id string) ([]int, error) {
 	return c.Processes()
 }
 
+// Update applies res's memory, CPU and pids limits to running container
+// id's cgroup, as runc update does; what res leaves nil is kept.
+func (r Runtime) Update(id string, res *specs.LinuxResources) error {
+	c, err := libcontainer.Load(r.StateRoot, id)
+	if err != nil {
+		return fmt.Errorf("updating container %s: %w", id, err)
+	}
+	cfg := c.Config()
+	cg := *cfg.Cgroups
+	set := *cg.Resources
+	if m := res.Memory; m != nil {
+		if m.Limit != nil {
+			set.Memory = *m.Limit
+		}
+		if m.Swap != nil {
+			set.MemorySwap = *m.Swap
+		}
+	}
+	if p := res.CPU; p != nil {
+		if p.Quota != nil {
+			set.CpuQuota = *p.Quota
+		}
+		if p.Period != nil {
+			set.CpuPeriod = *p.Period
+		}
+	}
+	if p := res.Pids; p != nil {
+		set.PidsLimit = p.Limit
+	}
+	cg.Resources = &set
+	cfg.Cgroups = &cg
+	if err := c.Set(cfg); err != nil {
+		return fmt.Errorf("updating the cgroup limits of container %s: %w", id, err)
+	}
+	return nil
+}
+
 // Destroy removes what is left of container id (a crashed shim's
 // container): processes killed, cgroup and state removed. A container that
 // does not exist is not an error.
