@@ -48,9 +48,12 @@ image: bin images/keys/dev.pub
 # The QEMU tests are test-qemu's: without -image they would only skip.
 UNIT_PKGS = $$($(GO) list ./... | grep -v /qemu-tests)
 
+# Host tests of the long tier (see test-long).
+UNIT_LONG_TESTS := TestComposeV2Conformance
+
 test-unit: deps
 	$(GO) vet -tags seccomp ./...
-	$(GO) test -tags seccomp -timeout 30m $(UNIT_PKGS)
+	$(GO) test -tags seccomp -timeout 30m -skip '^($(UNIT_LONG_TESTS))$$' $(UNIT_PKGS)
 
 # The long tier: matrices and cases whose representative runs in make test
 # (TestUpdateTrust's failing trial stands for TestUpdateFailedTrial and
@@ -62,8 +65,16 @@ test-qemu: image
 
 test: test-unit test-qemu
 
-test-long: image
+test-long: image $(BIN)/docker-compose-v2
+	BULKHEAD_COMPOSE_V2=$(CURDIR)/$(BIN)/docker-compose-v2 $(GO) test -tags seccomp -count=1 -timeout 30m -v -run '^($(UNIT_LONG_TESTS))$$' ./hostd/dockerapi/
 	$(GO) test -count=1 -timeout 3h -v -run '^($(LONG_TESTS))$$' ./qemu-tests/ -args -image $(CURDIR)/out/default
+
+# Compose v2 (github.com/docker/compose), for its conformance test: built
+# from a module of its own, so its dependencies stay out of go.mod.
+COMPOSE_V2_MOD := hostd/dockerapi/testdata/compose-v2
+$(BIN)/docker-compose-v2: $(COMPOSE_V2_MOD)/go.mod $(COMPOSE_V2_MOD)/go.sum | deps
+	@mkdir -p $(BIN)
+	cd $(COMPOSE_V2_MOD) && CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(CURDIR)/$(BIN)/docker-compose-v2 github.com/docker/compose/v5/cmd
 
 # Benchmarks print one row each (name, iterations, then the measured
 # metrics: s/build, qcow2-MB, s-to-hostd-ready, speedup-x, fleet-s, ...).

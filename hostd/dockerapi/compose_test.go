@@ -32,24 +32,49 @@ volumes:
   data:
 `
 
-// compose runs Debian's docker-compose (1.29, an Engine API client in
-// Python) in dir against b.
-func (b backend) compose(t *testing.T, dir string, args ...string) (string, int) {
+// compose runs a Compose CLI (compose, a path or a name in PATH) in dir
+// against b.
+func (b backend) compose(t *testing.T, compose, dir string, args ...string) (string, int) {
 	t.Helper()
-	return b.client(t, dir, "docker-compose", append([]string{"-p", "bulkheadc"}, args...)...)
+	return b.client(t, dir, compose, append([]string{"-p", "bulkheadc"}, args...)...)
 }
 
-// TestComposeConformance brings a two-service project with a named volume
-// up with docker-compose against hostd (with its networks, in a network
-// namespace of the test's own) and against Debian's dockerd, and wants
-// the same outcomes from both: the client reaches web by its service
-// name, ps, logs and exec work, and down -v leaves no container, network
-// or volume behind.
+// TestComposeConformance is composeConformance with Debian's
+// docker-compose (1.29, an Engine API client in Python).
 func TestComposeConformance(t *testing.T) {
 	if !testimg.InNetns(t) {
 		return
 	}
-	for _, bin := range []string{"docker", "docker-compose", "dockerd", "nsenter"} {
+	composeConformance(t, "docker-compose")
+}
+
+// TestComposeV2Conformance is composeConformance with Compose v2 (Go,
+// github.com/docker/compose, built by `make out/bin/docker-compose-v2`
+// from testdata/compose-v2 and named by BULKHEAD_COMPOSE_V2). The
+// Makefile runs it in the long tier (make test-long): building Compose
+// takes minutes.
+func TestComposeV2Conformance(t *testing.T) {
+	if !testimg.InNetns(t) {
+		return
+	}
+	bin := os.Getenv("BULKHEAD_COMPOSE_V2")
+	if bin == "" {
+		t.Fatal("BULKHEAD_COMPOSE_V2 names no Compose v2 binary: run make test-long, which builds it")
+	}
+	if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil || !strings.Contains(string(out), "v5.") {
+		t.Fatalf("%s version: %v: %s, want Compose v5", bin, err, out)
+	}
+	composeConformance(t, bin)
+}
+
+// composeConformance brings a two-service project with a named volume up
+// with a Compose CLI against hostd (with its networks, in a network
+// namespace of the test's own) and against Debian's dockerd, and wants
+// the same outcomes from both: the client reaches web by its service
+// name, ps, logs and exec work, and down -v leaves no container, network
+// or volume behind.
+func composeConformance(t *testing.T, compose string) {
+	for _, bin := range []string{"docker", compose, "dockerd", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Fatalf("needs %s (apt-get install docker.io docker-compose): %v", bin, err)
 		}
@@ -86,16 +111,16 @@ func TestComposeConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		dirs[b.name] = dir
-		t.Cleanup(func() { b.compose(t, dir, "down", "-v", "-t", "1") })
+		t.Cleanup(func() { b.compose(t, compose, dir, "down", "-v", "-t", "1") })
 	}
 	for i, s := range steps {
 		got := make([]string, len(backends))
-		cmd := "docker-compose " + strings.Join(s.compose, " ")
+		cmd := filepath.Base(compose) + " " + strings.Join(s.compose, " ")
 		for j, b := range backends {
 			var out string
 			var code int
 			if s.compose != nil {
-				out, code = b.compose(t, dirs[b.name], s.compose...)
+				out, code = b.compose(t, compose, dirs[b.name], s.compose...)
 			} else {
 				cmd = "docker " + strings.Join(s.docker, " ")
 				out, code = b.docker(t, s.docker...)

@@ -451,7 +451,7 @@ func TestDockerConformance(t *testing.T) {
 		testimg.Push(t, b.push+"/busybox:latest", img)
 		testimg.Push(t, b.push+"/busybox:old", img1)
 	}
-	runScenario(t, backends, scenario(img2))
+	runScenario(t, backends, append(scenario(img2), updateScenario()...))
 }
 
 // runScenario runs steps on every backend in turn, wants each step's

@@ -1,13 +1,8 @@
 package dockerapi_test
 
 import (
-	"os/exec"
 	"testing"
 	"time"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
 // pause lets restart policies act before the next step looks.
@@ -16,15 +11,14 @@ func pause(d time.Duration) func(t *testing.T, b backend) {
 }
 
 // updateScenario is docker update and the restart policy as dockerd runs
-// them: limits reach a running container's cgroup (v1 here, as on this
-// host), a restart policy changes, what dockerd refuses hostd refuses.
+// them (TestDockerConformance runs it after scenario): limits reach a
+// running container's cgroup (v1 here, as on this host), a restart policy
+// changes, what dockerd refuses hostd refuses.
 func updateScenario() []step {
 	run := func(args ...string) []string { return append([]string{"run", "--network", "none"}, args...) }
 	cg := func(name, file string) []string { return []string{"exec", name, "cat", "/sys/fs/cgroup/" + file} }
 	inspect := func(name, format string) []string { return []string{"inspect", "-f", format, name} }
 	return []step{
-		{args: []string{"pull", "{reg}/busybox:latest"}, want: "exit 0"},
-
 		// docker update on a running container.
 		{args: run("-d", "--name", "upd", "{reg}/busybox", "sleep", "300"), kind: lines, want: "exit 0, 1 lines"},
 		{args: []string{"update", "--memory", "64m", "--memory-swap", "64m", "upd"}, kind: words, want: "exit 0: upd"},
@@ -81,19 +75,4 @@ func updateScenario() []step {
 		{args: inspect("flaky", "{{.State.Running}} {{.RestartCount}}"), kind: words, want: "exit 0: false 1"},
 		{args: []string{"rm", "-f", "hup", "killed", "flaky"}, kind: lines, want: "exit 0, 3 lines"},
 	}
-}
-
-func TestUpdateAndRestartConformance(t *testing.T) {
-	testimg.RequireHost(t)
-	for _, bin := range []string{"docker", "dockerd", "nsenter", "ip"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("needs %s (apt-get install docker.io): %v", bin, err)
-		}
-	}
-	img := linuxImage(t, v1.Config{Cmd: []string{"sh"}})
-	backends := []backend{startHostd(t), startDockerd(t)}
-	for _, b := range backends {
-		testimg.Push(t, b.push+"/busybox:latest", img)
-	}
-	runScenario(t, backends, updateScenario())
 }
