@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
-	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 )
 
 // maxCreateBody bounds a create request (a few KB in practice).
@@ -260,7 +260,7 @@ func inspectJSON(c engine.Container) map[string]any {
 			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
 			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
 			"Memory":        memory, "NanoCpus": int64(c.Spec.Limits.CPUs * 1e9), "PidsLimit": c.Spec.Limits.Pids,
-			"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
+			"CapAdd": c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
 			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
 			"LogConfig":      map[string]any{"Type": "json-file", "Config": map[string]string{}},
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),

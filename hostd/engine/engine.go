@@ -66,18 +66,18 @@ const (
 
 // Container is a container's record (container.json in its directory).
 type Container struct {
-	ID           string        `json:"id"`
-	Name         string        `json:"name"`
-	Spec         ContainerSpec `json:"spec"`
-	ImageID      string        `json:"imageId"`
-	Created      time.Time     `json:"created"`
-	State        string        `json:"state"`
-	Pid          int           `json:"pid,omitempty"`
-	ShimPid      int           `json:"shimPid,omitempty"`
-	ExitCode     int           `json:"exitCode"`
-	Error        string        `json:"error,omitempty"`
-	StartedAt    time.Time     `json:"startedAt,omitzero"`
-	FinishedAt   time.Time     `json:"finishedAt,omitzero"`
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	Spec       ContainerSpec `json:"spec"`
+	ImageID    string        `json:"imageId"`
+	Created    time.Time     `json:"created"`
+	State      string        `json:"state"`
+	Pid        int           `json:"pid,omitempty"`
+	ShimPid    int           `json:"shimPid,omitempty"`
+	ExitCode   int           `json:"exitCode"`
+	Error      string        `json:"error,omitempty"`
+	StartedAt  time.Time     `json:"startedAt,omitzero"`
+	FinishedAt time.Time     `json:"finishedAt,omitzero"`
 	// RestartCount counts the restarts its policy made since a user last
 	// started it (as dockerd: a long run does not reset it, so
 	// on-failure:N gives up after N however far apart the failures).
