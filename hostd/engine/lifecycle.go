@@ -121,7 +121,7 @@ func (e *Engine) start(ctx context.Context, id string, byUser bool) error {
 		l.timer.Stop()
 	}
 	e.mu.Unlock()
-	if byUser {
+	if byUser && (c.Stopped || c.RestartCount != 0 || c.Backoff != 0) {
 		// A user's start clears their stop and, as dockerd's, begins the
 		// policy's count and backoff again.
 		if c, err = e.update(id, func(x *Container) { x.Stopped, x.RestartCount, x.Backoff = false, 0, 0 }); err != nil {
