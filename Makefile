@@ -74,7 +74,9 @@ test-long: image $(BIN)/docker-compose-v2
 COMPOSE_V2_MOD := hostd/dockerapi/testdata/compose-v2
 $(BIN)/docker-compose-v2: $(COMPOSE_V2_MOD)/go.mod $(COMPOSE_V2_MOD)/go.sum | deps
 	@mkdir -p $(BIN)
-	cd $(COMPOSE_V2_MOD) && CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o $(CURDIR)/$(BIN)/docker-compose-v2 github.com/docker/compose/v5/cmd
+	cd $(COMPOSE_V2_MOD) && CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) \
+		-ldflags "-X github.com/docker/compose/v5/internal.Version=$$($(GO) list -m -f '{{.Version}}' github.com/docker/compose/v5)" \
+		-o $(CURDIR)/$(BIN)/docker-compose-v2 github.com/docker/compose/v5/cmd
 
 # Benchmarks print one row each (name, iterations, then the measured
 # metrics: s/build, qcow2-MB, s-to-hostd-ready, speedup-x, fleet-s, ...).
