@@ -385,3 +385,35 @@ func TestValidateMounts(t *testing.T) {
 		}
 	}
 }
+
+// A declared container's YAML takes mounts, tmpfs, anonymous volumes and
+// log rotation; a bad one is reported by field.
+func TestParseWorkloadStorage(t *testing.T) {
+	yml := `
+image: nginx:1.25
+mounts:
+  - {type: volume, source: cache, target: /var/cache/nginx, noCopy: true}
+  - {type: tmpfs, target: /scratch, tmpfsSize: 1048576, tmpfsMode: 0o1770}
+  - {type: bind, source: /srv/conf, target: /etc/nginx, readOnly: true}
+tmpfs: {/run: "size=64m"}
+anonymousVolumes: [/data]
+log: {maxSize: 10m, maxFile: 3}
+`
+	got, err := ParseWorkload([]byte(yml), "/etc/hostd/containers/web.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ContainerSpec{Name: "web", Image: "nginx:1.25",
+		Mounts: []MountSpec{{Type: MountVolume, Source: "cache", Target: "/var/cache/nginx", NoCopy: true},
+			{Type: MountTmpfs, Target: "/scratch", TmpfsSize: 1 << 20, TmpfsMode: 0o1770},
+			{Type: MountBind, Source: "/srv/conf", Target: "/etc/nginx", ReadOnly: true}},
+		Tmpfs: map[string]string{"/run": "size=64m"}, AnonymousVolumes: []string{"/data"}, Log: LogSpec{MaxSize: "10m", MaxFile: 3},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	_, err = ParseWorkload([]byte("image: i\ntmpfs: {/run: \"size=lots\"}\nmounts: [{type: volume, target: rel}]\n"), "/etc/hostd/containers/bad.yaml")
+	if err == nil || !strings.Contains(err.Error(), "tmpfs./run") || !strings.Contains(err.Error(), "mounts[0]") {
+		t.Errorf("got %v, want errors naming tmpfs./run and mounts[0]", err)
+	}
+}
