@@ -198,7 +198,7 @@ func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	out := inspectJSON(c)
+	out := inspectJSON(c, a.E.VolumeMountpoint)
 	out["NetworkSettings"].(map[string]any)["Networks"] = a.containerNetworks(c)
 	if a.E.Paused(c) {
 		st := out["State"].(map[string]any)
@@ -214,7 +214,9 @@ func rfc(t time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-func inspectJSON(c engine.Container) map[string]any {
+// inspectJSON is GET /containers/{id}/json's body; volumePath gives a
+// volume's host directory.
+func inspectJSON(c engine.Container, volumePath func(string) string) map[string]any {
 	state := map[string]any{
 		"Status": c.State, "Running": c.State == engine.StateRunning, "Paused": false, "Restarting": false,
 		"OOMKilled": false, "Dead": false, "Pid": c.Pid, "ExitCode": c.ExitCode, "Error": c.Error,
@@ -268,7 +270,7 @@ func inspectJSON(c engine.Container) map[string]any {
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
-		"Mounts":          mountsJSON(c),
+		"Mounts":          mountsJSON(c, volumePath),
 	}
 }
 

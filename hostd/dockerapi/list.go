@@ -247,7 +247,7 @@ func (a *API) containers(w http.ResponseWriter, r *http.Request) {
 			"Status": a.statusOf(c), "Ports": ports(c), "Labels": labelsOf(c),
 			"HostConfig":      map[string]string{"NetworkMode": nw},
 			"NetworkSettings": map[string]any{"Networks": a.containerNetworks(c)},
-			"Mounts":          mountsJSON(c),
+			"Mounts":          mountsJSON(c, a.E.VolumeMountpoint),
 		}
 		if p.size {
 			rw := a.E.SizeRw(c)

@@ -182,8 +182,8 @@ func configVolumes(s engine.ContainerSpec) map[string]struct{} {
 }
 
 // mountsJSON is Docker's MountPoint list for c's volumes, binds and
-// tmpfs mounts.
-func mountsJSON(c engine.Container) []map[string]any {
+// tmpfs mounts; volumePath gives a volume's host directory (Source).
+func mountsJSON(c engine.Container, volumePath func(string) string) []map[string]any {
 	out := []map[string]any{}
 	tmpfs := map[string]bool{}
 	for p := range c.Spec.Tmpfs {
@@ -196,7 +196,7 @@ func mountsJSON(c engine.Container) []map[string]any {
 		var item map[string]any
 		switch m.Type {
 		case engine.MountVolume:
-			item = map[string]any{"Type": "volume", "Name": m.Name, "Driver": "local", "Mode": "z", "Propagation": ""}
+			item = map[string]any{"Type": "volume", "Name": m.Name, "Source": volumePath(m.Name), "Driver": "local", "Mode": "z", "Propagation": ""}
 		case engine.MountBind:
 			item = map[string]any{"Type": "bind", "Source": m.Source, "Mode": "", "Propagation": "rprivate"}
 		default:

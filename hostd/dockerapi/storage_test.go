@@ -104,10 +104,10 @@ func TestMountsJSON(t *testing.T) {
 		Mounts:  []engine.MountSpec{{Type: "volume", Target: "/a"}, {Type: "tmpfs", Target: "/u"}},
 		Tmpfs:   map[string]string{"/t": "size=1m"},
 	}, AnonymousVolumes: []engine.MountSpec{{Type: "volume", Source: "0123", Target: "/a"}}}
-	got, _ := json.Marshal(mountsJSON(c))
+	got, _ := json.Marshal(mountsJSON(c, func(n string) string { return "/v/" + n + "/_data" }))
 	for _, want := range []string{`"Destination":"/b","Mode":"","Propagation":"rprivate","RW":false,"Source":"/h","Type":"bind"`,
-		`"Destination":"/n","Driver":"local","Mode":"z","Name":"nv","Propagation":"","RW":true,"Type":"volume"`,
-		`"Destination":"/a","Driver":"local","Mode":"z","Name":"0123"`, `"Destination":"/u","Mode":"","Propagation":"","RW":true,"Source":"","Type":"tmpfs"`} {
+		`"Destination":"/n","Driver":"local","Mode":"z","Name":"nv","Propagation":"","RW":true,"Source":"/v/nv/_data","Type":"volume"`,
+		`"Destination":"/a","Driver":"local","Mode":"z","Name":"0123","Propagation":"","RW":true,"Source":"/v/0123/_data"`, `"Destination":"/u","Mode":"","Propagation":"","RW":true,"Source":"","Type":"tmpfs"`} {
 		if !strings.Contains(string(got), want) {
 			t.Errorf("got %s, want %s in it", got, want)
 		}

@@ -28,6 +28,11 @@ var ErrVolumeInUse = fmt.Errorf("%w: volume is in use", ErrConflict)
 
 func (e *Engine) volumeDir(name string) string { return filepath.Join(e.cfg.Root, "volumes", name) }
 
+// VolumeMountpoint is the host directory of a volume's data.
+func (e *Engine) VolumeMountpoint(name string) string {
+	return filepath.Join(e.volumeDir(name), "_data")
+}
+
 // Volumes lists the named volumes, by name.
 func (e *Engine) Volumes() ([]NamedVolume, error) {
 	ents, err := os.ReadDir(filepath.Join(e.cfg.Root, "volumes"))
@@ -53,7 +58,7 @@ func (e *Engine) Volume(name string) (NamedVolume, error) {
 	if err != nil {
 		return NamedVolume{}, fmt.Errorf("%w: no such volume %s", ErrNotFound, name)
 	}
-	v := NamedVolume{Name: name, Mountpoint: filepath.Join(e.volumeDir(name), "_data"), Created: fi.ModTime().UTC(), Labels: map[string]string{}}
+	v := NamedVolume{Name: name, Mountpoint: e.VolumeMountpoint(name), Created: fi.ModTime().UTC(), Labels: map[string]string{}}
 	if b, err := os.ReadFile(filepath.Join(e.volumeDir(name), "labels")); err == nil {
 		_ = json.Unmarshal(b, &v.Labels)
 	}
