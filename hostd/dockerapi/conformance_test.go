@@ -143,7 +143,7 @@ const names = "--format={{.Names}}"
 // Containers, oldest first: web, db (running), done0, done3 (exited),
 // vol (named volume), port80 (exposes 80), fresh (created). dockerd
 // wants names of two characters at least.
-func scenario(img2 v1.Image) []step {
+func scenario(img2, volImg v1.Image) []step {
 	run := func(args ...string) []string { return append([]string{"run", "--network", "none"}, args...) }
 	return []step{
 		{args: []string{"pull", "{reg}/busybox:latest"}, want: "exit 0"},
@@ -227,10 +227,10 @@ func scenario(img2 v1.Image) []step {
 		// Options hostd does not implement are refused by name, not dropped.
 		{args: run("--rm", "--ulimit", "nofile=100:100", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
 			hostd: "exit 125: HostConfig.Ulimits (--ulimit)"},
-		{args: run("--rm", "--tmpfs", "/m", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Tmpfs (--tmpfs)"},
-		{args: run("--rm", "--mount", "type=tmpfs,dst=/m", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Mounts (--mount)"},
+		{args: run("--rm", "--log-driver", "none", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: `exit 125: HostConfig.LogConfig.Type "none" (--log-driver`},
+		{args: run("--rm", "--log-opt", "labels=app", "--log-opt", "max-size=1m", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: HostConfig.LogConfig.Config.labels (--log-opt labels)"},
 		{args: run("--rm", "--device", "/dev/null:/dev/n", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
 			hostd: "exit 125: HostConfig.Devices (--device)"},
 		{args: run("--rm", "--init", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
@@ -313,6 +313,72 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "bulkheadtmp"}, kind: errText, want: "exit 0: ",
 			hostd: "exit 1: driver options [device type] (-o): unsupported"},
 		{args: []string{"volume", "rm", "-f", "bulkheadtmp"}, want: "exit 0"},
+
+		// --mount: data written lands in the volume, not the rootfs.
+		{args: run("--rm", "--mount", "type=volume,src=bulkheadmv,dst=/m", "{reg}/busybox", "sh", "-c", "echo x > /m/f"), want: "exit 0"},
+		{args: run("--rm", "-v", "bulkheadmv:/m", "{reg}/busybox", "cat", "/m/f"), kind: words, want: "exit 0: x"},
+		{args: run("--rm", "--mount", "type=volume,src=bulkheadmv,dst=/m,readonly", "{reg}/busybox", "sh", "-c", "echo y > /m/f"), want: "exit 1"},
+		{args: []string{"volume", "rm", "bulkheadmv"}, kind: words, want: "exit 0: bulkheadmv"},
+		{args: run("--rm", "--mount", "type=bind,src={dir},dst=/m", "{reg}/busybox", "sh", "-c", "echo b > /m/bound; cat /m/bound"), kind: words, want: "exit 0: b"},
+		{args: run("--rm", "--mount", "type=bind,src={dir}/nosuch,dst=/m", "{reg}/busybox", "true"), kind: errText,
+			want: "exit 125: bind source path does not exist"},
+		{args: run("--rm", "--mount", "type=bind,src={dir},dst=/m,bind-propagation=rprivate", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: HostConfig.Mounts[0].BindOptions.Propagation (--mount bind-propagation)"},
+		{args: run("--rm", "--mount", "type=volume,src=bulkheadmo,dst=/m,volume-opt=type=tmpfs,volume-opt=device=tmpfs", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: VolumeOptions.DriverConfig.Options (--mount volume-opt)"},
+		{args: []string{"volume", "rm", "-f", "bulkheadmo"}, want: "exit 0"},
+		// tmpfs: size, mode, Docker's default options.
+		{args: run("--rm", "--tmpfs", "/t:size=1m", "{reg}/busybox", "sh", "-c", "busybox df -k /t | busybox tail -n 1 | busybox awk '{print $2}'"), kind: words,
+			want: "exit 0: 1024"},
+		{args: run("--rm", "--tmpfs", "/t:mode=1770", "{reg}/busybox", "sh", "-c", "busybox stat -c %a /t; grep ' /t ' /proc/mounts | grep -c nosuid,nodev,noexec"), kind: words,
+			want: "exit 0: 1,1770"},
+		{args: run("--rm", "--tmpfs", "/t:exec", "{reg}/busybox", "sh", "-c", "grep ' /t ' /proc/mounts | grep -c noexec"), kind: words, want: "exit 1: 0"},
+		{args: run("--rm", "--mount", "type=tmpfs,dst=/t,tmpfs-size=2m,tmpfs-mode=1700", "{reg}/busybox", "sh", "-c", "busybox df -k /t | busybox tail -n 1 | busybox awk '{print $2}'; busybox stat -c %a /t"), kind: words,
+			want: "exit 0: 1700,2048"},
+		{args: run("--rm", "--read-only", "--tmpfs", "/t", "{reg}/busybox", "sh", "-c", "echo x > /t/f && cat /t/f"), kind: words, want: "exit 0: x"},
+		{args: []string{"create", "--name", "tmpfsi", "--tmpfs", "/t:size=1m", "--mount", "type=tmpfs,dst=/u", "{reg}/busybox"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.HostConfig.Tmpfs}} {{range .Mounts}}{{.Type}}:{{.Destination}}:{{.RW}}{{end}}", "tmpfsi"}, kind: words,
+			want: "exit 0: map[/t:size=1m] tmpfs:/u:true"},
+		{args: []string{"rm", "tmpfsi"}, want: "exit 0"},
+		// Anonymous volumes: -v /path makes one, rm -v removes it.
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: run("--name", "anon", "-v", "/data", "{reg}/busybox", "sh", "-c", "echo a > /data/f"), want: "exit 0"},
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: []string{"inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Destination}} {{len .Name}}{{end}}", "anon"}, kind: words, want: "exit 0: volume /data 64"},
+		{args: []string{"rm", "-v", "anon"}, kind: words, want: "exit 0: anon"},
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: run("--rm", "-v", "/data", "--mount", "type=volume,dst=/more", "{reg}/busybox", "true"), want: "exit 0"},
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 1 lines"},
+		// Copy-up: a new volume gets the image's content at its path,
+		// unless volume-nocopy; the image's VOLUME gets a volume.
+		{args: run("--rm", "-v", "bulkheadcu:/home", "{reg}/busybox", "true"), want: "exit 0"},
+		{args: run("--rm", "-v", "bulkheadcu:/x", "{reg}/busybox", "ls", "/x"), kind: words, want: "exit 0: app"},
+		{args: run("--rm", "--mount", "type=volume,src=bulkheadcu2,dst=/home,volume-nocopy", "{reg}/busybox", "ls", "/home"), kind: words, want: "exit 0: "},
+		{args: run("--rm", "--mount", "type=volume,src=bulkheadcu3,dst=/home", "{reg}/busybox", "sh", "-c", "ls -ln /home | grep -c ' 1000 *1000 '"), kind: words, want: "exit 0: 1"},
+		{args: []string{"volume", "rm", "bulkheadcu", "bulkheadcu2", "bulkheadcu3"}, kind: lines, want: "exit 0, 3 lines"},
+		{args: []string{"pull", "{reg}/volimg"}, kind: exitOnly, want: "exit 0", before: func(t *testing.T, b backend) {
+			testimg.Push(t, b.push+"/volimg:latest", volImg)
+		}},
+		{args: run("--name", "imgvol", "{reg}/volimg", "ls", "/home"), kind: words, want: "exit 0: app"},
+		{args: []string{"inspect", "-f", "{{range .Mounts}}{{.Type}} {{.Destination}}{{end}}", "imgvol"}, kind: words, want: "exit 0: volume /home"},
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: []string{"rm", "-v", "imgvol"}, kind: words, want: "exit 0: imgvol"},
+		{args: run("--rm", "-v", "bulkheadvi:/home", "{reg}/volimg", "ls", "/home"), kind: words, want: "exit 0: app"},
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: []string{"volume", "rm", "bulkheadvi"}, kind: words, want: "exit 0: bulkheadvi"},
+		{args: []string{"rmi", "{reg}/volimg"}, kind: exitOnly, want: "exit 0"},
+		// volume prune: unused anonymous volumes go; dockerd 20.10 (API
+		// 1.41) removes unused named ones too, hostd keeps them (1.42+).
+		{args: run("--name", "anonp", "-v", "/data", "{reg}/busybox", "true"), want: "exit 0"},
+		{args: []string{"rm", "anonp"}, want: "exit 0"},
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 2 lines"},
+		{args: []string{"volume", "prune", "-f"}, kind: exitOnly, want: "exit 0"},
+		{args: []string{"volume", "ls", "-q"}, kind: lines, want: "exit 0, 1 lines", dockerd: "exit 0, 0 lines"},
+		// Log rotation options are kept and shown.
+		{args: []string{"create", "--name", "logr", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "{reg}/busybox"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.HostConfig.LogConfig.Type}} {{index .HostConfig.LogConfig.Config \"max-size\"}} {{index .HostConfig.LogConfig.Config \"max-file\"}}", "logr"}, kind: words,
+			want: "exit 0: json-file 1k 2"},
+		{args: []string{"rm", "logr"}, want: "exit 0"},
 		{args: []string{"system", "df"}, kind: lines, want: "exit 0, 5 lines"},
 
 		// diff: what a container changed against its image.
@@ -446,12 +512,16 @@ func TestDockerConformance(t *testing.T) {
 	img := linuxImage(t, v1.Config{Cmd: []string{"sh"}})
 	img2 := linuxImage(t, v1.Config{Cmd: []string{"sh"}, Env: []string{"V=2"}})
 	backends := []backend{startHostd(t), startDockerd(t)}
+	for i := range backends {
+		backends[i].dir = t.TempDir() // for --mount type=bind
+	}
 	img1 := linuxImage(t, v1.Config{Cmd: []string{"sh"}, Env: []string{"V=1"}})
 	for _, b := range backends {
 		testimg.Push(t, b.push+"/busybox:latest", img)
 		testimg.Push(t, b.push+"/busybox:old", img1)
 	}
-	runScenario(t, backends, append(scenario(img2), updateScenario()...))
+	volImg := linuxImage(t, v1.Config{Cmd: []string{"sh"}, Volumes: map[string]struct{}{"/home": {}}})
+	runScenario(t, backends, append(scenario(img2, volImg), updateScenario()...))
 }
 
 // runScenario runs steps on every backend in turn, wants each step's

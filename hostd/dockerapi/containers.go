@@ -42,6 +42,8 @@ type createBody struct {
 		StartPeriod int64
 		Retries     int
 	}
+	// Volumes are anonymous volumes' paths (-v /data).
+	Volumes    map[string]struct{}
 	HostConfig struct {
 		Binds        []string
 		PortBindings map[string][]struct {
@@ -65,6 +67,12 @@ type createBody struct {
 		DNSSearch       []string `json:"DnsSearch"`
 		DNSOptions      []string `json:"DnsOptions"`
 		ExtraHosts      []string
+		Mounts          []mountBody
+		Tmpfs           map[string]string
+		LogConfig       struct {
+			Type   string
+			Config map[string]string
+		}
 	}
 	NetworkingConfig struct {
 		EndpointsConfig map[string]struct{ Aliases []string }
@@ -130,6 +138,9 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 		s.Healthcheck = &engine.Healthcheck{Command: cmd, Interval: engine.Duration(hc.Interval), Timeout: engine.Duration(hc.Timeout),
 			StartPeriod: engine.Duration(hc.StartPeriod), Retries: hc.Retries}
 	}
+	if err := b.storage(&s); err != nil {
+		return s, err
+	}
 	return s, s.Validate()
 }
 
@@ -172,14 +183,9 @@ func (a *API) create(w http.ResponseWriter, r *http.Request) {
 		apiError(w, fmt.Errorf("%w: No such image: %s", image.ErrNotFound, spec.Image))
 		return
 	}
-	for _, vs := range spec.Volumes {
-		// dockerd makes a named volume when the container is created.
-		if v, err := engine.ParseVolume(vs); err == nil && v.Named {
-			if _, err := a.E.CreateVolume(v.Source, nil); err != nil {
-				apiError(w, err)
-				return
-			}
-		}
+	if err := a.createVolumes(spec); err != nil {
+		apiError(w, err)
+		return
 	}
 	c, err := a.E.Create(r.Context(), spec)
 	if err != nil {
@@ -195,7 +201,7 @@ func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
 		apiError(w, err)
 		return
 	}
-	out := inspectJSON(c)
+	out := inspectJSON(c, a.E.VolumeMountpoint)
 	out["NetworkSettings"].(map[string]any)["Networks"] = a.containerNetworks(c)
 	if a.E.Paused(c) {
 		st := out["State"].(map[string]any)
@@ -211,7 +217,9 @@ func rfc(t time.Time) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-func inspectJSON(c engine.Container) map[string]any {
+// inspectJSON is GET /containers/{id}/json's body; volumePath gives a
+// volume's host directory.
+func inspectJSON(c engine.Container, volumePath func(string) string) map[string]any {
 	state := map[string]any{
 		"Status": c.State, "Running": c.State == engine.StateRunning, "Paused": false, "Restarting": false,
 		"OOMKilled": false, "Dead": false, "Pid": c.Pid, "ExitCode": c.ExitCode, "Error": c.Error,
@@ -254,7 +262,7 @@ func inspectJSON(c engine.Container) map[string]any {
 			"Hostname": c.ID[:12], "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
 			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": c.Spec.Tty, "OpenStdin": c.Spec.OpenStdin, "StdinOnce": c.Spec.StdinOnce,
 			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": labelsOf(c),
-			"StopSignal": c.Spec.StopSignal, "StopTimeout": c.Spec.StopTimeout,
+			"StopSignal": c.Spec.StopSignal, "StopTimeout": c.Spec.StopTimeout, "Volumes": configVolumes(c.Spec),
 		},
 		"HostConfig": map[string]any{
 			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
@@ -262,11 +270,12 @@ func inspectJSON(c engine.Container) map[string]any {
 			"Memory":        memory, "NanoCpus": int64(c.Spec.Limits.CPUs * 1e9), "PidsLimit": c.Spec.Limits.Pids,
 			"CapAdd": c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
 			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
-			"LogConfig":      map[string]any{"Type": "json-file", "Config": map[string]string{}},
+			"LogConfig": logConfigJSON(c.Spec.Log),
+			"Tmpfs":     c.Spec.Tmpfs, "Mounts": hostMountsJSON(c.Spec.Mounts),
 			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
 		},
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
-		"Mounts":          mountsJSON(c),
+		"Mounts":          mountsJSON(c, volumePath),
 	}
 }
 
@@ -292,7 +301,7 @@ func (a *API) start(w http.ResponseWriter, r *http.Request) {
 		if c.Spec.AutoRemove {
 			// As dockerd: an --rm container that cannot start is
 			// removed too (the CLI waits for that before it exits).
-			if rerr := a.E.Remove(r.Context(), c.ID, true); rerr != nil {
+			if rerr := a.E.RemoveWith(r.Context(), c.ID, true, true); rerr != nil {
 				a.log().Warn("removing a container that failed to start", "container", c.Name, "err", rerr)
 			}
 		}
@@ -379,7 +388,7 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request) {
 		a.thaw(c)
 	}
 	force := r.URL.Query().Get("force") == "1" || r.URL.Query().Get("force") == "true"
-	if err := a.E.Remove(r.Context(), r.PathValue("id"), force); err != nil {
+	if err := a.E.RemoveWith(r.Context(), r.PathValue("id"), force, queryBool(r, "v")); err != nil {
 		apiError(w, err)
 		return
 	}

@@ -212,8 +212,8 @@ func TestUnsupportedOptions(t *testing.T) {
 		// --cap-drop, --dns, --add-host, --stop-signal are implemented;
 		// --init is not.
 		{"create-options.json", []string{"HostConfig.Init"}},
-		{"create-refused.json", []string{"HostConfig.Devices", "HostConfig.LogConfig", "HostConfig.Mounts", "HostConfig.Privileged",
-			"HostConfig.SecurityOpt", "HostConfig.ShmSize", "HostConfig.Sysctls", "HostConfig.Tmpfs", "HostConfig.Ulimits", "Volumes"}},
+		{"create-refused.json", []string{"HostConfig.Devices", "HostConfig.Privileged",
+			"HostConfig.SecurityOpt", "HostConfig.ShmSize", "HostConfig.Sysctls", "HostConfig.Ulimits"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

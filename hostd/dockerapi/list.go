@@ -183,7 +183,7 @@ func (a *API) matchContainer(p *psQuery, c engine.Container) bool {
 	if !f.exact("health", health) {
 		return false
 	}
-	if f.has("volume") && !matchVolume(f["volume"], c.Spec.Volumes) {
+	if f.has("volume") && !matchVolume(f["volume"], c.MountPoints()) {
 		return false
 	}
 	if p.images != nil && !p.images[c.ImageID] {
@@ -212,14 +212,10 @@ func (a *API) matchContainer(p *psQuery, c engine.Container) bool {
 
 // matchVolume: a value names a volume, a bind's host path, or a mount's
 // destination in the container.
-func matchVolume(values, specs []string) bool {
-	for _, s := range specs {
-		v, err := engine.ParseVolume(s)
-		if err != nil {
-			continue
-		}
+func matchVolume(values []string, mounts []engine.MountPoint) bool {
+	for _, m := range mounts {
 		for _, want := range values {
-			if want == v.Source || want == v.Destination {
+			if want == m.Name || (m.Source != "" && want == m.Source) || want == m.Destination {
 				return true
 			}
 		}
@@ -251,7 +247,7 @@ func (a *API) containers(w http.ResponseWriter, r *http.Request) {
 			"Status": a.statusOf(c), "Ports": ports(c), "Labels": labelsOf(c),
 			"HostConfig":      map[string]string{"NetworkMode": nw},
 			"NetworkSettings": map[string]any{"Networks": a.containerNetworks(c)},
-			"Mounts":          mountsJSON(c),
+			"Mounts":          mountsJSON(c, a.E.VolumeMountpoint),
 		}
 		if p.size {
 			rw := a.E.SizeRw(c)
@@ -265,25 +261,6 @@ func (a *API) containers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, item)
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// mountsJSON is Docker's MountPoint list for c's volumes and binds.
-func mountsJSON(c engine.Container) []map[string]any {
-	out := []map[string]any{}
-	for _, s := range c.Spec.Volumes {
-		v, err := engine.ParseVolume(s)
-		if err != nil {
-			continue
-		}
-		m := map[string]any{"Type": "bind", "Source": v.Source, "Destination": v.Destination, "RW": !v.ReadOnly,
-			"Mode": "", "Propagation": "rprivate"}
-		if v.Named {
-			m = map[string]any{"Type": "volume", "Name": v.Source, "Driver": "local", "Destination": v.Destination,
-				"RW": !v.ReadOnly, "Mode": "z", "Propagation": ""}
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 // imageFilterKeys are the filters GET /images/json documents (1.45).

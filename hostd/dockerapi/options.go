@@ -3,11 +3,8 @@ package dockerapi
 import (
 	"encoding/json"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
-
-	"github.com/bulkhead-os/bulkhead/hostd/engine"
 )
 
 // fieldSet names the JSON fields of a create body hostd implements; a
@@ -22,7 +19,7 @@ type fieldSet map[string]fieldSet
 // throwaway rootfs, than its user asked for.
 var createFields = fieldSet{
 	"hostname": nil, "user": nil, "env": nil, "cmd": nil, "entrypoint": nil, "image": nil, "workingdir": nil,
-	"tty": nil, "openstdin": nil, "stdinonce": nil, "exposedports": nil, "labels": nil,
+	"tty": nil, "openstdin": nil, "stdinonce": nil, "exposedports": nil, "labels": nil, "volumes": nil,
 	"stopsignal": nil, "stoptimeout": nil,
 	// Which streams a client attaches to is the attach request's business.
 	"attachstdin": nil, "attachstdout": nil, "attachstderr": nil,
@@ -34,6 +31,9 @@ var createFields = fieldSet{
 		"binds": nil, "portbindings": nil, "autoremove": nil, "publishallports": nil, "networkmode": nil,
 		"memory": nil, "nanocpus": nil, "pidslimit": nil, "readonlyrootfs": nil,
 		"capadd": nil, "capdrop": nil, "dns": nil, "dnssearch": nil, "dnsoptions": nil, "extrahosts": nil,
+		// Checked field by field, refusing by name what is not
+		// implemented, in toSpec (storage.go).
+		"mounts": nil, "tmpfs": nil, "logconfig": nil,
 		"restartpolicy": {"name": nil, "maximumretrycount": nil},
 		// The terminal size comes again in the resize the CLI sends; the
 		// ID file is written by the client.
@@ -82,7 +82,6 @@ func unsupportedOptions(body []byte) ([]string, error) {
 	if err := json.Unmarshal(body, &raw); err != nil {
 		return nil, err
 	}
-	dropBoundVolumes(raw)
 	var out []string
 	walkUnsupported("", raw, createFields, &out)
 	// Each network's endpoint: its aliases, nothing else (--ip, --link).
@@ -95,26 +94,6 @@ func unsupportedOptions(body []byte) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// dropBoundVolumes removes from a create body's Volumes (mount points
-// for anonymous volumes) those a bind or named volume in HostConfig.Binds
-// covers, as dockerd does: compose lists a service's named volumes in
-// both.
-func dropBoundVolumes(raw map[string]any) {
-	vols, _ := field(raw, "Volumes").(map[string]any)
-	hc, _ := field(raw, "HostConfig").(map[string]any)
-	binds, _ := field(hc, "Binds").([]any)
-	for _, b := range binds {
-		s, _ := b.(string)
-		if v, err := engine.ParseVolume(s); err == nil {
-			for k := range vols {
-				if path.Clean(k) == path.Clean(v.Destination) {
-					delete(vols, k)
-				}
-			}
-		}
-	}
 }
 
 // endpointFields are the fields of a network endpoint hostd implements.

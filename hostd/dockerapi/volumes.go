@@ -12,10 +12,6 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
 )
 
-// anonymousLabel marks a volume made without a name (docker run -v /path
-// on dockerd); volume prune without all=true removes only those (API 1.42+).
-const anonymousLabel = "com.docker.volume.anonymous"
-
 func volumeJSON(v engine.NamedVolume, withUsage bool, users int) map[string]any {
 	out := map[string]any{
 		"Name": v.Name, "Driver": "local", "Mountpoint": v.Mountpoint, "CreatedAt": v.Created.Format(time.RFC3339),
@@ -89,7 +85,7 @@ func (a *API) volumeCreate(w http.ResponseWriter, r *http.Request) {
 		if b.Labels == nil {
 			b.Labels = map[string]string{}
 		}
-		b.Labels[anonymousLabel] = ""
+		b.Labels[engine.AnonymousLabel] = ""
 	}
 	v, err := a.E.CreateVolume(b.Name, b.Labels)
 	if err != nil {
@@ -141,7 +137,7 @@ func (a *API) volumePrune(w http.ResponseWriter, r *http.Request) {
 	deleted := []string{}
 	var space int64
 	for _, v := range vols {
-		_, anonymous := v.Labels[anonymousLabel]
+		_, anonymous := v.Labels[engine.AnonymousLabel]
 		if (!all && !anonymous) || len(a.E.VolumeUsers(v.Name)) > 0 || !p.match(v.Created, v.Labels) {
 			continue
 		}

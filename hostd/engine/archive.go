@@ -97,10 +97,8 @@ func (e *Engine) openRoot(ref string, withMounts bool) (*ctrRoot, error) {
 	}
 	root := &ctrRoot{fd: fd, path: rootfs, name: c.Name, release: release}
 	if withMounts {
-		for _, vs := range c.Spec.Volumes {
-			if v, err := ParseVolume(vs); err == nil {
-				root.volumes = append(root.volumes, path.Clean("/"+v.Destination))
-			}
+		for _, d := range c.Destinations() {
+			root.volumes = append(root.volumes, path.Clean("/"+d))
 		}
 	}
 	return root, nil

@@ -42,10 +42,8 @@ func (e *Engine) Changes(ref string) ([]Change, error) {
 	// the upper directory; they are not the container's changes (dockerd
 	// leaves them out too).
 	mountpoints := map[string]bool{"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true}
-	for _, vs := range c.Spec.Volumes {
-		if v, err := ParseVolume(vs); err == nil {
-			mountpoints[v.Destination] = true
-		}
+	for _, d := range c.Destinations() {
+		mountpoints[d] = true
 	}
 	var out []Change
 	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {

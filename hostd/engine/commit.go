@@ -89,10 +89,8 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (image
 // diff leaves them out.
 func (e *Engine) writeDiff(c Container, w io.Writer) error {
 	skip := map[string]bool{"etc/hosts": true, "etc/hostname": true, "etc/resolv.conf": true}
-	for _, vs := range c.Spec.Volumes {
-		if v, err := ParseVolume(vs); err == nil {
-			skip[strings.TrimPrefix(v.Destination, "/")] = true
-		}
+	for _, d := range c.Destinations() {
+		skip[strings.TrimPrefix(d, "/")] = true
 	}
 	fd, err := unix.Open(e.snaps.Upper(c.ID), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err == unix.ENOENT {

@@ -99,10 +99,15 @@ type Container struct {
 	// Resolved at create time from the image config and the spec, so the
 	// container still starts after its image is untagged.
 	Layers []string `json:"layers"`
-	Args   []string `json:"args"`
-	Env    []string `json:"env"`
-	Cwd    string   `json:"cwd"`
-	User   string   `json:"user,omitempty"`
+	// AnonymousVolumes are the volumes the engine named at create: for
+	// the spec's volume mounts without a source, its AnonymousVolumes and
+	// the image's VOLUME paths nothing else mounts. They go with the
+	// container (docker rm -v, run --rm); the spec stays as declared.
+	AnonymousVolumes []MountSpec `json:"anonymousVolumes,omitempty"`
+	Args             []string    `json:"args"`
+	Env              []string    `json:"env"`
+	Cwd              string      `json:"cwd"`
+	User             string      `json:"user,omitempty"`
 	// StopSignal is what a stop sends first: the image's STOPSIGNAL, or
 	// SIGTERM when it names none.
 	StopSignal string `json:"stopSignal,omitempty"`
@@ -410,7 +415,19 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (Container, err
 	if err != nil {
 		return Container{}, fmt.Errorf("creating container: %w", err)
 	}
-	c := &Container{ID: newID(), Spec: spec, ImageID: im.ID, Created: time.Now().UTC(), State: StateCreated, Name: spec.Name, Layers: im.Layers}
+	anon, err := e.anonymousVolumes(spec, cfg.Config.Volumes)
+	ok := false
+	defer func() {
+		for _, m := range anon {
+			if !ok {
+				_ = e.RemoveVolume(m.Source)
+			}
+		}
+	}()
+	if err != nil {
+		return Container{}, fmt.Errorf("creating container: %w", err)
+	}
+	c := &Container{ID: newID(), Spec: spec, ImageID: im.ID, AnonymousVolumes: anon, Created: time.Now().UTC(), State: StateCreated, Name: spec.Name, Layers: im.Layers}
 	if err := resolveProcess(c, cfg.Config); err != nil {
 		return Container{}, fmt.Errorf("creating container: %w", err)
 	}
@@ -432,6 +449,7 @@ func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (Container, err
 		return Container{}, err
 	}
 	e.ctrs[c.ID] = c
+	ok = true
 	e.emit(*c, "create")
 	e.log.Info("created container", "container", c.Name, "id", c.ID[:12], "image", spec.Image)
 	return *c, nil
@@ -450,8 +468,14 @@ func (e *Engine) update(id string, fn func(c *Container)) (Container, error) {
 }
 
 // Remove deletes a container, its snapshot and logs. A running one is
-// refused unless force, which kills it first.
+// refused unless force, which kills it first. Its volumes stay.
 func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
+	return e.RemoveWith(ctx, ref, force, false)
+}
+
+// RemoveWith is Remove that, with volumes, also removes the container's
+// anonymous volumes (docker rm -v); named volumes and binds stay.
+func (e *Engine) RemoveWith(ctx context.Context, ref string, force, volumes bool) error {
 	c, err := e.Get(ref)
 	if err != nil {
 		return err
@@ -497,6 +521,9 @@ func (e *Engine) Remove(ctx context.Context, ref string, force bool) error {
 	}
 	e.log.Info("removed container", "container", c.Name)
 	e.emit(c, "destroy")
+	if volumes {
+		e.removeAnonymousVolumes(c)
+	}
 	return nil
 }
 

@@ -199,17 +199,11 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 		return err
 	}
 	in.Mounts = etc
-	for _, vs := range c.Spec.Volumes {
-		v, _ := ParseVolume(vs)
-		src := v.Source
-		if v.Named {
-			src = filepath.Join(e.cfg.Root, "volumes", v.Source, "_data")
-		}
-		if err := os.MkdirAll(src, 0o755); err != nil {
-			return fmt.Errorf("volume %s: %w", vs, err)
-		}
-		in.Mounts = append(in.Mounts, runtime.Mount{Source: src, Destination: v.Destination, ReadOnly: v.ReadOnly})
+	mounts, err := e.volumeMounts(c, rootfs)
+	if err != nil {
+		return err
 	}
+	in.Mounts = append(in.Mounts, mounts...)
 	spec, err := runtime.BuildSpec(in)
 	if err != nil {
 		return err
@@ -464,6 +458,16 @@ func (e *Engine) spawnShim(ctx context.Context, c *Container) (shim.State, *exec
 	id := c.ID
 	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), Launcher: e.cfg.Launcher,
 		LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles, Tty: c.Spec.Tty, Stdin: c.Spec.OpenStdin, StdinOnce: c.Spec.StdinOnce}
+	if c.Spec.Log.MaxSize != "" {
+		n, err := ParseLogSize(c.Spec.Log.MaxSize)
+		if err != nil {
+			return shim.State{}, nil, err
+		}
+		cfg.LogMax = n
+	}
+	if c.Spec.Log.MaxFile > 0 {
+		cfg.LogFiles = c.Spec.Log.MaxFile
+	}
 	if cfg.LogMax == 0 {
 		cfg.LogMax = 10 << 20
 	}
@@ -593,7 +597,7 @@ func (e *Engine) exited(id string, l *liveState) {
 			for i := 0; i < 1000 && e.readerCount(id) > 0; i++ {
 				time.Sleep(5 * time.Millisecond)
 			}
-			_ = e.Remove(context.Background(), id, false)
+			_ = e.RemoveWith(context.Background(), id, false, true)
 		}()
 		return
 	}

@@ -58,6 +58,18 @@ type ContainerSpec struct {
 	// compose's project labels), returned by inspect and matched by the
 	// Docker API's label filter.
 	Labels map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// Mounts are binds, volumes and tmpfs mounts given field by field
+	// (docker run --mount); a volume with no source is anonymous.
+	Mounts []MountSpec `yaml:"mounts,omitempty" json:"mounts,omitempty"`
+	// Tmpfs are tmpfs mounts: container path -> options (size=64m,mode=1777;
+	// docker run --tmpfs), nosuid,nodev,noexec unless the options say otherwise.
+	Tmpfs map[string]string `yaml:"tmpfs,omitempty" json:"tmpfs,omitempty"`
+	// AnonymousVolumes are container paths each given a new volume with
+	// a random name at create (docker run -v /data); the image's VOLUME
+	// paths that nothing else mounts get one too.
+	AnonymousVolumes []string `yaml:"anonymousVolumes,omitempty" json:"anonymousVolumes,omitempty"`
+	// Log is the log driver and its rotation (--log-opt max-size, max-file).
+	Log LogSpec `yaml:"log,omitempty" json:"log,omitempty"`
 	// ProcessOptions: capabilities, stop signal, resolver, extra hosts.
 	ProcessOptions `yaml:",inline"`
 }
@@ -314,6 +326,8 @@ func (s ContainerSpec) Validate() error {
 			add(fmt.Sprintf("volumes[%d]", i), "%v", err)
 		}
 	}
+	s.validateMounts(add)
+	s.Log.validate(add)
 	if s.Workdir != "" && !path.IsAbs(s.Workdir) {
 		add("workdir", "%q must be absolute", s.Workdir)
 	}

@@ -9,11 +9,14 @@ import (
 )
 
 // Mount is a bind mount of a host path (a volume, /etc/hosts...) into the
-// container.
+// container, or a tmpfs.
 type Mount struct {
-	Source      string // host path
+	Source      string // host path; unused for a tmpfs
 	Destination string // path in the container
 	ReadOnly    bool
+	// Tmpfs makes the mount a tmpfs with Options (nosuid, size=...).
+	Tmpfs   bool
+	Options []string
 }
 
 // Limits are the cgroup limits; zero means unlimited.
@@ -136,6 +139,14 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 		},
 	}
 	for _, m := range in.Mounts {
+		if m.Tmpfs {
+			opts := append([]string(nil), m.Options...)
+			if m.ReadOnly {
+				opts = append(opts, "ro")
+			}
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts})
+			continue
+		}
 		opts := []string{"rbind", "nosuid", "nodev"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")

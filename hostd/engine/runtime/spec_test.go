@@ -16,7 +16,8 @@ func TestBuildSpecGolden(t *testing.T) {
 			ID: "abc123", Rootfs: "/var/lib/hostd/snapshots/abc123/rootfs", Args: []string{"nginx", "-g", "daemon off;"},
 			Env: []string{"PATH=/usr/bin:/bin"}, Cwd: "/srv", UID: 101, GID: 101, Groups: []uint32{4},
 			Hostname: "web", ReadOnly: true, Network: "/run/hostd/netns/abc123",
-			Mounts: []Mount{{Source: "/srv/data", Destination: "/data", ReadOnly: true}},
+			Mounts: []Mount{{Source: "/srv/data", Destination: "/data", ReadOnly: true},
+				{Destination: "/run", Tmpfs: true, ReadOnly: true, Options: []string{"nosuid", "nodev", "noexec", "size=1048576", "mode=1777"}}},
 			Limits: Limits{MemoryBytes: 256 << 20, CPUs: 1.5, Pids: 100},
 		}},
 		{"host-network-root", SpecInput{
