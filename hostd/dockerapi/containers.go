@@ -222,7 +222,7 @@ func rfc(t time.Time) string {
 func inspectJSON(c engine.Container, volumePath func(string) string) map[string]any {
 	state := map[string]any{
 		"Status": c.State, "Running": c.State == engine.StateRunning, "Paused": false, "Restarting": false,
-		"OOMKilled": false, "Dead": false, "Pid": c.Pid, "ExitCode": c.ExitCode, "Error": c.Error,
+		"OOMKilled": c.OOMKilled, "Dead": false, "Pid": c.Pid, "ExitCode": c.ExitCode, "Error": c.Error,
 		"StartedAt": rfc(c.StartedAt), "FinishedAt": rfc(c.FinishedAt),
 	}
 	if c.Health != "" {
@@ -259,7 +259,7 @@ func inspectJSON(c engine.Container, volumePath func(string) string) map[string]
 		"Id": c.ID, "Created": rfc(c.Created), "Path": path, "Args": args, "State": state,
 		"Image": c.ImageID, "Name": "/" + c.Name, "RestartCount": c.RestartCount, "Driver": "overlay2", "Platform": "linux",
 		"Config": map[string]any{
-			"Hostname": c.ID[:12], "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
+			"Hostname": hostnameOf(c), "User": c.User, "Env": c.Env, "Cmd": c.Spec.Command, "Entrypoint": c.Spec.Entrypoint,
 			"Image": c.Spec.Image, "WorkingDir": c.Cwd, "Tty": c.Spec.Tty, "OpenStdin": c.Spec.OpenStdin, "StdinOnce": c.Spec.StdinOnce,
 			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": labelsOf(c),
 			"StopSignal": c.Spec.StopSignal, "StopTimeout": c.Spec.StopTimeout, "Volumes": configVolumes(c.Spec),
@@ -277,6 +277,14 @@ func inspectJSON(c engine.Container, volumePath func(string) string) map[string]
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
 		"Mounts":          mountsJSON(c, volumePath),
 	}
+}
+
+// hostnameOf is c's hostname: --hostname's, else its short ID.
+func hostnameOf(c engine.Container) string {
+	if c.Spec.Hostname != "" {
+		return c.Spec.Hostname
+	}
+	return c.ID[:12]
 }
 
 // labelsOf is c's labels, {} rather than null.

@@ -377,12 +377,19 @@ func (a *API) stateOf(c engine.Container) string {
 	if a.E != nil && a.E.Paused(c) {
 		return "paused"
 	}
+	if a.E != nil && a.E.Live(c.ID).Restarting {
+		return "restarting"
+	}
 	return c.State
 }
 
 func (a *API) statusOf(c engine.Container) string {
-	if a.stateOf(c) == "paused" {
+	switch a.stateOf(c) {
+	case "paused":
 		return statusText(c) + " (Paused)"
+	case "restarting":
+		// dockerd's words for a container its policy brings back.
+		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, humanDuration(time.Since(c.FinishedAt)))
 	}
 	return statusText(c)
 }

@@ -74,5 +74,21 @@ func updateScenario() []step {
 		{args: []string{"logs", "flaky"}, before: pause(3 * time.Second), kind: lines, want: "exit 0, 4 lines"},
 		{args: inspect("flaky", "{{.State.Running}} {{.RestartCount}}"), kind: words, want: "exit 0: false 1"},
 		{args: []string{"rm", "-f", "hup", "killed", "flaky"}, kind: lines, want: "exit 0, 3 lines"},
+
+		// Inspect tells the truth: the kernel's OOM kill, --hostname, the
+		// health probes' log.
+		{args: run("--name", "oom", "--memory", "8m", "--memory-swap", "8m", "{reg}/busybox", "sh", "-c", "head -c 64m /dev/zero | tail"), kind: exitOnly, want: "exit 137"},
+		{args: inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"), kind: words, want: "exit 0: true 137"},
+		{args: []string{"start", "-a", "oom"}, kind: exitOnly, want: "exit 137"},
+		{args: run("--name", "nooom", "--memory", "8m", "{reg}/busybox", "true"), want: "exit 0"},
+		{args: inspect("nooom", "{{.State.OOMKilled}}"), kind: words, want: "exit 0: false"},
+		{args: []string{"create", "--network", "none", "--name", "hn", "--hostname", "myhost", "{reg}/busybox", "hostname"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: inspect("hn", "{{.Config.Hostname}}"), kind: words, want: "exit 0: myhost"},
+		{args: run("-d", "--name", "hl", "--health-cmd", "echo probe-ok", "--health-interval", "1s", "{reg}/busybox", "sleep", "300"), kind: lines, want: "exit 0, 1 lines"},
+		{args: run("-d", "--name", "hf", "--health-cmd", "exit 3", "--health-interval", "1s", "--health-retries", "100", "{reg}/busybox", "sleep", "300"), kind: lines, want: "exit 0, 1 lines"},
+		{args: inspect("hl", "{{(index .State.Health.Log 0).ExitCode}} {{(index .State.Health.Log 0).Output}} {{.State.Health.FailingStreak}}"), before: pause(4 * time.Second),
+			kind: words, want: "exit 0: 0,0 probe-ok"},
+		{args: inspect("hf", "{{(index .State.Health.Log 0).ExitCode}} {{gt .State.Health.FailingStreak 1}} {{.State.Health.Status}}"), kind: words, want: "exit 0: 3 true starting"},
+		{args: []string{"rm", "-f", "oom", "nooom", "hn", "hl", "hf"}, kind: lines, want: "exit 0, 5 lines"},
 	}
 }

@@ -82,6 +82,9 @@ type Container struct {
 	// started it (as dockerd: a long run does not reset it, so
 	// on-failure:N gives up after N however far apart the failures).
 	RestartCount int `json:"restartCount"`
+	// OOMKilled says the kernel killed a process of the last run for
+	// lack of memory (its cgroup's limit).
+	OOMKilled bool `json:"oomKilled,omitempty"`
 	// Backoff is the wait before the last policy restart: doubled after a
 	// run shorter than 10 s, back to 100 ms after a longer one.
 	Backoff time.Duration `json:"backoff,omitempty"`
@@ -191,6 +194,60 @@ type liveState struct {
 	code      int           // the exit code, set before exited is closed
 	stopProbe context.CancelFunc
 	timer     *time.Timer // pending restart
+	// restarting is set while timer waits to restart the container.
+	restarting bool
+	oomKilled  atomic.Bool // the kernel killed a process for memory (watchOOM)
+	// health is the probe's streak of failures and its last results;
+	// guarded by the engine's mu.
+	health Health
+}
+
+// cancelRestart stops a pending policy restart; the engine's mu is held.
+func (l *liveState) cancelRestart() {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.restarting = false
+}
+
+// Health is a container's health probe record, as Docker's
+// State.Health: the failures in a row and the last results.
+type Health struct {
+	FailingStreak int
+	Log           []HealthResult
+}
+
+// HealthResult is one probe's result (Docker's health log entry).
+type HealthResult struct {
+	Start, End time.Time
+	ExitCode   int
+	Output     string
+}
+
+// Docker's bounds on the health log: the last 5 probes, 4 KiB of output each.
+const (
+	healthLogMax    = 5
+	healthOutputMax = 4096
+)
+
+// LiveState is what the engine knows of a container beyond its record:
+// whether a restart is pending, and its health probes.
+type LiveState struct {
+	Restarting bool
+	Health     Health
+}
+
+// Live returns container id's live state (zero when it has none).
+func (e *Engine) Live(id string) LiveState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	l := e.live[id]
+	if l == nil {
+		return LiveState{}
+	}
+	h := l.health
+	h.Log = append([]HealthResult(nil), h.Log...)
+	return LiveState{Restarting: l.restarting, Health: h}
 }
 
 // New opens the engine at cfg.Root, re-attaches to containers whose shims
@@ -278,9 +335,7 @@ func (e *Engine) Close() {
 			if l.stopProbe != nil {
 				l.stopProbe()
 			}
-			if l.timer != nil {
-				l.timer.Stop()
-			}
+			l.cancelRestart()
 		}
 		e.mu.Unlock()
 		e.wg.Wait()
@@ -502,8 +557,8 @@ func (e *Engine) RemoveWith(ctx context.Context, ref string, force, volumes bool
 	m.Lock()
 	defer m.Unlock()
 	e.mu.Lock()
-	if l := e.live[c.ID]; l != nil && l.timer != nil {
-		l.timer.Stop()
+	if l := e.live[c.ID]; l != nil {
+		l.cancelRestart()
 	}
 	delete(e.live, c.ID)
 	delete(e.ctrs, c.ID)

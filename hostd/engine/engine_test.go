@@ -522,3 +522,17 @@ func TestContainerSignalsStartDefault(t *testing.T) {
 		t.Errorf("stop: exit %d, logs %q; want the TERM trap's exit 0 and bye", got.ExitCode, te.logText(t, c.ID))
 	}
 }
+
+// TestRestartingIsLive: between a policy's restarts the container is
+// restarting (docker ps and inspect say so), and a user's stop ends that.
+func TestRestartingIsLive(t *testing.T) {
+	te := newTestEngine(t)
+	c := te.run(t, ContainerSpec{Name: "bouncy", Command: []string{"sh", "-c", "exit 1"}, Restart: "always"})
+	eventually(t, "a pending restart", func() bool { return te.Live(c.ID).Restarting })
+	if err := te.Stop(context.Background(), c.ID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if te.Live(c.ID).Restarting {
+		t.Errorf("still restarting after a user's stop")
+	}
+}

@@ -201,10 +201,23 @@ func (e *Engine) startProbe(id string, l *liveState) {
 			}
 			pctx, pcancel := context.WithTimeout(ctx, timeout)
 			var out strings.Builder
+			start := time.Now().UTC()
 			code, err := e.Exec(pctx, id, ExecOptions{Args: h.Command, Stdout: &out, Stderr: &out})
+			timedOut := pctx.Err() == context.DeadlineExceeded
 			pcancel()
 			if ctx.Err() != nil {
 				return
+			}
+			res := HealthResult{Start: start, End: time.Now().UTC(), ExitCode: code, Output: out.String()}
+			switch {
+			case timedOut:
+				// Docker's entry for a probe that ran out of time.
+				res.ExitCode, res.Output = -1, fmt.Sprintf("Health check exceeded timeout (%s)", timeout)
+			case err != nil:
+				res.ExitCode, res.Output = -1, err.Error()
+			}
+			if len(res.Output) > healthOutputMax {
+				res.Output = res.Output[:healthOutputMax]
 			}
 			cur, gerr := e.Get(id)
 			if gerr != nil {
@@ -223,6 +236,13 @@ func (e *Engine) startProbe(id string, l *liveState) {
 					state = HealthUnhealthy
 				}
 			}
+			e.mu.Lock()
+			l.health.Log = append(l.health.Log, res)
+			if n := len(l.health.Log); n > healthLogMax {
+				l.health.Log = l.health.Log[n-healthLogMax:]
+			}
+			l.health.FailingStreak = failures
+			e.mu.Unlock()
 			if state != cur.Health {
 				e.log.Info("container health changed", "container", cur.Name, "health", state)
 				_, _ = e.update(id, func(x *Container) { x.Health = state })

@@ -117,8 +117,8 @@ func (e *Engine) start(ctx context.Context, id string, byUser bool) error {
 		return nil
 	}
 	e.mu.Lock()
-	if l := e.live[id]; l != nil && l.timer != nil {
-		l.timer.Stop()
+	if l := e.live[id]; l != nil {
+		l.cancelRestart()
 	}
 	e.mu.Unlock()
 	if byUser && (c.Stopped || c.RestartCount != 0 || c.Backoff != 0) {
@@ -232,12 +232,14 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	}
 	if _, err := e.update(c.ID, func(x *Container) {
 		x.State, x.Pid, x.ShimPid, x.StartedAt, x.Error, x.IP, x.Health = StateRunning, st.Pid, st.ShimPid, st.StartedAt, "", ip, health
+		x.OOMKilled = false
 		x.Ports = ports
 	}); err != nil {
 		return err
 	}
 	e.emit(*c, "start") // before watch: a quick exit's die comes after it
 	e.watch(c.ID, st.ShimPid, cmd, l)
+	e.watchOOM(c.ID, l)
 	e.startProbe(c.ID, l)
 	e.log.Info("started container", "container", c.Name, "pid", st.Pid)
 	return nil
@@ -567,9 +569,11 @@ func (e *Engine) exited(id string, l *liveState) {
 	if l.stopProbe != nil {
 		l.stopProbe()
 	}
+	oom := l.oomKilled.Load() || e.oomKills(id) > 0 // before cleanup removes the cgroup
 	e.cleanup(context.Background(), id)
 	c, uerr := e.update(id, func(x *Container) {
 		x.State, x.ExitCode, x.FinishedAt, x.Error, x.Pid, x.ShimPid = StateExited, ex.Code, ex.FinishedAt, ex.Error, 0, 0
+		x.OOMKilled = oom
 		x.Ports = nil
 		if x.Health != "" {
 			x.Health = HealthUnhealthy
@@ -658,7 +662,11 @@ func (e *Engine) maybeRestart(c Container, l *liveState) {
 	d := NextBackoff(c.Backoff, c.FinishedAt.Sub(c.StartedAt))
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	l.restarting = true
 	l.timer = time.AfterFunc(d, func() {
+		e.mu.Lock()
+		l.restarting = false
+		e.mu.Unlock()
 		if e.closed() {
 			return
 		}
@@ -805,8 +813,8 @@ func (e *Engine) Shutdown(ctx context.Context, timeout time.Duration) error {
 func (e *Engine) stop(ctx context.Context, c Container, timeout time.Duration) error {
 	e.mu.Lock()
 	l := e.live[c.ID]
-	if l != nil && l.timer != nil {
-		l.timer.Stop()
+	if l != nil {
+		l.cancelRestart()
 	}
 	e.mu.Unlock()
 	if c.State != StateRunning || l == nil {
