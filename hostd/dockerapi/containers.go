@@ -64,6 +64,7 @@ type createBody struct {
 		DNSSearch       []string `json:"DnsSearch"`
 		DNSOptions      []string `json:"DnsOptions"`
 		ExtraHosts      []string
+		hostOptionsBody
 	}
 	NetworkingConfig struct {
 		EndpointsConfig map[string]struct{ Aliases []string }
@@ -84,6 +85,7 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 		},
 	}
 	h := b.HostConfig
+	h.hostOptionsBody.apply(&s)
 	switch h.NetworkMode {
 	case "", "default":
 	default:
@@ -243,6 +245,15 @@ func inspectJSON(c engine.Container) map[string]any {
 	}
 	name, count, _ := strings.Cut(rp, ":")
 	n, _ := strconv.Atoi(count)
+	hostConfig := map[string]any{
+		"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
+		"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
+		"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
+		"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
+		"LogConfig":      map[string]any{"Type": "json-file", "Config": map[string]string{}},
+		"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
+	}
+	hostOptionsJSON(c.Spec, hostConfig)
 	return map[string]any{
 		"Id": c.ID, "Created": rfc(c.Created), "Path": path, "Args": args, "State": state,
 		"Image": c.ImageID, "Name": "/" + c.Name, "RestartCount": c.RestartCount, "Driver": "overlay2", "Platform": "linux",
@@ -252,14 +263,7 @@ func inspectJSON(c engine.Container) map[string]any {
 			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": labelsOf(c),
 			"StopSignal": c.Spec.StopSignal, "StopTimeout": c.Spec.StopTimeout,
 		},
-		"HostConfig": map[string]any{
-			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
-			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
-			"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
-			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
-			"LogConfig":      map[string]any{"Type": "json-file", "Config": map[string]string{}},
-			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
-		},
+		"HostConfig":      hostConfig,
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
 		"Mounts":          mountsJSON(c),
 	}

@@ -34,6 +34,9 @@ var createFields = fieldSet{
 		"binds": nil, "portbindings": nil, "autoremove": nil, "publishallports": nil, "networkmode": nil,
 		"memory": nil, "nanocpus": nil, "pidslimit": nil, "readonlyrootfs": nil,
 		"capadd": nil, "capdrop": nil, "dns": nil, "dnssearch": nil, "dnsoptions": nil, "extrahosts": nil,
+		// engine.HostOptions and the CPU and memory limits (hostopts.go).
+		"privileged": nil, "securityopt": nil, "devices": nil, "ulimits": nil, "sysctls": nil, "shmsize": nil, "init": nil,
+		"cpushares": nil, "cpuquota": nil, "cpuperiod": nil, "cpusetcpus": nil, "cpusetmems": nil, "memoryreservation": nil, "memoryswap": nil,
 		"restartpolicy": {"name": nil, "maximumretrycount": nil},
 		// The terminal size comes again in the resize the CLI sends; the
 		// ID file is written by the client.

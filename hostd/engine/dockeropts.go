@@ -51,6 +51,19 @@ func allCaps() []string {
 	return out
 }
 
+// privilegedCaps are a --privileged container's capabilities: every one
+// this build knows that hostd itself may grant (its bounding set), as
+// dockerd grants every capability it has.
+func privilegedCaps() []string {
+	var out []string
+	for _, c := range capability.ListKnown() {
+		if ok, err := capability.GetBound(c); err == nil && ok {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
+	return out
+}
+
 // Capabilities is the container's capability set, as Docker's
 // TweakCapabilities computes it: with ALL added, every capability but the
 // dropped; with ALL dropped, only the added; else the defaults minus the
