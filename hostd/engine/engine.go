@@ -129,7 +129,7 @@ type Config struct {
 	// Default: shim.Binary beside this binary.
 	InitBinary string
 	Seccomp    bool
-	Network  Networker // nil: bridge networking unavailable, default network none
+	Network    Networker // nil: bridge networking unavailable, default network none
 	// LogMax and LogFiles rotate each container's log.
 	LogMax   int64
 	LogFiles int

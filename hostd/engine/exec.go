@@ -54,8 +54,8 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	}
 	p := &specs.Process{
 		Args: o.Args, Cwd: cwd,
-		Env:             mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home), o.Env),
-		User:            specs.User{UID: uid, GID: gid, AdditionalGids: groups},
+		Env:      mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home), o.Env),
+		User:     specs.User{UID: uid, GID: gid, AdditionalGids: groups},
 		Terminal: o.Tty,
 	}
 	if o.Tty {
