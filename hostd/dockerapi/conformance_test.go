@@ -225,16 +225,18 @@ func scenario(img2 v1.Image) []step {
 		// Labels are kept and returned.
 		{args: []string{"inspect", "-f", "{{.Config.Labels.app}}", "web"}, kind: words, want: "exit 0: web"},
 		// Options hostd does not implement are refused by name, not dropped.
-		{args: run("--rm", "--ulimit", "nofile=100:100", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Ulimits (--ulimit)"},
 		{args: run("--rm", "--tmpfs", "/m", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
 			hostd: "exit 125: HostConfig.Tmpfs (--tmpfs)"},
 		{args: run("--rm", "--mount", "type=tmpfs,dst=/m", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
 			hostd: "exit 125: HostConfig.Mounts (--mount)"},
-		{args: run("--rm", "--device", "/dev/null:/dev/n", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Devices (--device)"},
-		{args: run("--rm", "--init", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Init (--init)"},
+		{args: run("--rm", "--pid", "host", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: HostConfig.PidMode (--pid)"},
+		{args: run("--rm", "--gpus", "all", "{reg}/busybox", "true"), kind: errText, want: "exit 125: could not select device driver",
+			hostd: "exit 125: HostConfig.DeviceRequests (--gpus)"},
+		{args: run("--rm", "--security-opt", "apparmor=unconfined", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: security option \"apparmor=unconfined\""},
+		{args: run("--rm", "--security-opt", "label=disable", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: security option \"label=disable\""},
 
 		// Options implemented: capabilities, resolver, hosts, stop signal
 		// and timeout.
@@ -260,6 +262,63 @@ func scenario(img2 v1.Image) []step {
 		{args: []string{"inspect", "-f", "{{.Config.StopSignal}} {{.Config.StopTimeout}}", "sig"}, kind: words, want: "exit 0: USR1 30"},
 		{args: []string{"stop", "sig"}, kind: words, want: "exit 0: sig"},
 		{args: []string{"inspect", "-f", "{{.State.ExitCode}}", "sig"}, kind: words, want: "exit 0: 7"},
+
+		// --ulimit, --shm-size, --sysctl, --device.
+		{args: run("--rm", "--ulimit", "nofile=100:200", "{reg}/busybox", "sh", "-c", "ulimit -n; ulimit -Hn"), kind: words, want: "exit 0: 100,200"},
+		{args: run("--rm", "--shm-size", "1m", "{reg}/busybox", "sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"), kind: words, want: "exit 0: 1024"},
+		{args: run("--rm", "{reg}/busybox", "sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"), kind: words, want: "exit 0: 65536"},
+		{args: run("--rm", "--sysctl", "kernel.shmmax=1000000", "--sysctl", "net.core.somaxconn=1234", "{reg}/busybox",
+			"cat", "/proc/sys/kernel/shmmax", "/proc/sys/net/core/somaxconn"), kind: words, want: "exit 0: 1000000,1234"},
+		{args: run("--rm", "--sysctl", "kernel.hostname=x", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: []string{"run", "--rm", "--network", "host", "--sysctl", "net.core.somaxconn=1", "{reg}/busybox", "true"}, kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--device", "/dev/null:/dev/mynull", "{reg}/busybox", "sh", "-c", "echo x > /dev/mynull && ls -l /dev/mynull | cut -c1"),
+			kind: words, want: "exit 0: c"},
+		{args: run("--rm", "--device", "/proc/self/status:/dev/x", "{reg}/busybox", "true"), kind: errText, want: "exit 125: not a device node"},
+		// --privileged: mount, every device; not without it.
+		{args: run("--rm", "--privileged", "{reg}/busybox", "sh", "-c", "mkdir /m && mount -t tmpfs none /m && ls /dev/loop0"), kind: words, want: "exit 0: /dev/loop0"},
+		{args: run("--rm", "{reg}/busybox", "sh", "-c", "mkdir /m && mount -t tmpfs none /m"), kind: exitOnly, want: "exit 255"},
+		{args: run("--rm", "{reg}/busybox", "ls", "/dev/loop0"), kind: exitOnly, want: "exit 1"},
+		// --security-opt: seccomp=unconfined, a profile of one's own (the
+		// CLI sends the file's content), no-new-privileges.
+		{args: run("--rm", "{reg}/busybox", "unshare", "-U", "true"), kind: exitOnly, want: "exit 1"},
+		{args: run("--rm", "--security-opt", "seccomp=unconfined", "{reg}/busybox", "unshare", "-U", "true"), kind: exitOnly, want: "exit 0"},
+		{args: run("--rm", "--security-opt", "seccomp=/tmp/"+seccompFile, "{reg}/busybox", "mkdir", "/x"), kind: exitOnly, want: "exit 1",
+			before: hostFile(seccompFile, `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}`)},
+		{args: run("--rm", "{reg}/busybox", "mkdir", "/x"), kind: exitOnly, want: "exit 0"},
+		{args: run("--rm", "{reg}/busybox", "grep", "NoNewPrivs", "/proc/self/status"), kind: words, want: "exit 0: NoNewPrivs:\t0"},
+		{args: run("--rm", "--security-opt", "no-new-privileges", "{reg}/busybox", "grep", "NoNewPrivs", "/proc/self/status"), kind: words, want: "exit 0: NoNewPrivs:\t1"},
+		{args: run("--rm", "--security-opt", "no-new-privileges=false", "{reg}/busybox", "grep", "NoNewPrivs", "/proc/self/status"), kind: words, want: "exit 0: NoNewPrivs:\t0"},
+		// --init: PID 1 is docker-init, which passes the exit code and a
+		// stop's SIGTERM to the command.
+		{args: run("--rm", "--init", "{reg}/busybox", "cat", "/proc/1/comm"), kind: words, want: "exit 0: docker-init"},
+		{args: run("--rm", "--init", "{reg}/busybox", "sh", "-c", "exit 3"), want: "exit 3"},
+		{args: run("-d", "--name", "initsig", "--init", "{reg}/busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"), kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"stop", "initsig"}, kind: words, want: "exit 0: initsig"},
+		{args: []string{"inspect", "-f", "{{.State.ExitCode}}", "initsig"}, kind: words, want: "exit 0: 7"},
+		{args: []string{"rm", "initsig"}, want: "exit 0"},
+		// CPU and memory options, in the container's cgroup, and their
+		// checks.
+		{args: run("--rm", "--cpu-shares", "512", "--cpu-quota", "50000", "--cpu-period", "200000", "--cpuset-cpus", "0", "{reg}/busybox", "cat",
+			"/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpuset/cpuset.cpus"),
+			kind: words, want: "exit 0: 0,200000,50000,512"},
+		{args: run("--rm", "--memory", "64m", "--memory-swap", "96m", "--memory-reservation", "32m", "{reg}/busybox", "cat",
+			"/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes"),
+			kind: words, want: "exit 0: 100663296,33554432"},
+		{args: run("--rm", "--memory", "64m", "--memory-swap", "32m", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--memory-swap", "96m", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--memory", "32m", "--memory-reservation", "64m", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--cpus", "1", "--cpu-period", "100000", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--cpu-period", "10", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--cpuset-cpus", "0-1000", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		// inspect reports what was set.
+		{args: []string{"create", "--network", "none", "--name", "hopts", "--privileged", "--ulimit", "nofile=100:200", "--sysctl", "kernel.shmmax=1000000",
+			"--shm-size", "1m", "--device", "/dev/null:/dev/mynull", "--security-opt", "no-new-privileges", "--init", "--cpu-shares", "512",
+			"--cpuset-cpus", "0", "--memory", "64m", "--memory-swap", "96m", "--memory-reservation", "32m", "{reg}/busybox", "true"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.HostConfig.Privileged}} {{json .HostConfig.Ulimits}} {{.HostConfig.Sysctls}} {{.HostConfig.ShmSize}} " +
+			"{{.HostConfig.Devices}} {{.HostConfig.SecurityOpt}} {{json .HostConfig.Init}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} " +
+			"{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}}", "hopts"}, kind: words,
+			want: `exit 0: true [{"Name":"nofile","Hard":200,"Soft":100}] map[kernel.shmmax:1000000] 1048576 [{/dev/null /dev/mynull rwm}] [no-new-privileges] true 512 0 67108864 100663296 33554432`},
+		{args: []string{"rm", "hopts"}, want: "exit 0"},
 
 		// top lists the processes of a running container.
 		{args: []string{"top", "db"}, kind: lines, want: "exit 0, 2 lines"},
@@ -405,6 +464,8 @@ const (
 	cpSrc     = "bulkhead-cp-src"
 	cpWritten = "bulkhead-cp-written"
 	cpDirs    = "bulkhead-cp-dirs"
+	// seccompFile is a seccomp profile refusing mkdir, for --security-opt.
+	seccompFile = "bulkhead-seccomp-nomkdir.json"
 )
 
 // hostFile writes /tmp/name (and its directories) on the host, removed when the test ends.
@@ -514,6 +575,7 @@ func startHostdOn(t testing.TB, nw engine.Networker, insecure ...string) backend
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: append([]string{reg}, insecure...)},
 		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		InitBinary: testimg.BuildInit(t),
 	}
 	if nw != nil {
 		cfg.Network = nw
