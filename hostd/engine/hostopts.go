@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -382,14 +383,17 @@ func (o HostOptions) apply(in *runtime.SpecInput, initBinary string) error {
 		if err != nil {
 			return err
 		}
+		// A privileged container's host device of the same path gives
+		// way to the one asked for.
+		in.Devices = slices.DeleteFunc(in.Devices, func(h runtime.Device) bool { return path.Clean(h.Path) == path.Clean(dev.Path) })
 		in.Devices = append(in.Devices, dev)
 	}
 	in.Rlimits = o.rlimits()
 	in.Sysctls = o.Sysctls
 	in.ShmSize = o.ShmBytes()
 	if o.Init {
-		if initBinary == "" {
-			return errors.New("--init: this hostd has no init binary")
+		if _, err := os.Stat(initBinary); initBinary == "" || err != nil {
+			return fmt.Errorf("init: this hostd has no init binary (%s beside it): %v", initBinary, err)
 		}
 		in.Init = initBinary
 	}

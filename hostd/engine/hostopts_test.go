@@ -77,6 +77,16 @@ func TestHostOptionsValidate(t *testing.T) {
 	}
 }
 
+// --init without the init binary beside hostd fails naming it, rather
+// than at the mount.
+func TestInitWithoutBinary(t *testing.T) {
+	var in runtime.SpecInput
+	err := HostOptions{Init: true}.apply(&in, "/nonexistent/hostd-shim")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/hostd-shim") {
+		t.Errorf("got %v, want an error naming the missing init", err)
+	}
+}
+
 // runOut runs spec to its end and returns its output, failing on an exit
 // code other than want.
 func (te *testEngine) runOut(t *testing.T, spec ContainerSpec, want int) string {
@@ -154,6 +164,11 @@ ls /dev/loop0 2>/dev/null; grep -E ' /sys (sysfs|tmpfs) ' /proc/mounts | cut -d'
 	if strings.Contains(out, "mounted") || strings.Contains(out, "link\n") || strings.Contains(out, "/dev/loop0") ||
 		!strings.Contains(out, "CapEff:\t00000000a80425fb") || !strings.Contains(out, "ro\n") {
 		t.Errorf("unprivileged: got %q, want no mount, no link, default capabilities, no loop device, /sys ro", out)
+	}
+	// A device asked for wins over the host's of the same path.
+	if out := te.runOut(t, ContainerSpec{Name: "privdev", Network: runtime.NetworkNone, Command: []string{"sh", "-c", "head -c 3 /dev/zero | wc -c"},
+		HostOptions: HostOptions{Privileged: true, Devices: []DeviceMapping{{PathOnHost: "/dev/null", PathInContainer: "/dev/zero"}}}}, 0); strings.TrimSpace(out) != "0" {
+		t.Errorf("privileged with /dev/null as /dev/zero: read %q bytes, want 0", out)
 	}
 	// A privileged container's exec gets its capabilities too.
 	c := te.run(t, ContainerSpec{Name: "privexec", Network: runtime.NetworkNone, Command: []string{"sleep", "60"}, HostOptions: HostOptions{Privileged: true}})
