@@ -256,6 +256,11 @@ func TestInit(t *testing.T) {
 		Command: []string{"sh", "-c", "echo hi; exit 3"}}, 3); out != "hi\n" {
 		t.Errorf("init: output %q", out)
 	}
+	// With a terminal the command runs in its foreground.
+	if out := te.runOut(t, ContainerSpec{Name: "tty", Network: runtime.NetworkNone, Tty: true, HostOptions: HostOptions{Init: true},
+		Command: []string{"sh", "-c", `tty; set -- $(cat /proc/$$/stat); [ "$5" = "$8" ] && echo foreground; exit 4`}}, 4); out != "/dev/pts/0\r\nforeground\r\n" {
+		t.Errorf("init with a terminal: got %q", out)
+	}
 	c := te.run(t, ContainerSpec{Name: "trap", Network: runtime.NetworkNone, HostOptions: HostOptions{Init: true},
 		Command: []string{"sh", "-c", "trap 'echo got TERM; exit 42' TERM; while true; do sleep 0.1; done"}})
 	eventually(t, "the trap to be set", func() bool {

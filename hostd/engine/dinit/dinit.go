@@ -27,6 +27,7 @@ func Main(args []string) int {
 	sigs := make(chan os.Signal, 64)
 	// Every signal; SIGCHLD says a child is to reap.
 	signal.Notify(sigs)
+	defer signal.Stop(sigs)
 	pid, err := start(args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "docker-init: %v\n", err)
