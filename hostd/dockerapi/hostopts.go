@@ -79,7 +79,11 @@ func hostOptionsJSON(s engine.ContainerSpec, hc map[string]any) {
 	}
 	hc["Privileged"], hc["SecurityOpt"], hc["Devices"], hc["Ulimits"] = o.Privileged, o.SecurityOpt, devices, ulimits
 	hc["Sysctls"], hc["ShmSize"], hc["Init"] = o.Sysctls, o.ShmBytes(), init
-	hc["Memory"], hc["NanoCpus"], hc["PidsLimit"] = mem(l.Memory), int64(l.CPUs*1e9), l.Pids
+	var pids any // dockerd: null unless --pids-limit was given
+	if l.Pids > 0 {
+		pids = l.Pids
+	}
+	hc["Memory"], hc["NanoCpus"], hc["PidsLimit"] = mem(l.Memory), int64(l.CPUs*1e9), pids
 	hc["MemorySwap"], hc["MemoryReservation"] = mem(l.MemorySwap), mem(l.MemoryReservation)
 	hc["CpuShares"], hc["CpuQuota"], hc["CpuPeriod"], hc["CpusetCpus"], hc["CpusetMems"] = l.CPUShares, l.CPUQuota, l.CPUPeriod, l.CpusetCpus, l.CpusetMems
 }

@@ -68,14 +68,12 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 		return -1, err
 	}
 	p.NoNewPrivileges = !sec.AllowNewPrivileges
-	caps := runtime.DefaultCaps
-	switch {
-	case c.Spec.Privileged:
-		caps = privilegedCaps()
-	case len(c.Spec.CapAdd)+len(c.Spec.CapDrop) > 0:
-		if caps, err = c.Spec.Capabilities(); err != nil {
-			return -1, err
-		}
+	caps, err := c.Spec.caps()
+	if err != nil {
+		return -1, err
+	}
+	if caps == nil {
+		caps = runtime.DefaultCaps
 	}
 	if uid == 0 {
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +275,17 @@ func TestInit(t *testing.T) {
 	got, err := te.Get(c.ID)
 	if err != nil || got.ExitCode != 42 || !strings.Contains(te.logText(t, c.ID), "got TERM") {
 		t.Errorf("stop with init: exit %d, %v, log %q; want 42 and the trap's line", got.ExitCode, err, te.logText(t, c.ID))
+	}
+}
+
+// --privileged gives every capability hostd has, less --cap-drop, as
+// dockerd; without it, nil (Docker's defaults) unless caps are changed.
+func TestPrivilegedCaps(t *testing.T) {
+	caps, err := ContainerSpec{HostOptions: HostOptions{Privileged: true}, ProcessOptions: ProcessOptions{CapDrop: []string{"net_admin"}}}.caps()
+	if err != nil || slices.Contains(caps, "CAP_NET_ADMIN") || !slices.Contains(caps, "CAP_SYS_ADMIN") || !slices.Contains(caps, "CAP_SYS_MODULE") {
+		t.Errorf("privileged less NET_ADMIN: got %v, %v", caps, err)
+	}
+	if caps, err := (ContainerSpec{}).caps(); err != nil || caps != nil {
+		t.Errorf("defaults: got %v, %v, want nil", caps, err)
 	}
 }

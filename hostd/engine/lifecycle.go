@@ -169,10 +169,8 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	if in.Limits, err = e.limits(c.Spec.Limits); err != nil {
 		return err
 	}
-	if len(c.Spec.CapAdd)+len(c.Spec.CapDrop) > 0 {
-		if in.Caps, err = c.Spec.Capabilities(); err != nil {
-			return err
-		}
+	if in.Caps, err = c.Spec.caps(); err != nil {
+		return err
 	}
 	if err := c.Spec.HostOptions.apply(&in, e.cfg.InitBinary); err != nil {
 		return fmt.Errorf("container %s: %w", c.Name, err)
