@@ -129,6 +129,18 @@ cat /sys/fs/cgroup/cpuset/cpuset.cpus /sys/fs/cgroup/memory/memory.soft_limit_in
 	if out == "" || strings.Contains(out, "mynull") || strings.Contains(out, "1234") || !strings.HasPrefix(out, "shm 65536\n") {
 		t.Errorf("defaults: got %q", out)
 	}
+	// The device cgroup holds to the permissions asked for, and to the
+	// devices given: a device given read-only opens for reading only, and
+	// a node the container makes itself (it has CAP_MKNOD) of a device it
+	// was not given does not open. (/dev/null and the like are always
+	// allowed, as with Docker: loop-control is not.)
+	out = te.runOut(t, ContainerSpec{Name: "devperm", Network: runtime.NetworkNone,
+		HostOptions: HostOptions{Devices: []DeviceMapping{{PathOnHost: "/dev/loop-control", PathInContainer: "/dev/lc", CgroupPermissions: "r"}}},
+		Command: []string{"sh", "-c", `dd if=/dev/lc count=0 2>/dev/null && echo read; dd of=/dev/lc count=0 2>/dev/null || echo denied
+mknod /dev/k c 1 11 && { dd if=/dev/k count=0 2>/dev/null || echo kdenied; }`}}, 0)
+	if out != "read\ndenied\nkdenied\n" {
+		t.Errorf("device permissions: got %q, want read, denied, kdenied", out)
+	}
 	// A file that is not a device is refused when the container is made.
 	_, err := te.Create(context.Background(), ContainerSpec{Name: "notdev", Image: te.ref, HostOptions: HostOptions{
 		Devices: []DeviceMapping{{PathOnHost: "/proc/self/status", PathInContainer: "/dev/x"}}}})
