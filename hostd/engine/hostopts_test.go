@@ -265,7 +265,8 @@ func TestInit(t *testing.T) {
 	if pid1, zs := zombies(false); !strings.HasPrefix(pid1, "sleep") || zs == "" {
 		t.Errorf("without init: PID 1 %q, zombies %q; want sleep and a zombie", pid1, zs)
 	}
-	if out := te.runOut(t, ContainerSpec{Name: "code", Network: runtime.NetworkNone, HostOptions: HostOptions{Init: true},
+	// (On a read-only rootfs too: the init's mount point is made first.)
+	if out := te.runOut(t, ContainerSpec{Name: "code", Network: runtime.NetworkNone, ReadOnly: true, HostOptions: HostOptions{Init: true},
 		Command: []string{"sh", "-c", "echo hi; exit 3"}}, 3); out != "hi\n" {
 		t.Errorf("init: output %q", out)
 	}
