@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/hostd"
 	"github.com/bulkhead-os/bulkhead/hostd/client"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/dinit"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/logs"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/shim"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
@@ -160,4 +161,34 @@ func procField(t *testing.T, pid int, key string) int {
 	}
 	t.Fatalf("/proc/%d/status has no %s", pid, key)
 	return 0
+}
+
+// TestHostdBinaryInit runs the real hostd binary with a declared workload
+// that asks for an init: hostd finds it (hostd-shim) beside itself, as the
+// image installs them, and the container's PID 1 is that init.
+func TestHostdBinaryInit(t *testing.T) {
+	h, _ := newHostdProc(t, map[string]string{"inited": "init: true\nulimits: [{name: nofile, soft: 50, hard: 60}]\n" +
+		"command: [sh, -c, \"cat /proc/1/comm; ulimit -n; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n"})
+	c := hostd.NewEngineClient(h.sock)
+	ctx := context.Background()
+	d := h.start(t)
+	t.Cleanup(func() {
+		_ = c.Remove(ctx, "inited", true)
+		stopHostd(d)
+	})
+	var out string
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out, "\n50\n"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the declared container never printed its PID 1 and ulimit: %q", out)
+		}
+		var b strings.Builder
+		_ = c.Logs(ctx, "inited", false, 0, func(e logs.Entry) error {
+			b.WriteString(e.Log)
+			return nil
+		})
+		out = b.String()
+	}
+	if out != dinit.Name+"\n50\n" {
+		t.Errorf("got %q, want PID 1 %s and ulimit 50", out, dinit.Name)
+	}
 }

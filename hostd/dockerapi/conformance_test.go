@@ -225,16 +225,18 @@ func scenario(img2, volImg v1.Image) []step {
 		// Labels are kept and returned.
 		{args: []string{"inspect", "-f", "{{.Config.Labels.app}}", "web"}, kind: words, want: "exit 0: web"},
 		// Options hostd does not implement are refused by name, not dropped.
-		{args: run("--rm", "--ulimit", "nofile=100:100", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Ulimits (--ulimit)"},
 		{args: run("--rm", "--log-driver", "none", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
 			hostd: `exit 125: HostConfig.LogConfig.Type "none" (--log-driver`},
 		{args: run("--rm", "--log-opt", "labels=app", "--log-opt", "max-size=1m", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
 			hostd: "exit 125: HostConfig.LogConfig.Config.labels (--log-opt labels)"},
-		{args: run("--rm", "--device", "/dev/null:/dev/n", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Devices (--device)"},
-		{args: run("--rm", "--init", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
-			hostd: "exit 125: HostConfig.Init (--init)"},
+		{args: run("--rm", "--pid", "host", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: HostConfig.PidMode (--pid)"},
+		{args: run("--rm", "--gpus", "all", "{reg}/busybox", "true"), kind: errText, want: "exit 125: could not select device driver",
+			hostd: "exit 125: HostConfig.DeviceRequests (--gpus)"},
+		{args: run("--rm", "--security-opt", "apparmor=unconfined", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: security option \"apparmor=unconfined\""},
+		{args: run("--rm", "--security-opt", "label=disable", "{reg}/busybox", "true"), kind: errText, want: "exit 0: ",
+			hostd: "exit 125: security option \"label=disable\""},
 
 		// Options implemented: capabilities, resolver, hosts, stop signal
 		// and timeout.
@@ -260,6 +262,70 @@ func scenario(img2, volImg v1.Image) []step {
 		{args: []string{"inspect", "-f", "{{.Config.StopSignal}} {{.Config.StopTimeout}}", "sig"}, kind: words, want: "exit 0: USR1 30"},
 		{args: []string{"stop", "sig"}, kind: words, want: "exit 0: sig"},
 		{args: []string{"inspect", "-f", "{{.State.ExitCode}}", "sig"}, kind: words, want: "exit 0: 7"},
+
+		// --ulimit, --shm-size, --sysctl, --device.
+		{args: run("--rm", "--ulimit", "nofile=100:200", "{reg}/busybox", "sh", "-c", "ulimit -n; ulimit -Hn"), kind: words, want: "exit 0: 100,200"},
+		{args: run("--rm", "--shm-size", "1m", "{reg}/busybox", "sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"), kind: words, want: "exit 0: 1024"},
+		{args: run("--rm", "{reg}/busybox", "sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"), kind: words, want: "exit 0: 65536"},
+		{args: run("--rm", "--sysctl", "kernel.shmmax=1000000", "--sysctl", "net.core.somaxconn=1234", "{reg}/busybox",
+			"cat", "/proc/sys/kernel/shmmax", "/proc/sys/net/core/somaxconn"), kind: words, want: "exit 0: 1000000,1234"},
+		{args: run("--rm", "--sysctl", "kernel.hostname=x", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: []string{"run", "--rm", "--network", "host", "--sysctl", "net.core.somaxconn=1", "{reg}/busybox", "true"}, kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--device", "/dev/null:/dev/mynull", "{reg}/busybox", "sh", "-c", "echo x > /dev/mynull && ls -l /dev/mynull | cut -c1"),
+			kind: words, want: "exit 0: c"},
+		{args: run("--rm", "--device", "/proc/self/status:/dev/x", "{reg}/busybox", "true"), kind: errText, want: "exit 125: not a device node"},
+		// --privileged: mount, every device; not without it.
+		// dockerd grants every capability the kernel knows, and fails where
+		// its own bounding set lacks one (this sandbox's lacks
+		// CAP_SYS_RESOURCE); hostd grants those it has.
+		{args: run("--rm", "--privileged", "{reg}/busybox", "sh", "-c", "mkdir /m && mount -t tmpfs none /m && ls /dev/loop0"), kind: errText,
+			want: "exit 0: /dev/loop0", dockerd: privilegedDockerd()},
+		{args: run("--rm", "{reg}/busybox", "sh", "-c", "mkdir /m && mount -t tmpfs none /m"), kind: exitOnly, want: "exit 1"},
+		{args: run("--rm", "{reg}/busybox", "ls", "/dev/loop0"), kind: exitOnly, want: "exit 1"},
+		// --security-opt: seccomp=unconfined, a profile of one's own (the
+		// CLI sends the file's content), no-new-privileges.
+		{args: run("--rm", "{reg}/busybox", "unshare", "-U", "true"), kind: exitOnly, want: "exit 1"},
+		{args: run("--rm", "--security-opt", "seccomp=unconfined", "{reg}/busybox", "unshare", "-U", "true"), kind: exitOnly, want: "exit 0"},
+		{args: run("--rm", "--security-opt", "seccomp=/tmp/"+seccompFile, "{reg}/busybox", "mkdir", "/x"), kind: exitOnly, want: "exit 1",
+			before: hostFile(seccompFile, `{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}`)},
+		{args: run("--rm", "{reg}/busybox", "mkdir", "/x"), kind: exitOnly, want: "exit 0"},
+		{args: run("--rm", "{reg}/busybox", "grep", "NoNewPrivs", "/proc/self/status"), kind: words, want: "exit 0: NoNewPrivs:\t0"},
+		{args: run("--rm", "--security-opt", "no-new-privileges", "{reg}/busybox", "grep", "NoNewPrivs", "/proc/self/status"), kind: words, want: "exit 0: NoNewPrivs:\t1"},
+		{args: run("--rm", "--security-opt", "no-new-privileges=false", "{reg}/busybox", "grep", "NoNewPrivs", "/proc/self/status"), kind: words, want: "exit 0: NoNewPrivs:\t0"},
+		// --init: PID 1 is docker-init, which passes the exit code and a
+		// stop's SIGTERM to the command.
+		{args: run("--rm", "--init", "{reg}/busybox", "cat", "/proc/1/comm"), kind: words, want: "exit 0: docker-init"},
+		{args: run("--rm", "--init", "{reg}/busybox", "sh", "-c", "exit 3"), want: "exit 3"},
+		{args: run("-d", "--name", "initsig", "--init", "{reg}/busybox", "sh", "-c", "trap 'exit 7' TERM; while true; do sleep 0.1; done"), kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"stop", "initsig"}, kind: words, want: "exit 0: initsig"},
+		{args: []string{"inspect", "-f", "{{.State.ExitCode}}", "initsig"}, kind: words, want: "exit 0: 7"},
+		{args: []string{"rm", "initsig"}, want: "exit 0"},
+		// CPU and memory options, in the container's cgroup, and their
+		// checks.
+		{args: run("--rm", "--cpu-shares", "512", "--cpu-quota", "50000", "--cpu-period", "200000", "--cpuset-cpus", "0", "{reg}/busybox", "cat",
+			"/sys/fs/cgroup/cpu/cpu.shares", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us", "/sys/fs/cgroup/cpuset/cpuset.cpus"),
+			kind: words, want: "exit 0: 0,200000,50000,512"},
+		{args: run("--rm", "--memory", "64m", "--memory-swap", "96m", "--memory-reservation", "32m", "{reg}/busybox", "cat",
+			"/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes"),
+			kind: words, want: "exit 0: 100663296,33554432"},
+		{args: run("--rm", "--memory", "64m", "--memory-swap", "32m", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--memory-swap", "96m", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--memory", "32m", "--memory-reservation", "64m", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--cpus", "1", "--cpu-period", "100000", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--cpu-period", "10", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		{args: run("--rm", "--cpuset-cpus", "0-1000", "{reg}/busybox", "true"), kind: exitOnly, want: "exit 125"},
+		// inspect reports what was set.
+		{args: []string{"create", "--network", "none", "--name", "hopts", "--privileged", "--ulimit", "nofile=100:200", "--sysctl", "kernel.shmmax=1000000",
+			"--shm-size", "1m", "--device", "/dev/null:/dev/mynull", "--security-opt", "no-new-privileges", "--init", "--cpu-shares", "512",
+			"--cpuset-cpus", "0", "--memory", "64m", "--memory-swap", "96m", "--memory-reservation", "32m", "{reg}/busybox", "true"}, kind: lines, want: "exit 0, 1 lines"},
+		{args: []string{"inspect", "-f", "{{.HostConfig.Privileged}} {{json .HostConfig.Ulimits}} {{.HostConfig.Sysctls}} {{.HostConfig.ShmSize}} " +
+			"{{.HostConfig.Devices}} {{.HostConfig.SecurityOpt}} {{json .HostConfig.Init}} {{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} " +
+			"{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}}", "hopts"}, kind: words,
+			want: `exit 0: true [{"Hard":200,"Name":"nofile","Soft":100}] map[kernel.shmmax:1000000] 1048576 [map[CgroupPermissions:rwm PathInContainer:/dev/mynull PathOnHost:/dev/null]] [no-new-privileges label=disable] true 512 0 67108864 100663296 33554432`,
+			// dockerd adds label=disable (SELinux) to a privileged
+			// container's options; hostd has no SELinux labels.
+			hostd: `exit 0: true [{"Hard":200,"Name":"nofile","Soft":100}] map[kernel.shmmax:1000000] 1048576 [map[CgroupPermissions:rwm PathInContainer:/dev/mynull PathOnHost:/dev/null]] [no-new-privileges] true 512 0 67108864 100663296 33554432`},
+		{args: []string{"rm", "hopts"}, want: "exit 0"},
 
 		// top lists the processes of a running container.
 		{args: []string{"top", "db"}, kind: lines, want: "exit 0, 2 lines"},
@@ -453,6 +519,25 @@ func scenario(img2, volImg v1.Image) []step {
 	}
 }
 
+// privilegedDockerd is what docker run --privileged gives on dockerd here:
+// "" (the common outcome) when this process's bounding set has every
+// capability, else dockerd's failure to grant the missing ones.
+func privilegedDockerd() string {
+	status, err := os.ReadFile("/proc/self/status")
+	last, err2 := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil || err2 != nil {
+		return ""
+	}
+	_, bnd, _ := strings.Cut(string(status), "CapBnd:\t")
+	bnd, _, _ = strings.Cut(bnd, "\n")
+	var n int
+	fmt.Sscan(strings.TrimSpace(string(last)), &n)
+	if bnd == fmt.Sprintf("%016x", uint64(1)<<(n+1)-1) {
+		return ""
+	}
+	return "exit 125: unable to apply caps"
+}
+
 // events is docker events over the kept events of the last ten minutes,
 // their actions only.
 func events(args ...string) []string {
@@ -471,6 +556,8 @@ const (
 	cpSrc     = "bulkhead-cp-src"
 	cpWritten = "bulkhead-cp-written"
 	cpDirs    = "bulkhead-cp-dirs"
+	// seccompFile is a seccomp profile refusing mkdir, for --security-opt.
+	seccompFile = "bulkhead-seccomp-nomkdir.json"
 )
 
 // hostFile writes /tmp/name (and its directories) on the host, removed when the test ends.
@@ -584,6 +671,7 @@ func startHostdOn(t testing.TB, nw engine.Networker, insecure ...string) backend
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: append([]string{reg}, insecure...)},
 		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		InitBinary: testimg.BuildInit(t),
 	}
 	if nw != nil {
 		cfg.Network = nw

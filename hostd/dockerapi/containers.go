@@ -13,7 +13,6 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/image"
-	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 )
 
 // maxCreateBody bounds a create request (a few KB in practice).
@@ -73,6 +72,7 @@ type createBody struct {
 			Type   string
 			Config map[string]string
 		}
+		hostOptionsBody
 	}
 	NetworkingConfig struct {
 		EndpointsConfig map[string]struct{ Aliases []string }
@@ -93,6 +93,7 @@ func (b createBody) toSpec(name string) (engine.ContainerSpec, error) {
 		},
 	}
 	h := b.HostConfig
+	h.hostOptionsBody.apply(&s)
 	switch h.NetworkMode {
 	case "", "default":
 	default:
@@ -253,8 +254,17 @@ func inspectJSON(c engine.Container, volumePath func(string) string) map[string]
 		rp = "no"
 	}
 	name, count, _ := strings.Cut(rp, ":")
-	memory, _ := runtime.ParseMemory(c.Spec.Limits.Memory) // validated at create
 	n, _ := strconv.Atoi(count)
+	hostConfig := map[string]any{
+		"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
+		"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
+		"CapAdd":        c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
+		"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
+		"LogConfig": logConfigJSON(c.Spec.Log),
+		"Tmpfs":     c.Spec.Tmpfs, "Mounts": hostMountsJSON(c.Spec.Mounts),
+		"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
+	}
+	hostOptionsJSON(c.Spec, hostConfig)
 	return map[string]any{
 		"Id": c.ID, "Created": rfc(c.Created), "Path": path, "Args": args, "State": state,
 		"Image": c.ImageID, "Name": "/" + c.Name, "RestartCount": c.RestartCount, "Driver": "overlay2", "Platform": "linux",
@@ -264,16 +274,7 @@ func inspectJSON(c engine.Container, volumePath func(string) string) map[string]
 			"AttachStdin": c.Spec.OpenStdin, "ExposedPorts": exposed, "Labels": labelsOf(c),
 			"StopSignal": c.Spec.StopSignal, "StopTimeout": c.Spec.StopTimeout, "Volumes": configVolumes(c.Spec),
 		},
-		"HostConfig": map[string]any{
-			"Binds": c.Spec.Volumes, "NetworkMode": c.Spec.Network, "AutoRemove": c.Spec.AutoRemove,
-			"RestartPolicy": map[string]any{"Name": name, "MaximumRetryCount": n},
-			"Memory":        memory, "NanoCpus": int64(c.Spec.Limits.CPUs * 1e9), "PidsLimit": c.Spec.Limits.Pids,
-			"CapAdd": c.Spec.CapAdd, "CapDrop": c.Spec.CapDrop, "Dns": c.Spec.DNS, "DnsSearch": c.Spec.DNSSearch,
-			"DnsOptions": c.Spec.DNSOptions, "ExtraHosts": c.Spec.ExtraHosts,
-			"LogConfig": logConfigJSON(c.Spec.Log),
-			"Tmpfs":     c.Spec.Tmpfs, "Mounts": hostMountsJSON(c.Spec.Mounts),
-			"ReadonlyRootfs": c.Spec.ReadOnly, "PublishAllPorts": c.Spec.PublishAll, "PortBindings": portBindings(c.Spec.Ports),
-		},
+		"HostConfig":      hostConfig,
 		"NetworkSettings": map[string]any{"IPAddress": c.IP, "Ports": portMap, "Networks": map[string]any{}},
 		"Mounts":          mountsJSON(c, volumePath),
 	}

@@ -209,11 +209,13 @@ func TestUnsupportedOptions(t *testing.T) {
 		// hostd implements: nothing to refuse.
 		{"create-default.json", nil},
 		{"create-supported.json", nil},
-		// --cap-drop, --dns, --add-host, --stop-signal are implemented;
-		// --init is not.
-		{"create-options.json", []string{"HostConfig.Init"}},
-		{"create-refused.json", []string{"HostConfig.Devices", "HostConfig.Privileged",
-			"HostConfig.SecurityOpt", "HostConfig.ShmSize", "HostConfig.Sysctls", "HostConfig.Ulimits"}},
+		// --cap-drop, --dns, --add-host, --stop-signal, --init are
+		// implemented.
+		{"create-options.json", nil},
+		// --privileged, --security-opt, --shm-size, --sysctl, --device,
+		// --ulimit (hostopts.go), --mount, --tmpfs, --log-opt and
+		// anonymous volumes (storage.go) are implemented.
+		{"create-refused.json", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

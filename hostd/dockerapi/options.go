@@ -34,6 +34,9 @@ var createFields = fieldSet{
 		// Checked field by field, refusing by name what is not
 		// implemented, in toSpec (storage.go).
 		"mounts": nil, "tmpfs": nil, "logconfig": nil,
+		// engine.HostOptions and the CPU and memory limits (hostopts.go).
+		"privileged": nil, "securityopt": nil, "devices": nil, "ulimits": nil, "sysctls": nil, "shmsize": nil, "init": nil,
+		"cpushares": nil, "cpuquota": nil, "cpuperiod": nil, "cpusetcpus": nil, "cpusetmems": nil, "memoryreservation": nil, "memoryswap": nil,
 		"restartpolicy": {"name": nil, "maximumretrycount": nil},
 		// The terminal size comes again in the resize the CLI sends; the
 		// ID file is written by the client.

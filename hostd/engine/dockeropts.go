@@ -51,11 +51,39 @@ func allCaps() []string {
 	return out
 }
 
+// privilegedCaps are a --privileged container's capabilities: every one
+// this build knows that hostd itself may grant (its bounding set), as
+// dockerd grants every capability it has.
+func privilegedCaps() []string {
+	var out []string
+	for _, c := range capability.ListKnown() {
+		if ok, err := capability.GetBound(c); err == nil && ok {
+			out = append(out, "CAP_"+strings.ToUpper(c.String()))
+		}
+	}
+	return out
+}
+
 // Capabilities is the container's capability set, as Docker's
 // TweakCapabilities computes it: with ALL added, every capability but the
 // dropped; with ALL dropped, only the added; else the defaults minus the
 // dropped plus the added.
-func (o ProcessOptions) Capabilities() ([]string, error) {
+func (o ProcessOptions) Capabilities() ([]string, error) { return o.capsFrom(runtime.DefaultCaps) }
+
+// caps is the container's capability set: nil for Docker's defaults;
+// with --privileged every one hostd has, less --cap-drop, as dockerd.
+func (s ContainerSpec) caps() ([]string, error) {
+	switch {
+	case s.Privileged:
+		return s.capsFrom(privilegedCaps())
+	case len(s.CapAdd)+len(s.CapDrop) > 0:
+		return s.Capabilities()
+	}
+	return nil, nil
+}
+
+// capsFrom is Capabilities with base as the default set.
+func (o ProcessOptions) capsFrom(base []string) ([]string, error) {
 	known := allCaps()
 	norm := func(list []string) ([]string, error) {
 		var out []string
@@ -87,7 +115,7 @@ func (o ProcessOptions) Capabilities() ([]string, error) {
 	case slices.Contains(drop, "ALL"):
 		caps = append([]string{}, add...) // empty, not nil: none at all
 	default:
-		for _, c := range runtime.DefaultCaps {
+		for _, c := range base {
 			if !slices.Contains(drop, c) {
 				caps = append(caps, c)
 			}

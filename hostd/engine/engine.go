@@ -138,8 +138,12 @@ type Config struct {
 	// start its container (it links the runtime). Default:
 	// shim.LauncherBinary beside this binary.
 	Launcher string
-	Seccomp  bool
-	Network  Networker // nil: bridge networking unavailable, default network none
+	// InitBinary is the static init mounted into containers run with
+	// --init (the shim, which runs as an init when called docker-init).
+	// Default: shim.Binary beside this binary.
+	InitBinary string
+	Seccomp    bool
+	Network    Networker // nil: bridge networking unavailable, default network none
 	// LogMax and LogFiles rotate each container's log.
 	LogMax   int64
 	LogFiles int
@@ -262,7 +266,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Runtime == nil {
 		return nil, errors.New("opening engine: no container runtime given")
 	}
-	if len(cfg.ShimCommand) == 0 || cfg.Launcher == "" {
+	if len(cfg.ShimCommand) == 0 || cfg.Launcher == "" || cfg.InitBinary == "" {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("finding the hostd binary for shims: %w", err)
@@ -273,6 +277,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		if len(cfg.ShimCommand) == 0 {
 			cfg.ShimCommand = []string{filepath.Join(filepath.Dir(exe), shim.Binary)}
+		}
+		if cfg.InitBinary == "" {
+			cfg.InitBinary = filepath.Join(filepath.Dir(exe), shim.Binary)
 		}
 	}
 	cfg.Images.Root = filepath.Join(cfg.Root, "images")
@@ -314,15 +321,16 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 // Images is the engine's image store.
 func (e *Engine) Images() *image.Store { return e.images }
 
-// SecurityOptions are what the engine really enforces on every container,
-// in /info's form: seccomp only when this build loads filters and the
-// engine is configured to (no-new-privileges is set on every process).
+// SecurityOptions are what the engine enforces on every container by
+// default, in /info's form: seccomp only when this build loads filters and
+// the engine is configured to. no-new-privileges is not listed: a
+// container made through the Docker API has it only when asked for, as
+// with dockerd (declared workloads have it by default).
 func (e *Engine) SecurityOptions() []string {
-	var opts []string
 	if e.cfg.Seccomp && runtime.SeccompSupported {
-		opts = append(opts, "name=seccomp,profile="+runtime.SeccompProfile)
+		return []string{"name=seccomp,profile=" + runtime.SeccompProfile}
 	}
-	return append(opts, "name=no-new-privileges")
+	return []string{}
 }
 
 // Close stops the engine's own goroutines (probes, restart timers, shim
@@ -458,6 +466,9 @@ func newID() string {
 func (e *Engine) Create(ctx context.Context, spec ContainerSpec) (Container, error) {
 	if err := spec.Validate(); err != nil {
 		return Container{}, fmt.Errorf("creating container: %w", err)
+	}
+	if err := spec.checkHost(); err != nil {
+		return Container{}, fmt.Errorf("%w: creating container: %w", ErrInvalid, err)
 	}
 	if err := e.resolveNetworks(&spec); err != nil {
 		return Container{}, fmt.Errorf("creating container: %w", err)

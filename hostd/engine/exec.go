@@ -54,18 +54,31 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	}
 	p := &specs.Process{
 		Args: o.Args, Cwd: cwd,
-		Env:             mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home), o.Env),
-		User:            specs.User{UID: uid, GID: gid, AdditionalGids: groups},
-		NoNewPrivileges: true,
-		Terminal:        o.Tty,
+		Env:      mergeEnv(c.Env, []string{"HOSTNAME=" + c.hostname()}, homeEnv(c.Env, home), o.Env),
+		User:     specs.User{UID: uid, GID: gid, AdditionalGids: groups},
+		Terminal: o.Tty,
 	}
 	if o.Tty {
 		p.Env = mergeEnv(p.Env, []string{"TERM=xterm"}, o.Env)
 	}
+	// The exec'd process has the container's capabilities and
+	// no_new_privs, as its main process.
+	sec, err := c.Spec.security()
+	if err != nil {
+		return -1, err
+	}
+	p.NoNewPrivileges = !sec.AllowNewPrivileges
+	caps, err := c.Spec.caps()
+	if err != nil {
+		return -1, err
+	}
+	if caps == nil {
+		caps = runtime.DefaultCaps
+	}
 	if uid == 0 {
-		p.Capabilities = &specs.LinuxCapabilities{Bounding: runtime.DefaultCaps, Effective: runtime.DefaultCaps, Permitted: runtime.DefaultCaps}
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	} else {
-		p.Capabilities = &specs.LinuxCapabilities{Bounding: runtime.DefaultCaps}
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps}
 	}
 	return e.rt.Exec(ctx, c.ID, p, runtime.Stdio{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
 }

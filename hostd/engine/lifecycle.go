@@ -171,10 +171,11 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	if in.Limits, err = e.limits(c.Spec.Limits); err != nil {
 		return err
 	}
-	if len(c.Spec.CapAdd)+len(c.Spec.CapDrop) > 0 {
-		if in.Caps, err = c.Spec.Capabilities(); err != nil {
-			return err
-		}
+	if in.Caps, err = c.Spec.caps(); err != nil {
+		return err
+	}
+	if err := c.Spec.HostOptions.apply(&in, e.cfg.InitBinary); err != nil {
+		return fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	network := c.network(e.hasBridge())
 	ip := ""
@@ -265,7 +266,19 @@ func (e *Engine) limits(l Limits) (runtime.Limits, error) {
 	if err != nil {
 		return runtime.Limits{}, fmt.Errorf("limits.memory: %w", err)
 	}
-	return runtime.Limits{MemoryBytes: mem, CPUs: l.CPUs, Pids: l.Pids}, nil
+	swap, err := parseSwap(l.MemorySwap)
+	if err != nil {
+		return runtime.Limits{}, fmt.Errorf("limits.memorySwap: %w", err)
+	}
+	res, err := runtime.ParseMemory(l.MemoryReservation)
+	if err != nil {
+		return runtime.Limits{}, fmt.Errorf("limits.memoryReservation: %w", err)
+	}
+	return runtime.Limits{
+		MemoryBytes: mem, CPUs: l.CPUs, Pids: l.Pids, MemorySwap: swap, MemoryReservation: res,
+		CPUShares: uint64(max(l.CPUShares, 0)), CPUQuota: l.CPUQuota, CPUPeriod: uint64(max(l.CPUPeriod, 0)),
+		CpusetCpus: l.CpusetCpus, CpusetMems: l.CpusetMems,
+	}, nil
 }
 
 func (c *Container) hostname() string {

@@ -72,6 +72,9 @@ type ContainerSpec struct {
 	Log LogSpec `yaml:"log,omitempty" json:"log,omitempty"`
 	// ProcessOptions: capabilities, stop signal, resolver, extra hosts.
 	ProcessOptions `yaml:",inline"`
+	// HostOptions: privileged, security options, devices, ulimits,
+	// sysctls, /dev/shm size, init.
+	HostOptions `yaml:",inline"`
 }
 
 // Healthcheck is an exec probe.
@@ -88,6 +91,21 @@ type Limits struct {
 	Memory string  `yaml:"memory,omitempty" json:"memory,omitempty"` // 512m, 1g
 	CPUs   float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
 	Pids   int64   `yaml:"pids,omitempty" json:"pids,omitempty"`
+	// MemorySwap is memory plus swap (--memory-swap), -1 for unlimited
+	// swap; empty: no swap.
+	MemorySwap string `yaml:"memorySwap,omitempty" json:"memorySwap,omitempty"`
+	// MemoryReservation is the soft limit (--memory-reservation).
+	MemoryReservation string `yaml:"memoryReservation,omitempty" json:"memoryReservation,omitempty"`
+	// CPUShares is the relative CPU weight (--cpu-shares, 1024 Docker's
+	// neutral value).
+	CPUShares int64 `yaml:"cpuShares,omitempty" json:"cpuShares,omitempty"`
+	// CPUQuota and CPUPeriod are raw CFS microseconds (--cpu-quota,
+	// --cpu-period), not with CPUs.
+	CPUQuota  int64 `yaml:"cpuQuota,omitempty" json:"cpuQuota,omitempty"`
+	CPUPeriod int64 `yaml:"cpuPeriod,omitempty" json:"cpuPeriod,omitempty"`
+	// CpusetCpus and CpusetMems pin the container (0-1,3).
+	CpusetCpus string `yaml:"cpusetCpus,omitempty" json:"cpusetCpus,omitempty"`
+	CpusetMems string `yaml:"cpusetMems,omitempty" json:"cpusetMems,omitempty"`
 }
 
 // Env is KEY=VALUE pairs; YAML may give a map or a list.
@@ -386,6 +404,7 @@ func (s ContainerSpec) Validate() error {
 		add("stdinOnce", "needs openStdin")
 	}
 	s.validateProcess(add)
+	s.validateHost(add)
 	return errors.Join(errs...)
 }
 

@@ -19,11 +19,26 @@ type Mount struct {
 	Options []string
 }
 
-// Limits are the cgroup limits; zero means unlimited.
+// Limits are the cgroup limits; zero means unlimited (or the kernel's
+// default).
 type Limits struct {
 	MemoryBytes int64
 	CPUs        float64 // 1.5 = one and a half CPUs (CFS quota over a 100 ms period)
 	Pids        int64
+	// MemorySwap is memory plus swap (--memory-swap): 0 is MemoryBytes
+	// (no swap), -1 unlimited swap.
+	MemorySwap int64
+	// MemoryReservation is the soft limit (--memory-reservation).
+	MemoryReservation int64
+	// CPUShares is the relative weight (--cpu-shares; libcontainer turns
+	// it into a cgroup v2 weight itself).
+	CPUShares uint64
+	// CPUQuota and CPUPeriod are the raw CFS values in microseconds
+	// (--cpu-quota, --cpu-period), for a container without CPUs.
+	CPUQuota  int64
+	CPUPeriod uint64
+	// CpusetCpus and CpusetMems pin the container (0-1,3).
+	CpusetCpus, CpusetMems string
 }
 
 // Network modes.
@@ -63,6 +78,21 @@ type SpecInput struct {
 	OOMScoreAdj int
 	// Caps is the capability set (CAP_ names); nil is DefaultCaps.
 	Caps []string
+	// Security: privileged mode, no_new_privs, seccomp (see security.go).
+	Security Security
+	// Devices are host devices made in the container's /dev and allowed
+	// in its device cgroup (--device, or all of them when privileged).
+	Devices []Device
+	// Rlimits are the process's resource limits (--ulimit); none keeps
+	// hostd's own.
+	Rlimits []specs.POSIXRlimit
+	// Sysctls are set in the container's namespaces (--sysctl).
+	Sysctls map[string]string
+	// ShmSize is /dev/shm's size in bytes; 0 is 64 MiB (Docker's).
+	ShmSize int64
+	// Init is the host path of an init (docker run --init), mounted at
+	// InitPath, which runs Args as its child.
+	Init string
 }
 
 // DefaultCaps is Docker's default capability set: enough for ordinary
@@ -122,13 +152,14 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 			Capabilities: &specs.LinuxCapabilities{
 				Bounding: bounding, Effective: caps, Permitted: caps,
 			},
-			NoNewPrivileges: true,
+			NoNewPrivileges: !in.Security.AllowNewPrivileges,
 			Terminal:        in.Terminal,
 			OOMScoreAdj:     &in.OOMScoreAdj,
-			// No rlimits: the container inherits hostd's (systemd's
-			// LimitNOFILE on the unit), as with runc and Docker's defaults.
+			// Without --ulimit the container inherits hostd's limits
+			// (systemd's LimitNOFILE on the unit), as with runc and Docker.
+			Rlimits: in.Rlimits,
 		},
-		Mounts: baseMounts(),
+		Mounts: baseMounts(in.ShmSize),
 		Linux: &specs.Linux{
 			CgroupsPath:   orDefault(in.CgroupsPath, "/hostd/"+in.ID),
 			MaskedPaths:   maskedPaths,
@@ -136,7 +167,13 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 			},
+			Sysctl: in.Sysctls,
 		},
+	}
+	addDevices(s, in.Devices)
+	if in.Init != "" {
+		s.Process.Args = append([]string{InitPath, "--"}, in.Args...)
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: InitPath, Type: "bind", Source: in.Init, Options: []string{"bind", "ro", "nosuid", "nodev"}})
 	}
 	for _, m := range in.Mounts {
 		if m.Tmpfs {
@@ -166,27 +203,54 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: in.Network})
 	}
 	s.Linux.Namespaces = ns
-	in.Limits.set(s.Linux.Resources)
-	if in.Seccomp {
-		p, err := DefaultSeccomp(s)
-		if err != nil {
-			return nil, err
-		}
-		s.Linux.Seccomp = p
+	in.Limits.apply(s.Linux.Resources)
+	if in.Security.Privileged {
+		privileged(s)
 	}
+	p, err := in.seccomp(s)
+	if err != nil {
+		return nil, err
+	}
+	s.Linux.Seccomp = p
 	return s, nil
 }
 
-// set writes l onto r's memory, CPU and pids limits.
-func (l Limits) set(r *specs.LinuxResources) {
-	if l.MemoryBytes > 0 {
-		m := l.MemoryBytes
-		r.Memory = &specs.LinuxMemory{Limit: &m, Swap: &m}
+// apply sets the cgroup resources of l on r.
+func (l Limits) apply(r *specs.LinuxResources) {
+	if l.MemoryBytes > 0 || l.MemoryReservation > 0 {
+		r.Memory = &specs.LinuxMemory{}
 	}
+	if l.MemoryBytes > 0 {
+		m, swap := l.MemoryBytes, l.MemoryBytes
+		if l.MemorySwap != 0 {
+			swap = l.MemorySwap
+		}
+		r.Memory.Limit, r.Memory.Swap = &m, &swap
+	}
+	if l.MemoryReservation > 0 {
+		res := l.MemoryReservation
+		r.Memory.Reservation = &res
+	}
+	cpu := &specs.LinuxCPU{Cpus: l.CpusetCpus, Mems: l.CpusetMems}
 	if l.CPUs > 0 {
 		q := int64(l.CPUs * cfsPeriod)
 		p := uint64(cfsPeriod)
-		r.CPU = &specs.LinuxCPU{Quota: &q, Period: &p}
+		cpu.Quota, cpu.Period = &q, &p
+	}
+	if l.CPUQuota != 0 {
+		q := l.CPUQuota
+		cpu.Quota = &q
+	}
+	if l.CPUPeriod != 0 {
+		p := l.CPUPeriod
+		cpu.Period = &p
+	}
+	if l.CPUShares != 0 {
+		sh := l.CPUShares
+		cpu.Shares = &sh
+	}
+	if *cpu != (specs.LinuxCPU{}) {
+		r.CPU = cpu
 	}
 	if l.Pids > 0 {
 		p := l.Pids
@@ -199,7 +263,7 @@ func (l Limits) set(r *specs.LinuxResources) {
 // A limit left out is not changed.
 func (l Limits) Resources() *specs.LinuxResources {
 	r := &specs.LinuxResources{}
-	l.set(r)
+	l.apply(r)
 	return r
 }
 
@@ -223,12 +287,16 @@ func slicesDelete(ns []specs.LinuxNamespace, t specs.LinuxNamespaceType) []specs
 // baseMounts are the pseudo filesystems every container has (the set runc's
 // `runc spec` writes). With the host's network, libcontainer falls back to
 // binding /sys when sysfs cannot be mounted.
-func baseMounts() []specs.Mount {
+func baseMounts(shmSize int64) []specs.Mount {
+	shm := "size=65536k"
+	if shmSize > 0 {
+		shm = fmt.Sprintf("size=%dk", (shmSize+1023)/1024)
+	}
 	return []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", shm}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},

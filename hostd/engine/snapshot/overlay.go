@@ -77,9 +77,10 @@ func (o Overlay) Mount(id string, lowers []string) (string, error) {
 		return "", fmt.Errorf("mounting snapshot %s: %d layers make overlay options longer than a page", id, len(lowers))
 	}
 	// nosuid, nodev: the mount is reachable from the host, where a setuid
-	// binary or a device node the container made must mean nothing. Inside,
-	// containers run with no_new_privs (setuid does nothing there either)
-	// and get their devices on /dev's tmpfs.
+	// binary or a device node the container made must mean nothing. Inside
+	// too, setuid binaries of the rootfs gain nothing, even in a container
+	// without no_new_privs (the Docker API's default, as dockerd's);
+	// containers get their devices on /dev's tmpfs.
 	if err := unix.Mount("overlay", rootfs, "overlay", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 		return "", fmt.Errorf("mounting snapshot %s: %w", id, err)
 	}

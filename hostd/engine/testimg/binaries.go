@@ -36,3 +36,22 @@ func BuildHostd(t testing.TB) string {
 	}
 	return filepath.Join(dir, "hostd")
 }
+
+// BuildInit builds cmd/hostd-shim as the image has it (static, without
+// cgo), the binary hostd mounts as a container's /sbin/docker-init, and
+// returns its path: a test binary links cgo, so it cannot be mounted into
+// an image of another libc.
+func BuildInit(t testing.TB) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("needs the go toolchain to build the init: %v", err)
+	}
+	out := filepath.Join(t.TempDir(), shim.Binary)
+	cmd := exec.Command(gobin, "build", "-trimpath", "-o", out, "github.com/bulkhead-os/bulkhead/cmd/hostd-shim")
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, b)
+	}
+	return out
+}

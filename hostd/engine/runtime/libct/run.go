@@ -167,6 +167,13 @@ func processOf(sp *specs.Process, stdio Stdio) *libcontainer.Process {
 		Stdout:          stdio.Stdout,
 		Stderr:          stdio.Stderr,
 	}
+	for _, r := range sp.Rlimits {
+		// runc's spec conversion leaves rlimits to the process; an
+		// unknown name was refused when the container was declared.
+		if t, ok := runtime.RlimitTypes[r.Type]; ok {
+			p.Rlimits = append(p.Rlimits, configs.Rlimit{Type: t, Hard: r.Hard, Soft: r.Soft})
+		}
+	}
 	for _, g := range sp.User.AdditionalGids {
 		p.AdditionalGroups = append(p.AdditionalGroups, int(g))
 	}
