@@ -214,20 +214,62 @@ func (a *API) changes(w http.ResponseWriter, r *http.Request) {
 // updateFields are the POST /containers/{id}/update fields hostd applies
 // (docker update); any other with a value is refused by name.
 var updateFields = fieldSet{
-	"memory": nil, "memoryswap": nil, "nanocpus": nil, "pidslimit": nil,
+	"memory": nil, "memoryswap": nil, "memoryreservation": nil, "nanocpus": nil, "pidslimit": nil,
+	"cpushares": nil, "cpuquota": nil, "cpuperiod": nil, "cpusetcpus": nil, "cpusetmems": nil,
 	"restartpolicy": {"name": nil, "maximumretrycount": nil},
 }
 
-// updateBody is the part of an update request hostd reads.
+// updateBody is the part of an update request hostd reads; a zero value
+// leaves that setting as it is, as with dockerd.
 type updateBody struct {
-	Memory        int64
-	MemorySwap    int64
-	NanoCpus      int64
-	PidsLimit     *int64
-	RestartPolicy struct {
+	Memory, MemorySwap, MemoryReservation int64
+	NanoCpus                              int64
+	CpuShares, CpuQuota, CpuPeriod        int64
+	CpusetCpus, CpusetMems                string
+	PidsLimit                             *int64
+	RestartPolicy                         struct {
 		Name              string
 		MaximumRetryCount int
 	}
+}
+
+// toUpdate is b as the engine's update.
+func (b updateBody) toUpdate() engine.ContainerUpdate {
+	var u engine.ContainerUpdate
+	size := func(v int64) *string {
+		if v == 0 {
+			return nil
+		}
+		s := strconv.FormatInt(v, 10)
+		return &s
+	}
+	num := func(v int64) *int64 {
+		if v == 0 {
+			return nil
+		}
+		return &v
+	}
+	str := func(v string) *string {
+		if v == "" {
+			return nil
+		}
+		return &v
+	}
+	u.Memory, u.MemorySwap, u.MemoryReservation = size(b.Memory), size(b.MemorySwap), size(b.MemoryReservation)
+	u.CPUShares, u.CPUQuota, u.CPUPeriod = num(b.CpuShares), num(b.CpuQuota), num(b.CpuPeriod)
+	u.CpusetCpus, u.CpusetMems = str(b.CpusetCpus), str(b.CpusetMems)
+	if b.NanoCpus != 0 {
+		cpus := float64(b.NanoCpus) / 1e9
+		u.CPUs = &cpus
+	}
+	if b.PidsLimit != nil && *b.PidsLimit > 0 {
+		u.Pids = b.PidsLimit
+	}
+	if rp := b.RestartPolicy; rp.Name != "" {
+		s := restartString(rp.Name, rp.MaximumRetryCount)
+		u.Restart = &s
+	}
+	return u
 }
 
 // update is docker update: limits and the restart policy, kept for later
@@ -250,10 +292,6 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 	}
 	var unsupported []string
 	walkUnsupported("", raw, updateFields, &unsupported)
-	if b.MemorySwap != 0 && b.MemorySwap != b.Memory {
-		// hostd gives containers no swap: memory+swap is the memory limit.
-		unsupported = append(unsupported, "MemorySwap")
-	}
 	if b.PidsLimit != nil && *b.PidsLimit < 0 {
 		// hostd keeps a pids limit on every container (engine.DefaultPidsLimit).
 		unsupported = append(unsupported, "PidsLimit")
@@ -263,22 +301,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request) {
 		apiError(w, badRequest("unsupported update option: %s: hostd does not implement it", flagNames(unsupported, "hostconfig.")))
 		return
 	}
-	var u engine.ContainerUpdate
-	if b.Memory != 0 {
-		m := strconv.FormatInt(b.Memory, 10)
-		u.Memory = &m
-	}
-	if b.NanoCpus != 0 {
-		cpus := float64(b.NanoCpus) / 1e9
-		u.CPUs = &cpus
-	}
-	if b.PidsLimit != nil && *b.PidsLimit > 0 {
-		u.Pids = b.PidsLimit
-	}
-	if rp := b.RestartPolicy; rp.Name != "" {
-		s := restartString(rp.Name, rp.MaximumRetryCount)
-		u.Restart = &s
-	}
+	u := b.toUpdate()
 	if _, err := a.E.UpdateContainer(r.Context(), r.PathValue("id"), u); err != nil {
 		apiError(w, err)
 		return

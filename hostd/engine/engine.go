@@ -196,7 +196,10 @@ type Engine struct {
 type liveState struct {
 	exited    chan struct{} // closed when the shim is gone and the exit recorded
 	code      int           // the exit code, set before exited is closed
-	stopProbe context.CancelFunc
+	// stopProbe ends the health probes and waits (a while) for one in
+	// flight: a container is not killed under a probe's exec, whose
+	// runtime setup (runc's sealed copy of the binary) can then hang.
+	stopProbe func()
 	timer     *time.Timer // pending restart
 	// restarting is set while timer waits to restart the container.
 	restarting bool
@@ -204,6 +207,16 @@ type liveState struct {
 	// health is the probe's streak of failures and its last results;
 	// guarded by the engine's mu.
 	health Health
+}
+
+// stopProbes ends container id's health probes, if it has any.
+func (e *Engine) stopProbes(id string) {
+	e.mu.Lock()
+	l := e.live[id]
+	e.mu.Unlock()
+	if l != nil && l.stopProbe != nil {
+		l.stopProbe()
+	}
 }
 
 // cancelRestart stops a pending policy restart; the engine's mu is held.

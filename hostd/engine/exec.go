@@ -177,6 +177,9 @@ const (
 )
 
 // startProbe runs the container's health check until l's run ends.
+// probeStopWait bounds the wait for a probe in flight when the probes stop.
+const probeStopWait = 10 * time.Second
+
 func (e *Engine) startProbe(id string, l *liveState) {
 	c, err := e.Get(id)
 	if err != nil || c.Spec.Healthcheck == nil {
@@ -194,12 +197,20 @@ func (e *Engine) startProbe(id string, l *liveState) {
 		retries = defaultRetries
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	e.mu.Lock()
-	l.stopProbe = cancel
+	l.stopProbe = func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(probeStopWait):
+		}
+	}
 	e.mu.Unlock()
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer close(done)
 		defer cancel()
 		failures := 0
 		t := time.NewTicker(interval)

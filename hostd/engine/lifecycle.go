@@ -760,6 +760,9 @@ func (e *Engine) Kill(ctx context.Context, ref, sig string) error {
 	if c.State != StateRunning {
 		return fmt.Errorf("killing %s: %w", c.Name, errors.New("container is not running"))
 	}
+	if s == syscall.SIGKILL {
+		e.stopProbes(c.ID)
+	}
 	if s == syscall.SIGKILL || s == c.stopSignal() {
 		// A user's stop. Another signal (HUP to reload, USR1 to dump) is
 		// not: a process it ends is restarted as its policy says, and
@@ -833,6 +836,7 @@ func (e *Engine) stop(ctx context.Context, c Container, timeout time.Duration) e
 	if c.State != StateRunning || l == nil {
 		return nil
 	}
+	e.stopProbes(c.ID)
 	_ = e.rt.Signal(c.ID, c.stopSignal())
 	select {
 	case <-l.exited:

@@ -6,12 +6,39 @@ import (
 )
 
 // ContainerUpdate is what docker update changes in a container; nil
-// fields are kept.
+// fields are kept. The limits are Limits' fields.
 type ContainerUpdate struct {
-	Memory  *string  // Limits.Memory (512m, or bytes)
-	CPUs    *float64 // Limits.CPUs
-	Pids    *int64   // Limits.Pids
-	Restart *string  // the restart policy
+	Memory, MemorySwap, MemoryReservation *string
+	CPUs                                  *float64
+	CPUShares, CPUQuota, CPUPeriod        *int64
+	CpusetCpus, CpusetMems                *string
+	Pids                                  *int64
+	Restart                               *string // the restart policy
+}
+
+// apply sets u's limits on l.
+func (u ContainerUpdate) apply(l *Limits) {
+	set := func(dst *string, v *string) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&l.Memory, u.Memory)
+	set(&l.MemorySwap, u.MemorySwap)
+	set(&l.MemoryReservation, u.MemoryReservation)
+	set(&l.CpusetCpus, u.CpusetCpus)
+	set(&l.CpusetMems, u.CpusetMems)
+	for _, f := range []struct {
+		dst *int64
+		v   *int64
+	}{{&l.CPUShares, u.CPUShares}, {&l.CPUQuota, u.CPUQuota}, {&l.CPUPeriod, u.CPUPeriod}, {&l.Pids, u.Pids}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	if u.CPUs != nil {
+		l.CPUs = *u.CPUs
+	}
 }
 
 // UpdateContainer changes a container's limits and restart policy, as
@@ -32,15 +59,7 @@ func (e *Engine) UpdateContainer(ctx context.Context, ref string, u ContainerUpd
 		return Container{}, err
 	}
 	spec := c.Spec
-	if u.Memory != nil {
-		spec.Limits.Memory = *u.Memory
-	}
-	if u.CPUs != nil {
-		spec.Limits.CPUs = *u.CPUs
-	}
-	if u.Pids != nil {
-		spec.Limits.Pids = *u.Pids
-	}
+	u.apply(&spec.Limits)
 	if u.Restart != nil {
 		if p, err := ParseRestart(*u.Restart); err == nil && p.Name != RestartNo && spec.AutoRemove {
 			// dockerd's answer: an --rm container is removed at its exit.

@@ -288,8 +288,9 @@ func (r Runtime) Pids(id string) ([]int, error) {
 	return c.Processes()
 }
 
-// Update applies res's memory, CPU and pids limits to running container
-// id's cgroup, as runc update does; what res leaves nil is kept.
+// Update applies res's memory, CPU (quota, shares, cpuset) and pids
+// limits to running container id's cgroup, as runc update does; what res
+// leaves nil or empty is kept.
 func (r Runtime) Update(id string, res *specs.LinuxResources) error {
 	c, err := libcontainer.Load(r.StateRoot, id)
 	if err != nil {
@@ -305,6 +306,9 @@ func (r Runtime) Update(id string, res *specs.LinuxResources) error {
 		if m.Swap != nil {
 			set.MemorySwap = *m.Swap
 		}
+		if m.Reservation != nil {
+			set.MemoryReservation = *m.Reservation
+		}
 	}
 	if p := res.CPU; p != nil {
 		if p.Quota != nil {
@@ -312,6 +316,15 @@ func (r Runtime) Update(id string, res *specs.LinuxResources) error {
 		}
 		if p.Period != nil {
 			set.CpuPeriod = *p.Period
+		}
+		if p.Shares != nil {
+			set.CpuShares = *p.Shares
+		}
+		if p.Cpus != "" {
+			set.CpusetCpus = p.Cpus
+		}
+		if p.Mems != "" {
+			set.CpusetMems = p.Mems
 		}
 	}
 	if p := res.Pids; p != nil {
