@@ -30,6 +30,11 @@ func updateScenario() []step {
 		{args: []string{"update", "--pids-limit", "50", "upd"}, kind: words, want: "exit 0: upd"},
 		{args: inspect("upd", "{{.HostConfig.PidsLimit}}"), kind: words, want: "exit 0: 50"},
 		{args: cg("upd", "pids/pids.max"), kind: words, want: "exit 0: 50"},
+		{args: []string{"update", "--cpu-shares", "512", "--cpuset-cpus", "0", "--memory-reservation", "32m", "upd"}, kind: words, want: "exit 0: upd"},
+		{args: inspect("upd", "{{.HostConfig.CpuShares}} {{.HostConfig.CpusetCpus}} {{.HostConfig.MemoryReservation}}"), kind: words, want: "exit 0: 512 0 33554432"},
+		{args: cg("upd", "cpu/cpu.shares"), kind: words, want: "exit 0: 512"},
+		{args: cg("upd", "cpuset/cpuset.cpus"), kind: words, want: "exit 0: 0"},
+		{args: cg("upd", "memory/memory.soft_limit_in_bytes"), kind: words, want: "exit 0: 33554432"},
 		{args: []string{"update", "--restart", "on-failure:3", "upd"}, kind: words, want: "exit 0: upd"},
 		{args: inspect("upd", "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"), kind: words, want: "exit 0: on-failure:3"},
 		// A container restarted keeps what update gave it.
