@@ -204,9 +204,20 @@ func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
 	}
 	out := inspectJSON(c, a.E.VolumeMountpoint)
 	out["NetworkSettings"].(map[string]any)["Networks"] = a.containerNetworks(c)
+	st := out["State"].(map[string]any)
 	if a.E.Paused(c) {
-		st := out["State"].(map[string]any)
 		st["Status"], st["Paused"] = "paused", true
+	}
+	live := a.E.Live(c.ID)
+	if live.Restarting {
+		st["Status"], st["Restarting"] = "restarting", true
+	}
+	if h, ok := st["Health"].(map[string]any); ok {
+		log := make([]map[string]any, len(live.Health.Log))
+		for i, r := range live.Health.Log {
+			log[i] = map[string]any{"Start": rfc(r.Start), "End": rfc(r.End), "ExitCode": r.ExitCode, "Output": r.Output}
+		}
+		h["FailingStreak"], h["Log"] = live.Health.FailingStreak, log
 	}
 	writeJSON(w, http.StatusOK, out)
 }
