@@ -22,7 +22,7 @@ import (
 // Benchmark sizes: runs of each timed command per backend, the pulled
 // image's layers, and the idle containers whose memory is measured.
 const (
-	benchRuns       = 5
+	benchRuns       = 9
 	benchPulls      = 3
 	benchLayers     = 7
 	benchLayerBytes = 16 << 20

@@ -482,6 +482,13 @@ func (a *API) removedChan(ctx context.Context, id string) <-chan struct{} {
 }
 
 func (a *API) waitRemoved(ctx context.Context, id string) error {
+	// Woken by the engine's events (destroy), so `docker run --rm` ends
+	// as soon as the container is gone; the slow tick catches an event a
+	// full subscriber lost.
+	_, events, cancel := a.E.Events(time.Now())
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		if _, err := a.E.Get(id); errors.Is(err, engine.ErrNotFound) {
 			return nil
@@ -489,7 +496,8 @@ func (a *API) waitRemoved(ctx context.Context, id string) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		case <-events:
+		case <-tick.C:
 		}
 	}
 }

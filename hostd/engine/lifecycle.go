@@ -213,7 +213,7 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	if err != nil {
 		return err
 	}
-	if err := fsroot.WriteFile(filepath.Join(e.dir(c.ID), shim.SpecFile), b, 0o600); err != nil {
+	if err := fsroot.WriteTransient(filepath.Join(e.dir(c.ID), shim.SpecFile), b, 0o600); err != nil {
 		return err
 	}
 	st, cmd, err := e.spawnShim(ctx, c)
@@ -435,7 +435,7 @@ func (e *Engine) writeEtc(c *Container, network, ip string) ([]runtime.Mount, er
 	var mounts []runtime.Mount
 	for _, n := range []string{"hosts", "hostname", "resolv.conf"} {
 		p := filepath.Join(e.dir(c.ID), n)
-		if err := fsroot.WriteFile(p, files[n], 0o644); err != nil {
+		if err := fsroot.WriteTransient(p, files[n], 0o644); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, runtime.Mount{Source: p, Destination: "/etc/" + n})
@@ -459,7 +459,7 @@ func (e *Engine) hostEtc(c *Container) ([]runtime.Mount, error) {
 			return nil, fmt.Errorf("reading the host's /etc/%s for a host-network container: %w", n, err)
 		}
 		p := filepath.Join(e.dir(c.ID), n)
-		if err := fsroot.WriteFile(p, b, 0o644); err != nil {
+		if err := fsroot.WriteTransient(p, b, 0o644); err != nil {
 			return nil, err
 		}
 		mounts = append(mounts, runtime.Mount{Source: p, Destination: "/etc/" + n})

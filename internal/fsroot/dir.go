@@ -231,6 +231,12 @@ var tmpSeq atomic.Uint64
 // not nil) through its descriptor, fsync'ed, renamed over name, and d
 // fsync'ed. A symlink at name is replaced, never followed.
 func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode, owner *Owner) error {
+	return d.writeFile(name, data, perm, owner, true)
+}
+
+// writeFile is WriteFile; without durable, nothing is fsync'ed (the
+// replacement is still atomic for readers).
+func (d *Dir) writeFile(name string, data []byte, perm os.FileMode, owner *Owner, durable bool) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -267,8 +273,10 @@ func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode, owner *Owner
 	if err := f.Chmod(perm); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -277,6 +285,9 @@ func (d *Dir) WriteFile(name string, data []byte, perm os.FileMode, owner *Owner
 		return &os.LinkError{Op: "rename", Old: tmp, New: filepath.Join(d.path, name), Err: err}
 	}
 	ok = true
+	if !durable {
+		return nil
+	}
 	if s, err := pathrs.Reopen(d.f, unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
 		_ = s.Sync()
 		s.Close()

@@ -80,6 +80,18 @@ func (r Root) Rel(hostPath string) string {
 // a symlink at path is replaced, never followed. Callers with a Root should
 // prefer Root.WriteFile, which also resolves the directories inside it.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, true)
+}
+
+// WriteTransient is WriteFile without the fsyncs, for a file made again
+// whenever it is needed (a container's spec and /etc files, written at
+// each start): after a crash it may be empty or old, never half-replaced
+// while the system runs.
+func WriteTransient(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, false)
+}
+
+func writeFile(path string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
@@ -89,7 +101,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer d.Close()
-	if err := d.WriteFile(filepath.Base(path), data, perm, nil); err != nil {
+	if err := d.writeFile(filepath.Base(path), data, perm, nil, durable); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

@@ -471,7 +471,9 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return fsroot.WriteFile(path, b, 0o600)
+	// The state and exit of a running process: nothing of it survives a
+	// host crash, so atomic for hostd's reads is enough, no fsync.
+	return fsroot.WriteTransient(path, b, 0o600)
 }
 
 // ReadState reads a container directory's state file.
