@@ -194,8 +194,8 @@ type Engine struct {
 
 // liveState is what the engine keeps in memory for a started container.
 type liveState struct {
-	exited    chan struct{} // closed when the shim is gone and the exit recorded
-	code      int           // the exit code, set before exited is closed
+	exited chan struct{} // closed when the shim is gone and the exit recorded
+	code   int           // the exit code, set before exited is closed
 	// stopProbe ends the health probes and waits (a while) for one in
 	// flight: a container is not killed under a probe's exec, whose
 	// runtime setup (runc's sealed copy of the binary) can then hang.
