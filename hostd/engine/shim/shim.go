@@ -17,6 +17,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -166,6 +167,9 @@ func Run(ctx context.Context, c Config, started func(error)) error {
 	// across exec, and the container's init would inherit it (a shell
 	// cannot even trap a signal ignored at its start, so `docker stop`
 	// would never reach a TERM trap). A caught one is reset to its default.
+	// So are the signals the shim was started with ignored (systemd
+	// ignores SIGPIPE in services): the container starts with none.
+	resetIgnoredSignals()
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	_ = os.Remove(filepath.Join(c.Dir, ExitFile))
 	fail := func(err error) error {
@@ -464,6 +468,20 @@ func ReportLaunch(pid int, err error) {
 		return
 	}
 	fmt.Fprintf(w, "pid %d\n", pid)
+}
+
+// resetIgnoredSignals gives back their default action to the signals the
+// shim was started with ignored and the Go runtime left so (SIGHUP,
+// SIGINT, and 32 and 33, which the runtime never handles). Go has no call
+// for that, so it is rt_sigaction(2) with an all-zero action: SIG_DFL,
+// whatever the architecture's layout.
+func resetIgnoredSignals() {
+	var dfl [4]uint64
+	for sig := syscall.Signal(1); sig < 65; sig++ {
+		if sig != syscall.SIGKILL && sig != syscall.SIGSTOP && signal.Ignored(sig) {
+			_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&dfl)), 0, 8, 0, 0)
+		}
+	}
 }
 
 func writeJSON(path string, v any) error {
