@@ -196,11 +196,11 @@ type Engine struct {
 type liveState struct {
 	exited chan struct{} // closed when the shim is gone and the exit recorded
 	code   int           // the exit code, set before exited is closed
-	// stopProbe ends the health probes and waits (a while) for one in
-	// flight: a container is not killed under a probe's exec, whose
-	// runtime setup (runc's sealed copy of the binary) can then hang.
-	stopProbe func()
-	timer     *time.Timer // pending restart
+	// cancelProbe ends the health probes; probeDone is closed once they
+	// have ended (both nil without a health check).
+	cancelProbe context.CancelFunc
+	probeDone   chan struct{}
+	timer       *time.Timer // pending restart
 	// restarting is set while timer waits to restart the container.
 	restarting bool
 	oomKilled  atomic.Bool // the kernel killed a process for memory (watchOOM)
@@ -209,13 +209,40 @@ type liveState struct {
 	health Health
 }
 
-// stopProbes ends container id's health probes, if it has any.
+// stopProbes ends container id's health probes, if it has any, as
+// endProbes does.
 func (e *Engine) stopProbes(id string) {
 	e.mu.Lock()
 	l := e.live[id]
 	e.mu.Unlock()
-	if l != nil && l.stopProbe != nil {
-		l.stopProbe()
+	if l != nil {
+		e.endProbes(l)
+	}
+}
+
+// endProbes ends l's health probes and waits, up to probeStopWait, for
+// one in flight: a container is not killed under a probe's exec, whose
+// runtime setup (runc's sealed copy of the binary) can then hang. The
+// engine's mu must not be held: the probe takes it.
+func (e *Engine) endProbes(l *liveState) {
+	e.mu.Lock()
+	done := l.probeDone
+	l.cancelProbes()
+	e.mu.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(probeStopWait):
+	}
+}
+
+// cancelProbes ends l's health probes without waiting; the engine's mu
+// is held.
+func (l *liveState) cancelProbes() {
+	if l.cancelProbe != nil {
+		l.cancelProbe()
 	}
 }
 
@@ -353,9 +380,7 @@ func (e *Engine) Close() {
 		close(e.done)
 		e.mu.Lock()
 		for _, l := range e.live {
-			if l.stopProbe != nil {
-				l.stopProbe()
-			}
+			l.cancelProbes()
 			l.cancelRestart()
 		}
 		e.mu.Unlock()

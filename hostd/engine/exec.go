@@ -176,10 +176,10 @@ const (
 	defaultRetries  = 3
 )
 
-// startProbe runs the container's health check until l's run ends.
 // probeStopWait bounds the wait for a probe in flight when the probes stop.
 const probeStopWait = 10 * time.Second
 
+// startProbe runs the container's health check until l's run ends.
 func (e *Engine) startProbe(id string, l *liveState) {
 	c, err := e.Get(id)
 	if err != nil || c.Spec.Healthcheck == nil {
@@ -199,13 +199,7 @@ func (e *Engine) startProbe(id string, l *liveState) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	e.mu.Lock()
-	l.stopProbe = func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(probeStopWait):
-		}
-	}
+	l.cancelProbe, l.probeDone = cancel, done
 	e.mu.Unlock()
 	e.wg.Add(1)
 	go func() {

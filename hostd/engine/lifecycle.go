@@ -222,8 +222,8 @@ func (e *Engine) launch(ctx context.Context, c *Container) error {
 	}
 	l := &liveState{exited: make(chan struct{})}
 	e.mu.Lock()
-	if old := e.live[c.ID]; old != nil && old.stopProbe != nil {
-		old.stopProbe()
+	if old := e.live[c.ID]; old != nil {
+		old.cancelProbes()
 	}
 	e.live[c.ID] = l
 	e.mu.Unlock()
@@ -579,9 +579,7 @@ func (e *Engine) exited(id string, l *liveState) {
 	if err != nil {
 		ex = shim.Exit{Code: -1, FinishedAt: time.Now().UTC(), Error: "the shim ended without recording an exit"}
 	}
-	if l.stopProbe != nil {
-		l.stopProbe()
-	}
+	e.endProbes(l)
 	oom := l.oomKilled.Load() || e.oomKills(id) > 0 // before cleanup removes the cgroup
 	e.cleanup(context.Background(), id)
 	c, uerr := e.update(id, func(x *Container) {
