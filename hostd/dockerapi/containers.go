@@ -205,13 +205,9 @@ func (a *API) inspect(w http.ResponseWriter, r *http.Request) {
 	out := inspectJSON(c, a.E.VolumeMountpoint)
 	out["NetworkSettings"].(map[string]any)["Networks"] = a.containerNetworks(c)
 	st := out["State"].(map[string]any)
-	if a.E.Paused(c) {
-		st["Status"], st["Paused"] = "paused", true
-	}
+	st["Status"] = a.stateOf(c)
+	st["Paused"], st["Restarting"] = st["Status"] == "paused", st["Status"] == "restarting"
 	live := a.E.Live(c.ID)
-	if live.Restarting {
-		st["Status"], st["Restarting"] = "restarting", true
-	}
 	if h, ok := st["Health"].(map[string]any); ok {
 		log := make([]map[string]any, len(live.Health.Log))
 		for i, r := range live.Health.Log {
