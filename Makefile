@@ -8,6 +8,10 @@ IMAGE_DEF ?= images/default.yaml
 GOFLAGS_BUILD := -trimpath -buildvcs=false
 VERSION := $(shell sed -n 's/^version: *//p' $(IMAGE_DEF))
 LDFLAGS := -s -w -X github.com/bulkhead-os/bulkhead/hostd.Version=$(VERSION)
+# A static cgo binary (glibc and libseccomp archives): netgo and osusergo
+# keep glibc's NSS, which static glibc cannot load, out of it.
+SHIM_TAGS := seccomp netgo osusergo
+SHIM_LDFLAGS := -linkmode external -extldflags -static
 
 # Debian packages the build and the tests use.
 APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils ovmf erofs-utils dosfstools mtools \
@@ -33,10 +37,13 @@ out/.deps-stamp: Makefile
 
 bin: deps
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/builder ./cmd/hostctl ./cmd/hostd-shim
-	# hostd and hostd-launch embed runc's libcontainer, whose nsenter is C:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/builder ./cmd/hostctl
+	# hostd and hostd-shim embed runc's libcontainer, whose nsenter is C:
 	# cgo, linked against the same Debian release's glibc as the image.
-	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -tags seccomp -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hostd ./cmd/hostd-launch
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -tags seccomp -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/hostd
+	# hostd-shim runs in any image (as docker-init) and is exec'd twice at
+	# every container start (shim, then the container's init): static.
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -tags '$(SHIM_TAGS)' -ldflags '$(LDFLAGS) $(SHIM_LDFLAGS)' -o $(BIN)/ ./cmd/hostd-shim
 
 # A per-checkout signing key for updates: the image trusts its .pub.
 images/keys/dev.pub: | bin

@@ -21,8 +21,8 @@ const DefaultEpoch = 1767225600
 
 // Binaries are what the builder installs in /usr/bin from its BinDir:
 // hostd (hostctl is a link to it), and from beside it hostd runs the shim
-// of each container and the shim its launcher.
-var Binaries = []string{"hostd", "hostd-shim", "hostd-launch"}
+// of each container.
+var Binaries = []string{"hostd", "hostd-shim"}
 
 // Links are the other names in /usr/bin of those binaries: hostctl is
 // hostd; docker is the shim's `docker system dial-stdio`, what a remote

@@ -47,7 +47,7 @@ func startEngineHostOn(t *testing.T, nw engine.Networker) *engineHost {
 	cfg := engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: []string{host}},
-		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
 	}
 	if nw != nil {
 		cfg.Network = nw

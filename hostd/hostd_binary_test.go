@@ -21,7 +21,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/engine/testimg"
 )
 
-// buildHostd builds hostd with hostd-shim and hostd-launch beside it, as
+// buildHostd builds hostd with hostd-shim beside it, as
 // the image has them.
 func buildHostd(t testing.TB) string {
 	t.Helper()

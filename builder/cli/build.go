@@ -63,7 +63,7 @@ func newBuildCmd(d Deps) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&out, "out", "o", "", "output directory (default out/<name>)")
 	cmd.Flags().StringVar(&cache, "cache", "/var/cache/bulkhead", "cache for root trees and .deb files")
-	cmd.Flags().StringVar(&bin, "bin", "", "directory with the hostd, hostd-shim and hostd-launch binaries (default: next to builder)")
+	cmd.Flags().StringVar(&bin, "bin", "", "directory with the hostd and hostd-shim binaries (default: next to builder)")
 	cmd.Flags().StringVar(&version, "version", "", "override the definition's version (test images)")
 	return cmd
 }

@@ -670,7 +670,7 @@ func startHostdOn(t testing.TB, nw engine.Networker, insecure ...string) backend
 	cfg := engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: append([]string{reg}, insecure...)},
-		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
 		InitBinary: testimg.BuildInit(t),
 	}
 	if nw != nil {

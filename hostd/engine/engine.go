@@ -134,10 +134,6 @@ type Config struct {
 	// ShimCommand is the argv prefix that starts a shim; the shim's own
 	// arguments follow. Default: shim.Binary beside this binary.
 	ShimCommand []string
-	// Launcher is the binary a shim runs as `Launcher launch ARGS` to
-	// start its container (it links the runtime). Default:
-	// shim.LauncherBinary beside this binary.
-	Launcher string
 	// InitBinary is the static init mounted into containers run with
 	// --init (the shim, which runs as an init when called docker-init).
 	// Default: shim.Binary beside this binary.
@@ -306,15 +302,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Runtime == nil {
 		return nil, errors.New("opening engine: no container runtime given")
 	}
-	if len(cfg.ShimCommand) == 0 || cfg.Launcher == "" || cfg.InitBinary == "" {
+	if len(cfg.ShimCommand) == 0 || cfg.InitBinary == "" {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, fmt.Errorf("finding the hostd binary for shims: %w", err)
 		}
 		// A missing program fails each start, naming its path.
-		if cfg.Launcher == "" {
-			cfg.Launcher = filepath.Join(filepath.Dir(exe), shim.LauncherBinary)
-		}
 		if len(cfg.ShimCommand) == 0 {
 			cfg.ShimCommand = []string{filepath.Join(filepath.Dir(exe), shim.Binary)}
 		}

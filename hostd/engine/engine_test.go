@@ -39,9 +39,9 @@ func newTestEngineAt(t *testing.T, base string, opts ...func(*Config)) *testEngi
 	cfg := Config{
 		Root: filepath.Join(base, "lib"), RunDir: filepath.Join(base, "run"),
 		Images:      image.Options{Insecure: []string{host}},
-		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0],
-		Seccomp: runtime.SeccompSupported,
-		Runtime: libct.New,
+		ShimCommand: []string{os.Args[0], "shim"},
+		Seccomp:     runtime.SeccompSupported,
+		Runtime:     libct.New,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -471,7 +471,7 @@ func (e *Engine) hostEtc(c *Container) ([]runtime.Mount, error) {
 // hostd) and waits for its report: the container runs, or the error.
 func (e *Engine) spawnShim(ctx context.Context, c *Container) (shim.State, *exec.Cmd, error) {
 	id := c.ID
-	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"), Launcher: e.cfg.Launcher,
+	cfg := shim.Config{ID: id, Dir: e.dir(id), StateRoot: filepath.Join(e.cfg.RunDir, "runc"),
 		LogMax: e.cfg.LogMax, LogFiles: e.cfg.LogFiles, Tty: c.Spec.Tty, Stdin: c.Spec.OpenStdin, StdinOnce: c.Spec.StdinOnce}
 	if c.Spec.Log.MaxSize != "" {
 		n, err := ParseLogSize(c.Spec.Log.MaxSize)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -145,7 +146,17 @@ func (s *Store) Pull(ctx context.Context, ref string) (Image, error) {
 
 // PullAuth is Pull with the client's credentials (X-Registry-Auth); nil
 // uses the store's keychain.
+//
+// A pull's buffers (downloads, decompression, hashing) are garbage once
+// it ends, and a daemon that then idles would keep them until the Go
+// runtime's next collection, which an idle process reaches only every two
+// minutes: the pull gives them back to the system as it returns.
 func (s *Store) PullAuth(ctx context.Context, ref string, auth authn.Authenticator) (Image, error) {
+	defer debug.FreeOSMemory()
+	return s.pullAuth(ctx, ref, auth)
+}
+
+func (s *Store) pullAuth(ctx context.Context, ref string, auth authn.Authenticator) (Image, error) {
 	r, err := s.parseRef(ref)
 	if err != nil {
 		return Image{}, err

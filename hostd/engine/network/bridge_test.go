@@ -87,7 +87,7 @@ func bridgedEngine(t *testing.T, b *Bridge) (*engine.Engine, string) {
 	e, err := engine.New(context.Background(), engine.Config{
 		Root: filepath.Join(dir, "lib"), RunDir: filepath.Join(dir, "run"),
 		Images:      image.Options{Insecure: []string{host}},
-		ShimCommand: []string{os.Args[0], "shim"}, Launcher: os.Args[0], Seccomp: runtime.SeccompSupported, Runtime: libct.New,
+		ShimCommand: []string{os.Args[0], "shim"}, Seccomp: runtime.SeccompSupported, Runtime: libct.New,
 		Network: b,
 	})
 	if err != nil {

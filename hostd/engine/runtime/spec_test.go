@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,5 +128,23 @@ func TestBuildSpecSeccompOptions(t *testing.T) {
 	}
 	if err := CheckSeccompProfile(`{"syscalls": 1}`); err == nil {
 		t.Error("CheckSeccompProfile: a profile whose syscalls are not a list passed")
+	}
+}
+
+// TestDefaultSeccompArchitectures: Docker's profile covers x86-64 and i386
+// always, and x32 exactly where the kernel runs x32 calls.
+func TestDefaultSeccompArchitectures(t *testing.T) {
+	s, err := BuildSpec(SpecInput{ID: "arch", Rootfs: "/r", Args: []string{"true"}, Seccomp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archs := s.Linux.Seccomp.Architectures
+	for _, a := range []specs.Arch{specs.ArchX86_64, specs.ArchX86} {
+		if !slices.Contains(archs, a) {
+			t.Errorf("architectures %v lack %s", archs, a)
+		}
+	}
+	if got := slices.Contains(archs, specs.ArchX32); got != X32Enabled() {
+		t.Errorf("architectures %v: x32 listed %v, but the kernel runs x32 calls: %v", archs, got, X32Enabled())
 	}
 }

@@ -11,9 +11,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
-	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,12 +22,8 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 )
 
-// Program names, installed beside hostd: the shim (cmd/hostd-shim) and its
-// launcher (cmd/hostd-launch).
-const (
-	Binary         = "hostd-shim"
-	LauncherBinary = "hostd-launch"
-)
+// Binary is the shim's program (cmd/hostd-shim), installed beside hostd.
+const Binary = "hostd-shim"
 
 // Files in a container's directory.
 const (
@@ -43,17 +36,19 @@ const (
 // its starter: "ok\n" once the container runs, or the error.
 const ReadyFD = 3
 
-// Descriptors of the launcher (`LAUNCHER launch ARGS`, see Config.Launcher):
-// its own stdout and stderr are the shim's (shim.log); it reports on
-// LaunchReportFD ("pid N\n" once the container runs, or the error); the
-// container's stdin, stdout and stderr are LaunchStdioFD and the two after
-// it, and for a container with a terminal the runtime sends the terminal's
-// master on the socket LaunchConsoleFD.
-const (
-	LaunchReportFD  = 3
-	LaunchConsoleFD = 4
-	LaunchStdioFD   = 5
-)
+// Stdio is the container's side of its stdio, as a Starter hands it to
+// the runtime: stdin, stdout and stderr, or for a container with a
+// terminal the socket on which the runtime sends the terminal's master.
+type Stdio struct {
+	Stdin, Stdout, Stderr, Console *os.File
+}
+
+// Starter creates and starts c's container from its spec (c.Dir/SpecFile)
+// on stdio and returns the pid of its init, which must be a child of the
+// calling process (the shim waits for it). cmd/hostd-shim's is
+// launch.Starter: the runtime runs in the shim's own process, so a start
+// costs no second program.
+type Starter func(ctx context.Context, c Config, stdio Stdio) (pid int, err error)
 
 // State is StateFile.
 type State struct {
@@ -74,13 +69,10 @@ type Config struct {
 	ID        string
 	Dir       string // container directory: spec, state, exit, logs
 	StateRoot string // libcontainer state root
-	// Launcher is the binary (hostd-launch) run as `Launcher launch ARGS`
-	// to create and start the container; it exits once the container runs.
-	Launcher string
-	LogMax   int64
-	LogFiles int
+	LogMax    int64
+	LogFiles  int
 	// Tty is the spec's process.terminal: the container's output is a
-	// terminal, whose master the launcher's runtime sends to the shim.
+	// terminal, whose master the runtime sends to the shim.
 	Tty bool
 	// Stdin gives the container a stdin fed through StdinSocket;
 	// StdinOnce closes it when the first client's input ends.
@@ -90,7 +82,7 @@ type Config struct {
 // Args renders cfg as the shim's command line arguments (after the shim
 // command), which ParseArgs reads back.
 func (c Config) Args() []string {
-	args := []string{"--id", c.ID, "--dir", c.Dir, "--state", c.StateRoot, "--launcher", c.Launcher,
+	args := []string{"--id", c.ID, "--dir", c.Dir, "--state", c.StateRoot,
 		"--log-max", fmt.Sprint(c.LogMax), "--log-files", fmt.Sprint(c.LogFiles)}
 	for _, f := range []struct {
 		set  bool
@@ -103,8 +95,7 @@ func (c Config) Args() []string {
 	return args
 }
 
-// ParseArgs reads a shim's arguments (Config.Args); the launcher gets the
-// same ones.
+// ParseArgs reads a shim's arguments (Config.Args).
 func ParseArgs(args []string) (Config, error) {
 	var c Config
 	fs := flag.NewFlagSet("shim", flag.ContinueOnError)
@@ -112,7 +103,6 @@ func ParseArgs(args []string) (Config, error) {
 	fs.StringVar(&c.ID, "id", "", "container id")
 	fs.StringVar(&c.Dir, "dir", "", "container directory")
 	fs.StringVar(&c.StateRoot, "state", "", "libcontainer state root")
-	fs.StringVar(&c.Launcher, "launcher", "", "binary run as `LAUNCHER launch ARGS` to start the container")
 	fs.Int64Var(&c.LogMax, "log-max", 10<<20, "log file size before rotation")
 	fs.IntVar(&c.LogFiles, "log-files", 3, "log files kept")
 	fs.BoolVar(&c.Tty, "tty", false, "the container has a terminal")
@@ -121,21 +111,24 @@ func ParseArgs(args []string) (Config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("shim arguments: %w", err)
 	}
-	if c.ID == "" || c.Dir == "" || c.StateRoot == "" || c.Launcher == "" {
-		return c, errors.New("shim arguments: --id, --dir, --state and --launcher are required")
+	if c.ID == "" || c.Dir == "" || c.StateRoot == "" {
+		return c, errors.New("shim arguments: --id, --dir and --state are required")
 	}
 	return c, nil
 }
 
 // Main is the shim program (hostd-shim ARGS): it parses args and runs the
-// shim. It reports to ReadyFD when that descriptor is open.
-func Main(ctx context.Context, args []string) error {
+// shim, which starts the container with start. It reports to ReadyFD when
+// that descriptor is open.
+func Main(ctx context.Context, args []string, start Starter) error {
 	c, err := ParseArgs(args)
 	if err != nil {
 		return err
 	}
+	// hostd's end of the report is the shim's alone: not the container's.
+	unix.CloseOnExec(ReadyFD)
 	ready := os.NewFile(ReadyFD, "ready")
-	return Run(ctx, c, func(err error) {
+	return Run(ctx, c, start, func(err error) {
 		if ready == nil {
 			return
 		}
@@ -149,28 +142,24 @@ func Main(ctx context.Context, args []string) error {
 	})
 }
 
-// Run has the launcher start the container, calls started (with nil once
-// it runs, or the error that kept it from starting), copies its output to
+// Run has start start the container, calls started (with nil once it
+// runs, or the error that kept it from starting), copies its output to
 // the logs, waits for it and records its exit.
 //
-// The shim is the container's subreaper: the launcher (hostd-launch, with
-// the runtime linked in) starts the container's init as its own child and
-// exits, and the init is then the shim's to reap, as conmon does with
-// runc. So the process that stays for the container's whole life links
-// no runtime: a few MB, not hostd's. Every container has its own pid
-// namespace, so when its init exits the kernel kills the rest and the
-// output pipes end. Signals to the shim itself are dropped: the engine
-// signals the container.
-func Run(ctx context.Context, c Config, started func(error)) error {
-	goruntime.GOMAXPROCS(1)
-	// Caught and dropped, not ignored: an ignored signal stays ignored
-	// across exec, and the container's init would inherit it (a shell
-	// cannot even trap a signal ignored at its start, so `docker stop`
-	// would never reach a TERM trap). A caught one is reset to its default.
-	// So are the signals the shim was started with ignored (systemd
-	// ignores SIGPIPE in services): the container starts with none.
-	resetIgnoredSignals()
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+// The container's init is the shim's child, and the shim its subreaper
+// too (a process the init leaves behind is the shim's to reap). The shim
+// starts it through the runtime in its own process (one program start
+// per container start, where a separate launcher took two), then gives
+// back the heap that took. Every container has its own pid namespace, so
+// when its init exits the kernel kills the rest and the output pipes end.
+// Signals to the shim itself are dropped: the engine signals the
+// container.
+func Run(ctx context.Context, c Config, start Starter, started func(error)) error {
+	if err := becomeShim(); err != nil {
+		err = fmt.Errorf("shim %s: %w", c.ID, err)
+		started(err)
+		return err
+	}
 	_ = os.Remove(filepath.Join(c.Dir, ExitFile))
 	fail := func(err error) error {
 		err = fmt.Errorf("shim %s: %w", c.ID, err)
@@ -178,11 +167,6 @@ func Run(ctx context.Context, c Config, started func(error)) error {
 		_ = writeJSON(filepath.Join(c.Dir, ExitFile), Exit{Code: -1, FinishedAt: time.Now().UTC(), Error: err.Error()})
 		return err
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fail(fmt.Errorf("becoming the subreaper: %w", err))
-	}
-	lw := &logs.Writer{Dir: c.Dir, MaxBytes: c.LogMax, Files: c.LogFiles}
-	defer lw.Close()
 	var stdin *stdinPipe
 	if c.Stdin {
 		// Listening before the start: once hostd records the container as
@@ -191,21 +175,29 @@ func Run(ctx context.Context, c Config, started func(error)) error {
 		if stdin, err = openStdin(c.Dir, c.StdinOnce); err != nil {
 			return fail(err)
 		}
-		defer stdin.closeAll()
 	}
 	cio, err := newContainerIO(c.Tty, stdin)
 	if err != nil {
 		return fail(err)
 	}
-	defer cio.close()
-	pid, err := launch(c, cio)
+	// Closed here only when the start fails: watch closes them after.
+	ok := false
+	defer func() {
+		if !ok {
+			cio.close()
+			if stdin != nil {
+				stdin.closeAll()
+			}
+		}
+	}()
+	pid, err := start(ctx, c, cio.stdio())
 	if err != nil {
 		return fail(err)
 	}
 	// What the container reads and writes is its own now: the shim keeps
 	// only its ends.
 	cio.closeChildEnds()
-	if err := cio.attach(lw); err != nil {
+	if err := cio.receiveTerminal(); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		reap(pid)
 		return fail(err)
@@ -217,50 +209,45 @@ func Run(ctx context.Context, c Config, started func(error)) error {
 		return fail(err)
 	}
 	started(nil)
-	if stdin != nil {
-		go stdin.serve()
+	ok = true
+	return watch(c, cio, pid)
+}
+
+// becomeShim sets up the shim's process: one thread, signals caught and
+// dropped, the subreaper of what the container leaves.
+func becomeShim() error {
+	goruntime.GOMAXPROCS(1)
+	// Caught and dropped, not ignored: an ignored signal stays ignored
+	// across exec, and the container's init would inherit it (a shell
+	// cannot even trap a signal ignored at its start, so `docker stop`
+	// would never reach a TERM trap). A caught one is reset to its default.
+	// So are the signals the shim was started with ignored (systemd
+	// ignores SIGPIPE in services): the container starts with none.
+	resetIgnoredSignals()
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("becoming the subreaper: %w", err)
 	}
-	// The shim idles for the container's whole life: give back what
-	// starting it took (one per container, so its footprint counts).
-	debug.FreeOSMemory()
+	return nil
+}
+
+// watch copies the running container's output into its logs, feeds its
+// stdin, waits for its init (pid) and records the exit.
+func watch(c Config, cio *containerIO, pid int) error {
+	lw := &logs.Writer{Dir: c.Dir, MaxBytes: c.LogMax, Files: c.LogFiles}
+	defer lw.Close()
+	defer cio.close()
+	if cio.stdin != nil {
+		defer cio.stdin.closeAll()
+	}
+	cio.attach(lw)
+	if cio.stdin != nil {
+		go cio.stdin.serve()
+	}
+	shedStartup()
 	code := reap(pid)
 	cio.wait()
 	return writeJSON(filepath.Join(c.Dir, ExitFile), Exit{Code: code, FinishedAt: time.Now().UTC()})
-}
-
-// launch runs the launcher and waits for its report: the container's pid.
-func launch(c Config, cio *containerIO) (int, error) {
-	rr, rw, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	defer rr.Close()
-	console := cio.devNull
-	if cio.console != nil {
-		console = cio.console.child
-	}
-	files := append([]*os.File{cio.devNull, os.Stderr, os.Stderr, rw, console}, cio.childFiles()...)
-	p, err := os.StartProcess(c.Launcher, append([]string{c.Launcher, "launch"}, c.Args()...), &os.ProcAttr{Dir: c.Dir, Files: files})
-	rw.Close()
-	if err != nil {
-		return 0, fmt.Errorf("running the launcher %s: %w", c.Launcher, err)
-	}
-	b, _ := io.ReadAll(rr)
-	line := strings.TrimSpace(string(b))
-	// The launcher is done once it closed the report: reap it, so that a
-	// container's init it leaves behind is the shim's child.
-	var ws unix.WaitStatus
-	_, _ = unix.Wait4(p.Pid, &ws, 0, nil)
-	_ = p.Release()
-	if n, ok := strings.CutPrefix(line, "pid "); ok {
-		if pid, err := strconv.Atoi(n); err == nil && pid > 0 {
-			return pid, nil
-		}
-	}
-	if line == "" {
-		line = fmt.Sprintf("the launcher ended (%s) without a report", waitString(ws))
-	}
-	return 0, errors.New(line)
 }
 
 // reap waits for pid, reaping every other child that comes by (orphans
@@ -290,15 +277,8 @@ func ExitCode(ws unix.WaitStatus) int {
 	return ws.ExitStatus()
 }
 
-func waitString(ws unix.WaitStatus) string {
-	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
-	}
-	return fmt.Sprintf("exit status %d", ws.ExitStatus())
-}
-
 // containerIO is the container's stdio as the shim holds it: pipes (or a
-// terminal) whose container ends go to the launcher, and the copies of its
+// terminal) whose container ends go to the runtime, and the copies of its
 // output into the logs.
 type containerIO struct {
 	stdin                  *stdinPipe
@@ -334,17 +314,17 @@ func newContainerIO(tty bool, stdin *stdinPipe) (*containerIO, error) {
 	return c, nil
 }
 
-// childFiles are the container's stdio, the launcher's LaunchStdioFD and
-// the two after it (/dev/null with a terminal: the runtime makes it).
-func (c *containerIO) childFiles() []*os.File {
+// stdio is the container's side of its stdio: with a terminal, the
+// console socket only (the runtime makes the terminal the init's stdio).
+func (c *containerIO) stdio() Stdio {
+	if c.console != nil {
+		return Stdio{Console: c.console.child}
+	}
 	in := c.devNull
-	if c.stdin != nil && c.console == nil {
+	if c.stdin != nil {
 		in = c.stdin.r
 	}
-	if c.console != nil {
-		return []*os.File{in, c.devNull, c.devNull}
-	}
-	return []*os.File{in, c.outW, c.errW}
+	return Stdio{Stdin: in, Stdout: c.outW, Stderr: c.errW}
 }
 
 // closeChildEnds closes the shim's copies of the container's ends, so the
@@ -365,30 +345,40 @@ func (c *containerIO) closeChildEnds() {
 	}
 }
 
+// receiveTerminal takes the master of a container's terminal, which the
+// runtime sends on the console socket once the container runs.
+func (c *containerIO) receiveTerminal() error {
+	if c.console == nil {
+		return nil
+	}
+	m, err := RecvFD(c.console.parent)
+	if err != nil {
+		return fmt.Errorf("receiving the container's terminal: %w", err)
+	}
+	c.master = m
+	c.console.parent.Close()
+	c.console = nil
+	_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+	return nil
+}
+
 // attach starts copying the output into lw (and, with a terminal, stdin
 // into it).
-func (c *containerIO) attach(lw *logs.Writer) error {
+func (c *containerIO) attach(lw *logs.Writer) {
 	stdout := lw.Stream("stdout")
 	c.streams = append(c.streams, stdout)
-	if c.console != nil {
-		m, err := RecvFD(c.console.parent)
-		if err != nil {
-			return fmt.Errorf("receiving the container's terminal: %w", err)
-		}
-		c.master = m
-		_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
+	if c.master != nil {
 		if c.stdin != nil {
-			go func() { _, _ = io.Copy(m, c.stdin.r) }()
+			go func() { _, _ = io.Copy(c.master, c.stdin.r) }()
 		}
 		// EIO ends it: the last process holding the terminal has exited.
-		c.copy(stdout, m)
-		return nil
+		c.copy(stdout, c.master)
+		return
 	}
 	stderr := lw.Stream("stderr")
 	c.streams = append(c.streams, stderr)
 	c.copy(stdout, c.outR)
 	c.copy(stderr, c.errR)
-	return nil
 }
 
 func (c *containerIO) copy(w io.Writer, r io.Reader) {
@@ -423,7 +413,7 @@ func (c *containerIO) close() {
 }
 
 // consoleSocket is the socket pair on which the runtime sends the master
-// of the container's terminal: child goes to the launcher.
+// of the container's terminal: child goes to the runtime.
 type consoleSocket struct{ parent, child *os.File }
 
 func newConsoleSocket() (*consoleSocket, error) {
@@ -453,21 +443,6 @@ func RecvFD(sock *os.File) (*os.File, error) {
 		}
 	}
 	return nil, errors.New("no descriptor in the message")
-}
-
-// ReportLaunch is the launcher's report on LaunchReportFD: the pid of the
-// container's running init, or the error.
-func ReportLaunch(pid int, err error) {
-	w := os.NewFile(LaunchReportFD, "report")
-	if w == nil {
-		return
-	}
-	defer w.Close()
-	if err != nil {
-		fmt.Fprintln(w, strings.ReplaceAll(err.Error(), "\n", " "))
-		return
-	}
-	fmt.Fprintf(w, "pid %d\n", pid)
 }
 
 // resetIgnoredSignals gives back their default action to the signals the

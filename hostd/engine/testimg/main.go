@@ -27,9 +27,8 @@ const (
 )
 
 // Main is TestMain for packages whose tests run containers: the test
-// binary is then also what the hostd binary is, a container's init
-// (libcontainer re-executes /proc/self/exe init) and a shim's launcher,
-// and what hostd-shim is, a shim.
+// binary is then also what hostd-shim is: a shim, and a container's init
+// (libcontainer re-executes /proc/self/exe init).
 func Main(m *testing.M) {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
@@ -43,14 +42,8 @@ func Main(m *testing.M) {
 			probeSyscalls(os.Args[2:])
 			os.Exit(0)
 		case "shim":
-			if err := shim.Main(context.Background(), os.Args[2:]); err != nil {
+			if err := shim.Main(context.Background(), os.Args[2:], launch.Starter(libct.New)); err != nil {
 				fmt.Fprintln(os.Stderr, "shim:", err)
-				os.Exit(1)
-			}
-			os.Exit(0)
-		case "launch":
-			if err := launch.Main(context.Background(), os.Args[2:], libct.New); err != nil {
-				fmt.Fprintln(os.Stderr, "launch:", err)
 				os.Exit(1)
 			}
 			os.Exit(0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -22,7 +23,14 @@ import (
 // by re-executing the current binary as `<binary> init` (after the nsenter
 // C constructor has joined the namespaces): main, or a test's TestMain, calls
 // Init when os.Args[1] is "init". It does not return.
-func Init() { libcontainer.Init() }
+//
+// The init lives only until it executes the container's process, so it
+// never collects garbage: a collection in the middle of a container start
+// is time on every start, and nothing of this process's heap outlives it.
+func Init() {
+	debug.SetGCPercent(-1)
+	libcontainer.Init()
+}
 
 // Runtime runs containers with libcontainer. StateRoot holds libcontainer's
 // state (state.json per container); put it on tmpfs (/run/hostd/runc) so a

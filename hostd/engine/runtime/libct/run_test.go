@@ -5,12 +5,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime/libct"
@@ -242,5 +245,40 @@ func TestConfigCgroupDriver(t *testing.T) {
 		if !tc.systemd && c.Path != tc.path {
 			t.Errorf("%s: cgroupfs path %q", tc.path, c.Path)
 		}
+	}
+}
+
+// TestSeccompRefusesForeignABI is an attack through the x32 system call
+// ABI: a 64-bit program in the container calls unshare(CLONE_NEWUSER) with
+// the x32 bit set (testdata/x32unshare.c). The filter must see the call
+// and refuse it: EPERM where it covers x32, or SIGSYS (exit 159) as a
+// foreign architecture where it leaves x32 out (runtime.DefaultSeccomp,
+// on a kernel without x32). Had the call got past the filter, the kernel
+// would have run it ("allowed") or, without x32, said ENOSYS.
+func TestSeccompRefusesForeignABI(t *testing.T) {
+	if !runtime.SeccompSupported {
+		t.Fatal("needs a build with -tags seccomp (and libseccomp-dev)")
+	}
+	if goruntime.GOARCH != "amd64" {
+		t.Fatalf("the x32 ABI is amd64's; this test is written for amd64, not %s", goruntime.GOARCH)
+	}
+	bin := filepath.Join(t.TempDir(), "x32unshare")
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", bin, "testdata/x32unshare.c").CombinedOutput(); err != nil {
+		t.Fatalf("building testdata/x32unshare.c: %v\n%s", err, out)
+	}
+	out, code := runIn(t, func(in *runtime.SpecInput) {
+		in.Mounts = append(in.Mounts, runtime.Mount{Source: bin, Destination: "/x32unshare", ReadOnly: true})
+	}, "/x32unshare")
+	out = strings.TrimSpace(out)
+	want := "EPERM"
+	if !runtime.X32Enabled() {
+		want = "killed by SIGSYS"
+	}
+	got := out
+	if code == 128+int(unix.SIGSYS) && out == "" {
+		got = "killed by SIGSYS"
+	}
+	if got != want {
+		t.Errorf("x32 unshare in a container: got %q (exit %d), want %s", got, code, want)
 	}
 }

@@ -1,7 +1,6 @@
-// Package launch is the shim's launcher (cmd/hostd-launch, `hostd-launch
-// launch ARGS`): run by the lean shim (cmd/hostd-shim) with the shim's own
-// arguments, it starts the container of <dir>/spec.json through the
-// runtime (libcontainer, which the shim does not link) on the descriptors
-// the shim hands it, reports the init's pid and exits, leaving the init to
-// the shim, its subreaper.
+// Package launch starts a shim's container (shim.Starter): it reads the
+// OCI spec the engine wrote into the container's directory and has the
+// runtime (runtime/libct in cmd/hostd-shim) create and start it, with the
+// init as the shim's child. It is apart from package shim so that the
+// shim's own logic links no runtime and its tests need none.
 package launch
