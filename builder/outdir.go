@@ -21,7 +21,8 @@ const outMarker = ".bulkhead-build"
 var ErrNotBuildOutput = errors.New("not empty and not a previous build's output")
 
 // checkOutDir accepts a missing or empty directory, or a previous build's
-// output (its marker or manifest.json); anything else is refused.
+// output: its marker, or (made before the marker existed) a manifest.json
+// that reads as a build manifest. Anything else is refused, so is a file.
 func checkOutDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -32,8 +33,12 @@ func checkOutDir(dir string) error {
 	case len(entries) == 0:
 		return nil
 	}
-	for _, name := range []string{outMarker, manifest.ManifestFile} {
-		if st, err := os.Lstat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
+	if st, err := os.Lstat(filepath.Join(dir, outMarker)); err == nil && st.Mode().IsRegular() {
+		return nil
+	}
+	if st, err := os.Lstat(filepath.Join(dir, manifest.ManifestFile)); err == nil && st.Mode().IsRegular() {
+		// Any project may have a manifest.json: only a build's counts.
+		if m, err := manifest.Read(dir); err == nil && m.Name != "" && m.Parts[manifest.PartRaw].SHA256 != "" {
 			return nil
 		}
 	}
@@ -45,6 +50,9 @@ func checkOutDir(dir string) error {
 // Until the second rename the previous build stays whole at dir.
 func replaceDir(staging, dir string) error {
 	old := dir + ".old"
+	if err := checkOutDir(old); err != nil {
+		return fmt.Errorf("moving the previous build aside: %w", err)
+	}
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("clearing %s: %w", old, err)
 	}
@@ -59,6 +67,27 @@ func replaceDir(staging, dir string) error {
 		return fmt.Errorf("removing the previous build %s: %w", old, err)
 	}
 	return nil
+}
+
+// startStaging makes dir+".building", the build's directory until it is
+// complete, marked at once so that a build that dies leaves a directory
+// the next one knows as its own. A directory of that name that no build
+// made is refused, like --out.
+func startStaging(dir string) (string, error) {
+	staging := dir + ".building"
+	if err := checkOutDir(staging); err != nil {
+		return "", fmt.Errorf("staging the build: %w", err)
+	}
+	if err := os.RemoveAll(staging); err != nil {
+		return "", fmt.Errorf("clearing %s: %w", staging, err)
+	}
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return "", fmt.Errorf("making %s: %w", staging, err)
+	}
+	if err := os.WriteFile(filepath.Join(staging, outMarker), []byte("building\n"), 0o644); err != nil {
+		return "", fmt.Errorf("marking %s as a build output: %w", staging, err)
+	}
+	return staging, nil
 }
 
 // lockCache takes the cache's lock for the whole build: two builds sharing

@@ -1,13 +1,14 @@
 package builder
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 )
 
 // The builder runs as root: --out must never delete a directory that a
@@ -26,6 +27,13 @@ func TestCheckOutDir(t *testing.T) {
 		}
 		return d
 	}
+	m := `{"name":"default","parts":{"disk.raw":{"file":"disk.raw","sha256":"ab"}}}`
+	if err := os.MkdirAll(filepath.Join(base, "old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "old", "manifest.json"), []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		dir  string
@@ -34,7 +42,8 @@ func TestCheckOutDir(t *testing.T) {
 		{"missing", filepath.Join(base, "nope"), true},
 		{"empty", mk("empty"), true},
 		{"marked output", mk("marked", outMarker, "disk.raw"), true},
-		{"output from before the marker", mk("old", "manifest.json", "disk.qcow2"), true},
+		{"output from before the marker", mk("old", "disk.qcow2"), true},
+		{"a project's manifest.json", mk("project", "manifest.json", "main.go"), false},
 		{"someone's home", mk("home", ".bashrc", "thesis.tex"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,32 +85,130 @@ func TestReplaceDir(t *testing.T) {
 	}
 }
 
-// A dropPaths glob that reaches the build host through an absolute
-// symlink in the tree (/var/run -> /run) removes nothing there.
+// dropPaths globs are expanded inside the tree: through an absolute
+// symlink (/var/run -> /run) they reach the tree's /run, and a symlink to
+// a build host directory removes nothing there.
 func TestDropPathsStayInTree(t *testing.T) {
 	tree, host := t.TempDir(), t.TempDir()
 	victim := filepath.Join(host, "precious")
-	if err := os.WriteFile(victim, []byte("x"), 0o644); err != nil {
+	mkfile := func(p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mkfile(victim)
+	mkfile(filepath.Join(tree, "var", "cache", "apt", "pkgcache.bin"))
+	mkfile(filepath.Join(tree, "run", "stale.pid"))
+	if err := os.Symlink("/run", filepath.Join(tree, "var", "run")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(tree, "var", "cache", "apt"), 0o755); err != nil {
+	// The host directory by its absolute path: the tree has no such path.
+	if err := os.Symlink(host, filepath.Join(tree, "var", "hostlink")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(tree, "var", "cache", "apt", "pkgcache.bin"), []byte("x"), 0o644); err != nil {
+	if err := os.Symlink(host, filepath.Join(tree, "var", "lock")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(host, filepath.Join(tree, "var", "run")); err != nil {
+	err := dropPaths(tree, []string{"/var/cache/apt/*", "/var/run/*", "/var/hostlink/*", "/var/lock/../lock/precious", "/var/lock"})
+	if err != nil {
 		t.Fatal(err)
-	}
-	err := dropPaths(tree, []string{"/var/cache/apt/*", "/var/run/*"})
-	if err == nil || !strings.Contains(err.Error(), "dropPaths[1]") {
-		t.Errorf("got %v, want dropPaths[1] refused", err)
 	}
 	if _, err := os.Stat(victim); err != nil {
 		t.Errorf("the build host's file was removed: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(tree, "var", "cache", "apt", "pkgcache.bin")); !errors.Is(err, os.ErrNotExist) {
-		t.Error("the glob inside the tree removed nothing")
+	for _, gone := range []string{"var/cache/apt/pkgcache.bin", "run/stale.pid", "var/lock"} {
+		if _, err := os.Lstat(filepath.Join(tree, gone)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: the glob inside the tree did not remove it", gone)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(tree, "var", "hostlink")); err != nil {
+		t.Error("a match below a symlink removed the symlink itself")
+	}
+	if err := dropPaths(tree, []string{"/"}); err == nil {
+		t.Error("a pattern naming the whole tree was accepted")
+	}
+}
+
+// customize writes and removes only inside the tree: absolute symlinks
+// in it (as a package may ship) that name build host directories lead to
+// the tree's paths of those names. The old customize emptied the host's
+// directory behind /boot, removed the host's SSH host keys behind
+// /etc/ssh and wrote the update keys through /usr/lib/bulkhead.
+func TestCustomizeStaysInTree(t *testing.T) {
+	base, host := t.TempDir(), t.TempDir()
+	tree := filepath.Join(base, "tree")
+	mk := func(p, content string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostBoot, hostSSH, hostLib := filepath.Join(host, "boot"), filepath.Join(host, "ssh"), filepath.Join(host, "lib")
+	mk(filepath.Join(hostBoot, "vmlinuz-6.1.0-host"), "host kernel")
+	mk(filepath.Join(hostBoot, "initrd.img-6.1.0-host"), "host initrd")
+	mk(filepath.Join(hostSSH, "ssh_host_ed25519_key"), "host key")
+	if err := os.MkdirAll(hostLib, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The tree's own kernel, where its /boot leads inside the tree.
+	mk(filepath.Join(tree, hostBoot, "vmlinuz-6.1.0-tree"), "tree kernel")
+	mk(filepath.Join(tree, hostBoot, "initrd.img-6.1.0-tree"), "tree initrd")
+	mk(filepath.Join(tree, "etc", "os-release"), "")
+	for link, target := range map[string]string{"boot": hostBoot, "etc/ssh": hostSSH, "usr/lib/bulkhead": hostLib} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(tree, link)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(tree, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(tree, hostLib), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	for _, b := range Binaries {
+		mk(filepath.Join(bin, b), "#!/bin/sh\n")
+	}
+	_, pub, err := GenerateSigningKey(t.TempDir(), "dev", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := defaultDef(t)
+	def.Keys = []string{pub}
+	def.Units.Enable, def.Units.Mask = nil, nil // no chroot: the tree has no systemctl
+	def.Debian.DropPaths = []string{"/boot/*"}
+	b := &Builder{Epoch: DefaultEpoch, BinDir: bin}
+	s, err := b.newState(def, filepath.Join(base, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tree = tree
+	if err := s.customize(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"boot/vmlinuz-6.1.0-host", "boot/initrd.img-6.1.0-host", "ssh/ssh_host_ed25519_key"} {
+		if _, err := os.Stat(filepath.Join(host, f)); err != nil {
+			t.Errorf("the build host's %s: %v", f, err)
+		}
+	}
+	if ents, _ := os.ReadDir(hostLib); len(ents) != 0 {
+		t.Errorf("the build host's directory behind /usr/lib/bulkhead got %v", ents)
+	}
+	if _, err := os.Stat(filepath.Join(tree, hostLib, "keys", "dev.pub")); err != nil {
+		t.Errorf("the update key is not in the tree: %v", err)
+	}
+	if got, _ := os.ReadFile(s.path(manifest.KernelImage)); string(got) != "tree kernel" {
+		t.Errorf("the payload kernel is %q, want the tree's", got)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(tree, hostBoot)); len(ents) != 0 {
+		t.Errorf("the tree's /boot still holds %v", ents)
 	}
 }
 
