@@ -39,6 +39,12 @@ type Builder struct {
 	CacheDir string    // root trees and the .deb cache, kept across builds
 	BinDir   string    // holds the Binaries to install (hostd also runs as hostctl)
 	Epoch    int64     // SOURCE_DATE_EPOCH for every timestamp
+	// Lock, when set, is the package lock the root tree must match
+	// (builder build --locked): a build from other packages fails.
+	Lock []manifest.Package
+	// Refresh makes the root tree again from the mirror before the build
+	// (builder build --refresh): the archive's security updates go in.
+	Refresh bool
 }
 
 // Build makes out/<...>/disk.raw, disk.qcow2, the payload parts and
@@ -176,6 +182,8 @@ type buildState struct {
 	kver     string // kernel version in the tree
 	coreImg  []byte // GRUB i386-pc core image
 	rootHash string
+	packages []manifest.Package // the root tree's package lock
+	binaries []manifest.Binary  // our programs installed in /usr/bin
 	parts    []manifest.Partition
 	diskSize int64
 	m        *manifest.Build
@@ -194,10 +202,27 @@ func (s *buildState) part(label string) manifest.Partition {
 
 // rootTree copies the cached mmdebstrap tree into the work directory.
 func (s *buildState) rootTree(ctx context.Context) error {
-	cached, err := s.b.rootfs(ctx, newRootfsInputs(s.def, s.b.Epoch))
+	in := newRootfsInputs(s.def, s.b.Epoch)
+	if s.b.Refresh {
+		r, err := s.b.refreshTree(ctx, in)
+		if err != nil {
+			return err
+		}
+		s.b.progress("      refreshed the root tree: %d package changes", len(r.Changes))
+		for _, c := range r.Changes {
+			s.b.progress("        %s", c)
+		}
+	}
+	cached, pkgs, err := s.b.rootfs(ctx, in)
 	if err != nil {
 		return err
 	}
+	if s.b.Lock != nil {
+		if err := checkLock(s.b.Lock, pkgs); err != nil {
+			return fmt.Errorf("root tree %s: %w", cached, err)
+		}
+	}
+	s.packages = pkgs
 	_, err = s.b.Runner.Run(ctx, run.Cmd{Name: "cp", Args: []string{"-a", "--reflink=auto", cached, s.tree}})
 	return err
 }

@@ -63,6 +63,7 @@ func (s *buildState) customize(ctx context.Context) error {
 		if err := s.root().WriteFile("/usr/bin/"+bin, data, 0o755); err != nil {
 			return fmt.Errorf("installing %s: %w", bin, err)
 		}
+		s.binaries = append(s.binaries, binaryInfo(bin, data))
 	}
 	for _, name := range slices.Sorted(maps.Keys(Links)) {
 		link := s.root().Join("/usr/bin", name) // the link itself, not what it points to

@@ -328,7 +328,7 @@ func (s *buildState) manifest(ctx context.Context) error {
 		KernelVersion: s.kver, KernelArgs: s.def.Kernel.Cmdline,
 		RootHash: s.rootHash, VeritySalt: s.ids.Hex("verity-salt", 32),
 		DiskGUID: s.ids.UUID("disk"), DiskSize: s.diskSize, Parts: map[string]manifest.Part{},
-		Partitions: s.parts,
+		Partitions: s.parts, Builder: builderTool(), Binaries: s.binaries, Packages: s.packages,
 	}
 	for key, file := range map[string]string{
 		manifest.PartUsr: manifest.UsrImage, manifest.PartVerity: manifest.UsrVerity, manifest.PartKernel: manifest.KernelImage, manifest.PartInitrd: manifest.InitrdImage,
@@ -342,6 +342,9 @@ func (s *buildState) manifest(ctx context.Context) error {
 	}
 	if m.KernelArgs == nil {
 		m.KernelArgs = []string{}
+	}
+	if err := s.writeSBOM(m); err != nil {
+		return err
 	}
 	s.m = m
 	return manifest.Write(s.out, m)

@@ -6,9 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/bulkhead-os/bulkhead/images"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 )
 
@@ -88,64 +85,4 @@ func startStaging(dir string) (string, error) {
 		return "", fmt.Errorf("marking %s as a build output: %w", staging, err)
 	}
 	return staging, nil
-}
-
-// lockCache takes the cache's lock for the whole build: two builds sharing
-// a cache would make, or prune, the same root tree at once. It waits, and
-// says so, when another build holds it.
-func (b *Builder) lockCache() (func(), error) {
-	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("making cache %s: %w", b.CacheDir, err)
-	}
-	path := filepath.Join(b.CacheDir, "lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("locking cache %s: %w", b.CacheDir, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
-		b.progress("waiting for another build using the cache %s", b.CacheDir)
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking cache %s: %w", b.CacheDir, err)
-	}
-	return func() { f.Close() }, nil
-}
-
-// PruneCache removes every cached root tree and the .deb cache, under the
-// cache's lock: the next build makes its root tree from the archive as it
-// is then, security updates included.
-func (b *Builder) PruneCache() error {
-	unlock, err := b.lockCache()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for _, d := range []string{"rootfs", "debs"} {
-		if err := os.RemoveAll(filepath.Join(b.CacheDir, d)); err != nil {
-			return fmt.Errorf("pruning cache %s: %w", b.CacheDir, err)
-		}
-	}
-	return nil
-}
-
-// RefreshCache drops def's cached root tree (not the .deb cache, which
-// apt checks against the archive), so its next build installs the
-// packages the archive has now: a security update reaches a rebuild
-// without a definition change. It reports whether there was one.
-func (b *Builder) RefreshCache(def *images.Definition) (bool, error) {
-	unlock, err := b.lockCache()
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	dir := filepath.Join(b.CacheDir, "rootfs", newRootfsInputs(def, b.Epoch).key())
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return false, fmt.Errorf("refreshing cache for %s: %w", def.Name, err)
-	}
-	return true, nil
 }

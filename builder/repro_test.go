@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -169,4 +171,111 @@ func TestAssemblyIndependentOfHost(t *testing.T) {
 	if len(first) != 5 || first["root hash"] == "" {
 		t.Errorf("compared %v, want the root hash and four images", first)
 	}
+}
+
+// TestReproducibleBuild (long tier: make test-long) builds the default
+// definition twice with the real binaries (BULKHEAD_BIN, make bin's
+// out/bin): once into tmpfs, then into ext4 from a cold root tree (a new
+// cache, mmdebstrap run again; only the .deb files are shared, and the
+// build is --locked to the first one's manifest, so a mirror that changed
+// in between fails with the packages named), under another umask, time
+// zone and locale. Every output file is compared byte for byte.
+func TestReproducibleBuild(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root: mmdebstrap, chroot, file ownership and mounts")
+	}
+	for _, tool := range []string{"mmdebstrap", "mkfs.erofs", "veritysetup", "mkfs.fat", "mmd", "mcopy", "qemu-img", "sgdisk", "debugfs"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s missing (make deps installs it)", tool)
+		}
+	}
+	bin := os.Getenv("BULKHEAD_BIN")
+	if bin == "" {
+		t.Fatal("BULKHEAD_BIN must name the directory with the real hostd, hostd-shim and hostd-launch (make test-long sets out/bin)")
+	}
+	for _, b := range Binaries {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			t.Fatalf("the real %s: %v (make bin)", b, err)
+		}
+	}
+	// The first build may use a warm cache (BULKHEAD_CACHE); the second
+	// makes its root tree again.
+	warm := os.Getenv("BULKHEAD_CACHE")
+	if warm == "" {
+		warm = t.TempDir()
+	}
+	cold := t.TempDir()
+	_, pub, err := GenerateSigningKey(t.TempDir(), "dev", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(cache, outDir string, lock []manifest.Package) *manifest.Build {
+		t.Helper()
+		def := defaultDef(t)
+		def.Keys = []string{pub}
+		b := &Builder{Runner: run.Exec{}, CacheDir: cache, BinDir: bin, Epoch: DefaultEpoch, Progress: testWriter{t}, Lock: lock}
+		m, err := b.Build(context.Background(), def, outDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	outA := filepath.Join(mountScratch(t, "tmpfs"), "out")
+	first := build(warm, outA, nil)
+
+	if err := os.MkdirAll(filepath.Join(cold, "debs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cp", "-a", filepath.Join(warm, "debs", "."), filepath.Join(cold, "debs")).CombinedOutput(); err != nil {
+		t.Fatalf("sharing the .deb files: %v: %s", err, out)
+	}
+	old := unix.Umask(0o077)
+	t.Setenv("TZ", "Pacific/Chatham")
+	t.Setenv("LC_ALL", "de_DE.UTF-8")
+	outB := filepath.Join(mountScratch(t, "ext4"), "out")
+	second := build(cold, outB, first.Packages)
+	unix.Umask(old)
+
+	if len(first.Packages) < 100 || first.Builder.GoVersion == "" || len(first.Binaries) != len(Binaries) || first.Binaries[0].GoVersion == "" {
+		t.Errorf("the manifest lacks the package lock or the versions: %d packages, builder %+v, binaries %+v", len(first.Packages), first.Builder, first.Binaries)
+	}
+	a, b := outputSums(t, outA), outputSums(t, outB)
+	if len(a) < 8 {
+		t.Errorf("the first build's outputs: %v", a)
+	}
+	for _, name := range slices.Sorted(maps.Keys(a)) {
+		if a[name] != b[name] {
+			t.Errorf("%s: tmpfs build %s, ext4 cold build %s", name, a[name], b[name])
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			t.Errorf("%s: only in the second build", name)
+		}
+	}
+	if second.RootHash != first.RootHash {
+		t.Errorf("root hash %s vs %s", first.RootHash, second.RootHash)
+	}
+	if out, err := exec.Command("sgdisk", "-v", filepath.Join(outA, manifest.DiskRaw)).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
+		t.Errorf("sgdisk -v: %v: %s", err, out)
+	}
+}
+
+// outputSums hashes every file of a build output, by relative path.
+func outputSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	sums := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		_, sum, err := manifest.HashFile(p)
+		sums[rel] = sum
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sums
 }

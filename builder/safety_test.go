@@ -1,10 +1,12 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/images"
@@ -212,58 +214,6 @@ func TestCustomizeStaysInTree(t *testing.T) {
 	}
 }
 
-// Two builds share a cache one at a time; refresh drops only the
-// definition's root tree.
-func TestCacheLockAndRefresh(t *testing.T) {
-	cache := t.TempDir()
-	b := &Builder{CacheDir: cache, Epoch: DefaultEpoch}
-	unlock, err := b.lockCache()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		u2, err := b.lockCache()
-		if err == nil {
-			u2()
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-		t.Fatal("a second build took the cache lock while the first held it")
-	default:
-	}
-	unlock()
-	<-done
-	def, err := images.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree := filepath.Join(cache, "rootfs", newRootfsInputs(def, DefaultEpoch).key())
-	other := filepath.Join(cache, "rootfs", "someotherkey")
-	for _, d := range []string{tree, other, filepath.Join(cache, "debs")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if had, err := b.RefreshCache(def); err != nil || !had {
-		t.Fatalf("refresh: %v %v", had, err)
-	}
-	if _, err := os.Stat(tree); !errors.Is(err, os.ErrNotExist) {
-		t.Error("refresh kept the definition's tree")
-	}
-	if _, err := os.Stat(other); err != nil {
-		t.Error("refresh removed another definition's tree")
-	}
-	if err := b.PruneCache(); err != nil {
-		t.Fatal(err)
-	}
-	if entries, _ := os.ReadDir(cache); len(entries) != 1 || entries[0].Name() != "lock" {
-		t.Errorf("after prune the cache holds %v", entries)
-	}
-}
-
 func TestGenerateSigningKeyNeverOverwrites(t *testing.T) {
 	dir := t.TempDir()
 	key, pub, err := GenerateSigningKey(dir, "dev", "")
@@ -280,5 +230,69 @@ func TestGenerateSigningKeyNeverOverwrites(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(pub); string(after) != string(before) {
 		t.Error("the public key changed")
+	}
+}
+
+// customizeState is a build of def over a minimal tree (a kernel and an
+// initrd in /boot) with stand-in binaries, ready for customize.
+func customizeState(t *testing.T, def *images.Definition) *buildState {
+	t.Helper()
+	base, bin := t.TempDir(), t.TempDir()
+	for _, b := range Binaries {
+		if err := os.WriteFile(filepath.Join(bin, b), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	def.Units.Enable, def.Units.Mask = nil, nil // no chroot: the tree has no systemctl
+	s, err := (&Builder{Epoch: DefaultEpoch, BinDir: bin}).newState(def, filepath.Join(base, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"boot/vmlinuz-6.1.0-tree", "boot/initrd.img-6.1.0-tree"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(s.tree, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.tree, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// builder build with no argument: the embedded default names keys/dev.pub
+// relative to the working directory; when it is missing the build makes
+// the key pair there and the image trusts it, instead of an image that
+// refuses every update. A definition from a file never gets a key made up.
+func TestDefaultBuildMakesItsUpdateKey(t *testing.T) {
+	t.Chdir(t.TempDir())
+	s := customizeState(t, defaultDef(t))
+	if err := s.customize(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(filepath.Join("keys", "dev.pub"))
+	if err != nil {
+		t.Fatalf("no key made for the default image: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join("keys", "dev.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the private key: %v %v, want mode 0600", st, err)
+	}
+	inImage, err := os.ReadFile(filepath.Join(s.tree, "usr/lib/bulkhead/keys/dev.pub"))
+	if err != nil || !bytes.Equal(inImage, pub) {
+		t.Errorf("the image trusts %q (%v), want the key made: %q", inImage, err, pub)
+	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "image.yaml"), images.DefaultYAML(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	def, err := images.Load(filepath.Join(dir, "image.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := customizeState(t, def).customize(context.Background()); err == nil || !strings.Contains(err.Error(), "keys[0]") {
+		t.Errorf("a definition file with a missing key: %v, want keys[0] refused", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "keys")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a key was made for a definition file")
 	}
 }
