@@ -90,8 +90,14 @@ func (b *Builder) PruneCache(o PruneOptions) ([]string, error) {
 	locksComplete := true
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasSuffix(name, ".packages.json") {
-			continue // goes with its tree
+		if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+			continue // removed with its tree
+		}
+		if t, ok := strings.CutSuffix(name, ".packages.json"); ok {
+			if _, err := os.Lstat(filepath.Join(dir, t)); err == nil {
+				continue // goes with its tree
+			}
+			// A lock whose tree is gone is removed below, as a leftover.
 		}
 		tree := filepath.Join(dir, name)
 		stay := e.IsDir() && keep[name]

@@ -178,15 +178,17 @@ func TestPruneCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(cache, "debs", "openssl_3.0.11-1_amd64.deb"), []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"debs/openssl_3.0.11-1_amd64.deb", "rootfs/dead.packages.json"} {
+		if err := os.WriteFile(filepath.Join(cache, f), []byte("old"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	removed, err := b.PruneCache(PruneOptions{Keep: []*images.Definition{def}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"rootfs/0123456789abcdef", "rootfs/fedcba9876543210.tmp", "debs/openssl_3.0.11-1_amd64.deb"}
-	if !slices.Equal(removed, want) {
+	want := []string{"debs/openssl_3.0.11-1_amd64.deb", "rootfs/0123456789abcdef", "rootfs/dead.packages.json", "rootfs/fedcba9876543210.tmp"}
+	if slices.Sort(removed); !slices.Equal(removed, want) {
 		t.Errorf("removed %q, want %q", removed, want)
 	}
 	for _, p := range []string{kept, lockPath(kept), filepath.Join(cache, "debs", "zstd_1.5.4+dfsg2-5_amd64.deb")} {

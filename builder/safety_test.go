@@ -296,3 +296,43 @@ func TestDefaultBuildMakesItsUpdateKey(t *testing.T) {
 		t.Error("a key was made for a definition file")
 	}
 }
+
+// Build refuses, before anything runs, an --out that holds someone's
+// files, and a foreign directory where it would stage (OUT.building), and
+// leaves both as they were.
+func TestBuildRefusesForeignOut(t *testing.T) {
+	bin := t.TempDir()
+	for _, b := range Binaries {
+		if err := os.WriteFile(filepath.Join(bin, b), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := &fakeDebootstrap{versions: map[string]string{"zstd": "1.5.4+dfsg2-5"}}
+	b := &Builder{Runner: fake, CacheDir: t.TempDir(), BinDir: bin, Epoch: DefaultEpoch}
+	base := t.TempDir()
+	home := filepath.Join(base, "home")
+	for _, f := range []string{filepath.Join(home, "thesis.tex"), filepath.Join(base, "out.building", "notes.txt")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("mine"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, out := range []string{home, filepath.Join(base, "out")} {
+		if _, err := b.Build(context.Background(), defaultDef(t), out); !errors.Is(err, ErrNotBuildOutput) {
+			t.Errorf("--out %s: got %v, want ErrNotBuildOutput", out, err)
+		}
+	}
+	for _, f := range []string{filepath.Join(home, "thesis.tex"), filepath.Join(base, "out.building", "notes.txt")} {
+		if got, err := os.ReadFile(f); err != nil || string(got) != "mine" {
+			t.Errorf("%s: %q %v, want it untouched", f, got, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(base, "home.building")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a refused build staged beside the refused --out")
+	}
+	if fake.runs != 0 {
+		t.Errorf("mmdebstrap ran %d times for a refused build", fake.runs)
+	}
+}

@@ -28,16 +28,12 @@ func newCacheCmd(d Deps) *cobra.Command {
 			"interrupted builds left, and the .deb files no remaining tree was made from.\n" +
 			"--all removes every tree and .deb file. It waits for a build using the cache.",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			defs, err := loadDefinitions(args)
-			if err != nil {
-				return err
-			}
-			epoch, err := epochFromEnv()
+			defs, b, err := cacheBuilder(d, cmd, cache, args)
 			if err != nil {
 				return err
 			}
 			o.Keep = defs
-			removed, err := (&builder.Builder{CacheDir: cache, Epoch: epoch, Progress: cmd.ErrOrStderr()}).PruneCache(o)
+			removed, err := b.PruneCache(o)
 			for _, r := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", r)
 			}
@@ -58,15 +54,10 @@ func newCacheCmd(d Deps) *cobra.Command {
 			"a definition change, and list the package changes. Needs root (mmdebstrap).",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			defs, err := loadDefinitions(args)
+			defs, b, err := cacheBuilder(d, cmd, cache, args)
 			if err != nil {
 				return err
 			}
-			epoch, err := epochFromEnv()
-			if err != nil {
-				return err
-			}
-			b := &builder.Builder{Runner: run.Exec{Log: d.Log}, Log: d.Log, CacheDir: cache, Epoch: epoch, Progress: cmd.ErrOrStderr()}
 			r, err := b.RefreshCache(cmd.Context(), defs[0])
 			if err != nil {
 				return err
@@ -86,6 +77,21 @@ func newCacheCmd(d Deps) *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// cacheBuilder is a builder on the cache for the definitions named (the
+// embedded default when none is), with SOURCE_DATE_EPOCH: the epoch is
+// part of a root tree's cache key.
+func cacheBuilder(d Deps, cmd *cobra.Command, cache string, args []string) ([]*images.Definition, *builder.Builder, error) {
+	defs, err := loadDefinitions(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	epoch, err := epochFromEnv()
+	if err != nil {
+		return nil, nil, err
+	}
+	return defs, &builder.Builder{Runner: run.Exec{Log: d.Log}, Log: d.Log, CacheDir: cache, Epoch: epoch, Progress: cmd.ErrOrStderr()}, nil
 }
 
 // loadDefinitions reads the definitions named, or the embedded default.
