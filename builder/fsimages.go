@@ -244,7 +244,10 @@ type FATSpec struct {
 // order the build host's filesystem lists them (mcopy -s would), because
 // FAT keeps entries, short-name tails and clusters in creation order.
 func MakeFAT(ctx context.Context, r run.Runner, f FATSpec) error {
-	env := []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", f.Epoch), "MTOOLS_SKIP_CHECK=1", "TZ=UTC", "LC_ALL=C.UTF-8"}
+	// mtools' global flags from the environment, over whatever the build
+	// host's mtools.conf says: long names as VFAT entries, numeric tails.
+	env := []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", f.Epoch), "TZ=UTC", "LC_ALL=C.UTF-8", "MTOOLS_SKIP_CHECK=1",
+		"MTOOLS_NO_VFAT=0", "MTOOLS_NAME_NUMERIC_TAIL=1", "MTOOLS_LOWER_CASE=0", "MTOOLS_FAT_COMPATIBILITY=0"}
 	_ = os.Remove(f.Image)
 	if _, err := r.Run(ctx, run.Cmd{Name: "mkfs.fat", Args: []string{
 		"-F", "32", "-n", f.Label, "-i", f.VolumeID, "-C", f.Image, fmt.Sprint(f.Size >> 10),
