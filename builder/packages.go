@@ -214,9 +214,11 @@ func builderTool() manifest.Tool {
 const versionFlag = "-X github.com/bulkhead-os/bulkhead/hostd.Version="
 
 // binaryInfo describes an installed program: its sha256 and, for a Go
-// binary, the version it was linked with and its Go release (from the
-// build information Go embeds). A program that is not a Go binary has
-// only its hash.
+// binary, its Go release and version from the build information Go
+// embeds: the -X version when the build information has the -ldflags (Go
+// leaves them out of a -trimpath build, as make bin's), else the module's
+// version. A program that is not a Go binary has only its hash, which
+// names the exact binary in every case.
 func binaryInfo(name string, data []byte) manifest.Binary {
 	b := manifest.Binary{Name: name, SHA256: sha256Hex(data)}
 	info, err := buildinfo.Read(bytes.NewReader(data))
