@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,13 +96,7 @@ func (f *fakeDebootstrap) Run(_ context.Context, c run.Cmd) ([]byte, error) {
 		}
 	}
 	var status strings.Builder
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range f.versions {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(f.versions)) {
 		p := manifest.Package{Name: name, Version: f.versions[name], Architecture: "amd64"}
 		fmt.Fprintf(&status, "Package: %s\nStatus: install ok installed\nArchitecture: amd64\nVersion: %s\nDescription: x\n multi-line\n\n", p.Name, p.Version)
 		if err := os.WriteFile(filepath.Join(debs, debFileName(p)), []byte(name+p.Version), 0o644); err != nil {

@@ -76,13 +76,7 @@ func synthTree(t *testing.T, tree string, reverse bool) {
 		files[fmt.Sprintf("usr/share/many/file-%03d", i)] = fmt.Sprintf("content %d\n", i)
 		files[fmt.Sprintf("etc/many.d/conf-%03d", i)] = fmt.Sprintf("conf %d\n", i)
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range files {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(files))
 	if reverse {
 		slices.Reverse(names)
 	}
@@ -157,13 +151,7 @@ func TestAssemblyIndependentOfHost(t *testing.T) {
 	t.Setenv("LC_ALL", "de_DE.UTF-8")
 	second := assemble(t, mountScratch(t, "ext4"), true)
 
-	for _, k := range slices.Sorted(func(yield func(string) bool) {
-		for k := range first {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, k := range slices.Sorted(maps.Keys(first)) {
 		if first[k] != second[k] {
 			t.Errorf("%s differs between tmpfs/umask 022 and ext4/umask 077/reverse order: %s vs %s", k, first[k], second[k])
 		}
