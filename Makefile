@@ -69,7 +69,7 @@ test-qemu: image
 test: test-unit test-qemu
 
 test-long: image $(BIN)/docker-compose-v2
-	BULKHEAD_COMPOSE_V2=$(CURDIR)/$(BIN)/docker-compose-v2 BULKHEAD_BIN=$(CURDIR)/$(BIN) \
+	BULKHEAD_COMPOSE_V2=$(CURDIR)/$(BIN)/docker-compose-v2 BULKHEAD_BIN=$(CURDIR)/$(BIN) BULKHEAD_CACHE=/var/cache/bulkhead \
 		$(GO) test -tags seccomp -count=1 -timeout 60m -v -run '^($(UNIT_LONG_TESTS))$$' ./hostd/dockerapi/ ./builder/
 	$(GO) test -count=1 -timeout 3h -v -run '^($(LONG_TESTS))$$' ./qemu-tests/ -args -image $(CURDIR)/out/default
 
