@@ -3,6 +3,7 @@ module github.com/bulkhead-os/bulkhead
 go 1.26.8
 
 require (
+	github.com/CycloneDX/cyclonedx-go v0.9.3
 	github.com/coreos/butane v0.24.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/coreos/ignition/v2 v2.24.0

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bulkhead-os/bulkhead/images"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
@@ -37,6 +39,12 @@ type Builder struct {
 	CacheDir string    // root trees and the .deb cache, kept across builds
 	BinDir   string    // holds the Binaries to install (hostd also runs as hostctl)
 	Epoch    int64     // SOURCE_DATE_EPOCH for every timestamp
+	// Lock, when set, is the package lock the root tree must match
+	// (builder build --locked): a build from other packages fails.
+	Lock []manifest.Package
+	// Refresh makes the root tree again from the mirror before the build
+	// (builder build --refresh): the archive's security updates go in.
+	Refresh bool
 }
 
 // Build makes out/<...>/disk.raw, disk.qcow2, the payload parts and
@@ -62,25 +70,16 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	}
 	defer unlock()
 	start := time.Now()
-	ids := IDs{Name: def.Name, Version: def.Version}
-	staging := outDir + ".building"
-	if err := os.RemoveAll(staging); err != nil {
-		return nil, fmt.Errorf("clearing %s: %w", staging, err)
-	}
-	work := filepath.Join(staging, ".work")
-	if err := os.MkdirAll(filepath.Join(staging, manifest.PayloadDir), 0o755); err != nil {
+	staging, err := startStaging(outDir)
+	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
+	s, err := b.newState(def, staging)
+	if err != nil {
 		return nil, err
 	}
-	s := &buildState{b: b, def: def, ids: ids, out: staging, work: work, tree: filepath.Join(work, "tree")}
-	s.parts, s.diskSize = Layout(def, ids)
 	b.progress("building %s %s into %s", def.Name, def.Version, outDir)
-	phases := []struct {
-		name string
-		fn   func(context.Context) error
-	}{
+	phases := []phase{
 		{"root tree", s.rootTree},
 		{"customize", s.customize},
 		{"kernel modules", s.pruneModules},
@@ -93,15 +92,10 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 		{"disk.qcow2", s.qcow2},
 		{"manifest", s.manifest},
 	}
-	for i, p := range phases {
-		t := time.Now()
-		b.progress("[%d/%d] %s", i+1, len(phases), p.name)
-		if err := p.fn(ctx); err != nil {
-			return nil, fmt.Errorf("building %s %s: %s: %w", def.Name, def.Version, p.name, err)
-		}
-		b.progress("      %s done in %.1fs", p.name, time.Since(t).Seconds())
+	if err := s.run(ctx, phases); err != nil {
+		return nil, err
 	}
-	if err := os.RemoveAll(work); err != nil {
+	if err := os.RemoveAll(s.work); err != nil {
 		return nil, fmt.Errorf("removing work directory: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(staging, outMarker), []byte(def.Name+" "+def.Version+"\n"), 0o644); err != nil {
@@ -112,6 +106,63 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 	}
 	b.progress("built %s %s in %.1fs: %s", def.Name, def.Version, time.Since(start).Seconds(), filepath.Join(outDir, manifest.DiskQcow2))
 	return s.m, nil
+}
+
+// phase is one step of a build.
+type phase struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// run runs phases in order under a umask of 022: the build host's umask
+// must not reach a file mode in the image (the process's umask is shared,
+// so nothing else in the builder may depend on it meanwhile).
+func (s *buildState) run(ctx context.Context, phases []phase) error {
+	defer unix.Umask(unix.Umask(0o022))
+	for i, p := range phases {
+		t := time.Now()
+		s.b.progress("[%d/%d] %s", i+1, len(phases), p.name)
+		if err := p.fn(ctx); err != nil {
+			return fmt.Errorf("building %s %s: %s: %w", s.def.Name, s.def.Version, p.name, err)
+		}
+		s.b.progress("      %s done in %.1fs", p.name, time.Since(t).Seconds())
+	}
+	return nil
+}
+
+// newState prepares a build into staging: its payload and work
+// directories, and a copy of b whose commands run with the same locale,
+// time zone and epoch whatever the build host's environment.
+func (b *Builder) newState(def *images.Definition, staging string) (*buildState, error) {
+	work := filepath.Join(staging, ".work")
+	for _, d := range []string{filepath.Join(staging, manifest.PayloadDir), work} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("making %s: %w", d, err)
+		}
+	}
+	nb := *b
+	nb.Runner = neutralRunner{r: b.Runner, epoch: b.Epoch}
+	ids := IDs{Name: def.Name, Version: def.Version}
+	s := &buildState{b: &nb, def: def, ids: ids, out: staging, work: work, tree: filepath.Join(work, "tree")}
+	s.parts, s.diskSize = Layout(def, ids)
+	return s, nil
+}
+
+// neutralRunner gives every command the same locale, time zone and
+// SOURCE_DATE_EPOCH; a command's own Env still comes last and wins.
+type neutralRunner struct {
+	r     run.Runner
+	epoch int64
+}
+
+// neutralEnv is what the build host's environment is overridden with.
+func neutralEnv(epoch int64) []string {
+	return []string{"TZ=UTC", "LC_ALL=C.UTF-8", "LANG=C.UTF-8", "LANGUAGE=", fmt.Sprintf("SOURCE_DATE_EPOCH=%d", epoch)}
+}
+
+func (n neutralRunner) Run(ctx context.Context, c run.Cmd) ([]byte, error) {
+	c.Env = append(neutralEnv(n.epoch), c.Env...)
+	return n.r.Run(ctx, c)
 }
 
 func (b *Builder) progress(format string, args ...any) {
@@ -131,6 +182,8 @@ type buildState struct {
 	kver     string // kernel version in the tree
 	coreImg  []byte // GRUB i386-pc core image
 	rootHash string
+	packages []manifest.Package // the root tree's package lock
+	binaries []manifest.Binary  // our programs installed in /usr/bin
 	parts    []manifest.Partition
 	diskSize int64
 	m        *manifest.Build
@@ -149,10 +202,27 @@ func (s *buildState) part(label string) manifest.Partition {
 
 // rootTree copies the cached mmdebstrap tree into the work directory.
 func (s *buildState) rootTree(ctx context.Context) error {
-	cached, err := s.b.rootfs(ctx, newRootfsInputs(s.def, s.b.Epoch))
+	in := newRootfsInputs(s.def, s.b.Epoch)
+	if s.b.Refresh {
+		r, err := s.b.refreshTree(ctx, in)
+		if err != nil {
+			return err
+		}
+		s.b.progress("      refreshed the root tree: %d package changes", len(r.Changes))
+		for _, c := range r.Changes {
+			s.b.progress("        %s", c)
+		}
+	}
+	cached, pkgs, err := s.b.rootfs(ctx, in)
 	if err != nil {
 		return err
 	}
+	if s.b.Lock != nil {
+		if err := checkLock(s.b.Lock, pkgs); err != nil {
+			return fmt.Errorf("root tree %s: %w", cached, err)
+		}
+	}
+	s.packages = pkgs
 	_, err = s.b.Runner.Run(ctx, run.Cmd{Name: "cp", Args: []string{"-a", "--reflink=auto", cached, s.tree}})
 	return err
 }

@@ -1,21 +1,14 @@
 package builder
 
 import (
-	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/images"
 	"github.com/bulkhead-os/bulkhead/internal/golden"
-	"github.com/bulkhead-os/bulkhead/internal/manifest"
-	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
 func defaultDef(t *testing.T) *images.Definition {
@@ -144,63 +137,6 @@ kernel/sound/snd.ko:
 	}
 	if !reflect.DeepEqual(missing, []string{"nosuch"}) {
 		t.Errorf("got missing %v, want [nosuch]", missing)
-	}
-}
-
-// TestReproducible builds the default definition twice (sharing the package
-// and root tree cache, as the issue asks) and compares disk.raw and the
-// manifest byte for byte. Host integration: root, mmdebstrap, the Debian
-// mirror on a cold cache.
-func TestReproducible(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("needs root: mmdebstrap, chroot and file ownership")
-	}
-	for _, tool := range []string{"mmdebstrap", "mkfs.erofs", "veritysetup", "mkfs.fat", "mcopy", "qemu-img", "sgdisk"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s missing (make deps installs it)", tool)
-		}
-	}
-	if testing.Short() {
-		t.Skip("-short: two image builds take a minute or more")
-	}
-	bin := t.TempDir()
-	for _, b := range Binaries {
-		if err := os.WriteFile(filepath.Join(bin, b), []byte("#!/bin/sh\necho "+b+"\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cache := os.Getenv("BULKHEAD_CACHE")
-	if cache == "" {
-		cache = "/var/cache/bulkhead"
-	}
-	// The default names keys/dev.pub relative to the working directory:
-	// one key of the test's own for both builds, none made in the tree.
-	_, pub, err := GenerateSigningKey(t.TempDir(), "dev", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var manifests [2]*manifest.Build
-	dirs := [2]string{t.TempDir(), t.TempDir()}
-	for i := range dirs {
-		b := &Builder{Runner: run.Exec{}, CacheDir: cache, BinDir: bin, Epoch: DefaultEpoch, Progress: testWriter{t}}
-		def := defaultDef(t)
-		def.Keys = []string{pub}
-		m, err := b.Build(context.Background(), def, filepath.Join(dirs[i], "out"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		manifests[i] = m
-	}
-	a, _ := json.Marshal(manifests[0])
-	b, _ := json.Marshal(manifests[1])
-	if string(a) != string(b) {
-		t.Errorf("manifests differ:\n%s\n%s", a, b)
-	}
-	if manifests[0].Parts[manifest.PartRaw].SHA256 != manifests[1].Parts[manifest.PartRaw].SHA256 {
-		t.Error("disk.raw differs between two builds of the same definition")
-	}
-	if out, err := exec.Command("sgdisk", "-v", filepath.Join(dirs[0], "out", manifest.DiskRaw)).CombinedOutput(); err != nil || !strings.Contains(string(out), "No problems found") {
-		t.Errorf("sgdisk -v: %v: %s", err, out)
 	}
 }
 

@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/images"
@@ -25,7 +29,14 @@ import (
 // our binaries, the overlay and the definition's files, identity, fstab,
 // units, and no per-instance secrets.
 func (s *buildState) customize(ctx context.Context) error {
-	kernels, _ := filepath.Glob(filepath.Join(s.tree, "boot", "vmlinuz-*"))
+	// Every path into the tree is resolved inside it: a package's absolute
+	// symlink (/boot -> /boot, /var/run -> /run) leads into the tree, never
+	// to the build host's files, which the builder runs as root over.
+	boot, err := s.inTree("/boot")
+	if err != nil {
+		return err
+	}
+	kernels, _ := filepath.Glob(filepath.Join(boot, "vmlinuz-*"))
 	if len(kernels) != 1 {
 		return fmt.Errorf("%w: found %d kernels, want exactly one", errNoKernel, len(kernels))
 	}
@@ -33,33 +44,38 @@ func (s *buildState) customize(ctx context.Context) error {
 	if err := copyFile(kernels[0], s.path(manifest.KernelImage), 0o644); err != nil {
 		return err
 	}
-	if err := copyFile(filepath.Join(s.tree, "boot", "initrd.img-"+s.kver), s.path(manifest.InitrdImage), 0o644); err != nil {
+	if err := copyFile(filepath.Join(boot, "initrd.img-"+s.kver), s.path(manifest.InitrdImage), 0o644); err != nil {
 		return fmt.Errorf("the kernel package built no initrd: %w", err)
 	}
-	boot, _ := os.ReadDir(filepath.Join(s.tree, "boot"))
-	for _, e := range boot {
-		if err := os.RemoveAll(filepath.Join(s.tree, "boot", e.Name())); err != nil {
-			return err
+	bootEnts, _ := os.ReadDir(boot)
+	for _, e := range bootEnts {
+		if err := os.RemoveAll(filepath.Join(boot, e.Name())); err != nil {
+			return fmt.Errorf("emptying the tree's /boot: %w", err)
 		}
 	}
 	// One multi-call binary: hostctl is hostd run under another name, so a
 	// boot reads one Go binary's pages through dm-verity, not two.
 	for _, bin := range Binaries {
-		if err := copyFile(filepath.Join(s.b.BinDir, bin), filepath.Join(s.tree, "usr/bin", bin), 0o755); err != nil {
-			return err
+		data, err := os.ReadFile(filepath.Join(s.b.BinDir, bin))
+		if err != nil {
+			return fmt.Errorf("installing %s: %w", bin, err)
 		}
+		if err := s.root().WriteFile("/usr/bin/"+bin, data, 0o755); err != nil {
+			return fmt.Errorf("installing %s: %w", bin, err)
+		}
+		s.binaries = append(s.binaries, binaryInfo(bin, data))
 	}
-	for name, target := range Links {
-		link := filepath.Join(s.tree, "usr/bin", name)
+	for _, name := range slices.Sorted(maps.Keys(Links)) {
+		link := s.root().Join("/usr/bin", name) // the link itself, not what it points to
 		if err := os.RemoveAll(link); err != nil {
-			return err
+			return fmt.Errorf("linking /usr/bin/%s: %w", name, err)
 		}
-		if err := os.Symlink(target, link); err != nil {
-			return fmt.Errorf("linking /usr/bin/%s to %s: %w", name, target, err)
+		if err := os.Symlink(Links[name], link); err != nil {
+			return fmt.Errorf("linking /usr/bin/%s to %s: %w", name, Links[name], err)
 		}
 	}
-	if err := writeOverlay(images.Overlay(), s.tree); err != nil {
-		return err
+	if err := writeOverlay(images.Overlay(), s.root()); err != nil {
+		return fmt.Errorf("writing the overlay: %w", err)
 	}
 	for i, f := range s.def.Files {
 		data, err := s.def.ReadSource(f)
@@ -84,7 +100,11 @@ func (s *buildState) customize(ctx context.Context) error {
 			}
 			s.b.progress("      made update signing key %s: keep it private, it signs this image's updates (builder publish --key)", keyPath)
 		}
-		if err := copyFile(p, filepath.Join(s.tree, "usr/lib/bulkhead/keys", filepath.Base(p)), 0o644); err != nil {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("keys[%d]: %w", i, err)
+		}
+		if err := s.root().WriteFile("/usr/lib/bulkhead/keys/"+filepath.Base(p), data, 0o644); err != nil {
 			return fmt.Errorf("keys[%d]: %w", i, err)
 		}
 	}
@@ -99,20 +119,24 @@ func (s *buildState) customize(ctx context.Context) error {
 		"etc/machine-id": "uninitialized\n",
 		"etc/hostname":   "localhost\n",
 	}
-	for p, content := range generated {
-		if err := writeFile(filepath.Join(s.tree, p), []byte(content), 0o644); err != nil {
+	for _, p := range slices.Sorted(maps.Keys(generated)) {
+		if err := s.root().WriteFile(p, []byte(generated[p]), 0o644); err != nil {
 			return err
 		}
 	}
 	// Per-instance secrets are made on first boot, never shipped.
-	keys, _ := filepath.Glob(filepath.Join(s.tree, "etc/ssh/ssh_host_*"))
+	sshDir, err := s.inTree("/etc/ssh")
+	if err != nil {
+		return err
+	}
+	keys, _ := filepath.Glob(filepath.Join(sshDir, "ssh_host_*"))
 	for _, k := range keys {
 		if err := os.Remove(k); err != nil {
-			return err
+			return fmt.Errorf("removing the tree's SSH host key: %w", err)
 		}
 	}
 	for _, d := range []string{"efi", "usr/lib/bulkhead/keys", "var/lib/bulkhead", "etc/bulkhead", "var/log/journal"} {
-		if err := os.MkdirAll(filepath.Join(s.tree, d), 0o755); err != nil {
+		if err := mkdirTree(s.root(), d, 0o755); err != nil {
 			return err
 		}
 	}
@@ -129,7 +153,40 @@ func (s *buildState) customize(ctx context.Context) error {
 	if err := dropPaths(s.tree, s.def.Debian.DropPaths); err != nil {
 		return err
 	}
-	return os.MkdirAll(filepath.Join(s.tree, "var/log/journal"), 0o2755)
+	return mkdirTree(s.root(), "var/log/journal", 0o755|os.ModeSetgid)
+}
+
+// root is the tree as a root directory: paths given to it resolve inside.
+func (s *buildState) root() fsroot.Root { return fsroot.Root(s.tree) }
+
+// inTree resolves every element of rel inside the tree, the last included
+// (securejoin: an absolute symlink target is taken relative to the tree).
+func (s *buildState) inTree(rel string) (string, error) {
+	return inRoot(s.tree, rel)
+}
+
+// inRoot resolves rel inside root, symlinks included, for reading or
+// listing a directory of a tree without leaving it.
+func inRoot(root, rel string) (string, error) {
+	p, err := securejoin.SecureJoin(root, rel)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s inside %s: %w", rel, root, err)
+	}
+	return p, nil
+}
+
+// mkdirTree makes rel and its parents inside root, rel with exactly mode
+// (the umask of whoever runs the build does not reach the image).
+func mkdirTree(root fsroot.Root, rel string, mode os.FileMode) error {
+	d, err := root.MkdirAll(rel, mode.Perm())
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.ChmodSelf(mode); err != nil {
+		return fmt.Errorf("setting the mode of %s: %w", d.Path(), err)
+	}
+	return nil
 }
 
 // OSRelease renders /usr/lib/os-release (/etc/os-release links to it).
@@ -156,7 +213,10 @@ func (s *buildState) chroot(ctx context.Context, name string, args ...string) ([
 // pruneModules keeps the allow-listed kernel modules and their dependencies
 // (from modules.dep) and deletes the rest, then re-runs depmod.
 func (s *buildState) pruneModules(ctx context.Context) error {
-	dir := filepath.Join(s.tree, "usr/lib/modules", s.kver)
+	dir, err := s.inTree(filepath.Join("/usr/lib/modules", s.kver))
+	if err != nil {
+		return err
+	}
 	dep, err := os.ReadFile(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		return fmt.Errorf("reading modules.dep: %w", err)
@@ -267,16 +327,23 @@ func removeEmptyDirs(root string) {
 // missing files from (C lines) at every boot. Then every timestamp in the
 // tree is clamped to the build epoch.
 func (s *buildState) factoryEtc(ctx context.Context) error {
-	factory := filepath.Join(s.tree, "usr/share/factory/etc")
-	if err := os.MkdirAll(filepath.Dir(factory), 0o755); err != nil {
+	if err := mkdirTree(s.root(), "usr/share/factory", 0o755); err != nil {
 		return err
 	}
-	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "cp", Args: []string{"-a", filepath.Join(s.tree, "etc"), factory}}); err != nil {
-		return err
-	}
-	ents, err := os.ReadDir(filepath.Join(s.tree, "etc"))
+	factory, err := s.inTree("/usr/share/factory/etc")
 	if err != nil {
 		return err
+	}
+	etc, err := s.inTree("/etc")
+	if err != nil {
+		return err
+	}
+	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "cp", Args: []string{"-a", etc, factory}}); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(etc)
+	if err != nil {
+		return fmt.Errorf("listing the tree's /etc: %w", err)
 	}
 	var b strings.Builder
 	b.WriteString("# Written by the Bulkhead builder: restore shipped /etc entries that are missing.\n")
@@ -286,7 +353,7 @@ func (s *buildState) factoryEtc(ctx context.Context) error {
 		}
 		fmt.Fprintf(&b, "C /etc/%s - - - -\n", e.Name())
 	}
-	if err := writeFile(filepath.Join(s.tree, "usr/lib/tmpfiles.d/bulkhead-factory-etc.conf"), []byte(b.String()), 0o644); err != nil {
+	if err := s.root().WriteFile("/usr/lib/tmpfiles.d/bulkhead-factory-etc.conf", []byte(b.String()), 0o644); err != nil {
 		return err
 	}
 	return clampTimes(s.tree, time.Unix(s.b.Epoch, 0))
@@ -307,16 +374,15 @@ func clampTimes(root string, t time.Time) error {
 	})
 }
 
-// writeOverlay copies an fs.FS into dir. Embedded files carry no mode, so a
-// file that starts with "#!" is made executable.
-func writeOverlay(fsys fs.FS, dir string) error {
+// writeOverlay copies an fs.FS into the tree, inside it. Embedded files
+// carry no mode, so a file that starts with "#!" is made executable.
+func writeOverlay(fsys fs.FS, root fsroot.Root) error {
 	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		dst := filepath.Join(dir, p)
 		if d.IsDir() {
-			return os.MkdirAll(dst, 0o755)
+			return mkdirTree(root, p, 0o755)
 		}
 		data, err := fs.ReadFile(fsys, p)
 		if err != nil {
@@ -326,7 +392,7 @@ func writeOverlay(fsys fs.FS, dir string) error {
 		if bytes.HasPrefix(data, []byte("#!")) {
 			mode = 0o755
 		}
-		return writeFile(dst, data, mode)
+		return root.WriteFile(p, data, mode)
 	})
 }
 
@@ -353,23 +419,15 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 // dropPaths removes what the definition's dropPaths globs match in tree.
-// A match reached through a symlink (a glob over /var/run/*, with /var/run
-// -> /run, lists the build host's /run) is refused, never removed: only
-// paths whose every parent below tree is a real directory are dropped.
+// The globs are expanded inside the tree (globTree): /var/run/* with
+// /var/run -> /run removes the tree's /run/*, never the build host's.
 func dropPaths(tree string, globs []string) error {
 	for i, g := range globs {
-		matches, err := filepath.Glob(filepath.Join(tree, g))
+		matches, err := globTree(tree, g)
 		if err != nil {
 			return fmt.Errorf("dropPaths[%d] %s: %w", i, g, err)
 		}
 		for _, m := range matches {
-			rel, err := filepath.Rel(tree, m)
-			if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
-				return fmt.Errorf("dropPaths[%d] %s: %s is not inside the tree", i, g, m)
-			}
-			if err := noSymlinkParents(tree, rel); err != nil {
-				return fmt.Errorf("dropPaths[%d] %s: %w", i, g, err)
-			}
 			if err := os.RemoveAll(m); err != nil {
 				return fmt.Errorf("dropPaths[%d] %s: %w", i, g, err)
 			}
@@ -378,23 +436,43 @@ func dropPaths(tree string, globs []string) error {
 	return nil
 }
 
-// noSymlinkParents checks that every directory on the way to rel (below
-// tree, rel itself excluded) is a directory, not a symlink.
-func noSymlinkParents(tree, rel string) error {
-	dir := tree
-	parts := strings.Split(filepath.Dir(rel), string(filepath.Separator))
-	for _, p := range parts {
-		if p == "." {
-			break
-		}
-		dir = filepath.Join(dir, p)
-		st, err := os.Lstat(dir)
-		if err != nil {
-			return err
-		}
-		if !st.IsDir() {
-			return fmt.Errorf("%s goes through %s, which is not a directory (a symlink out of the tree?): refusing to remove it", rel, dir)
-		}
+// globTree expands pattern (a path in the tree's terms) element by element
+// inside tree: every directory on the way is resolved inside it, so an
+// absolute symlink leads into the tree, and each match is a host path whose
+// last element is not followed (removing it removes a symlink, not its
+// target). The root itself is never a match.
+func globTree(tree, pattern string) ([]string, error) {
+	clean := path.Clean("/" + pattern)
+	if clean == "/" {
+		return nil, errors.New("the pattern names the whole tree")
 	}
-	return nil
+	cur := []string{"/"}
+	for _, part := range strings.Split(clean[1:], "/") {
+		if _, err := path.Match(part, ""); err != nil {
+			return nil, fmt.Errorf("pattern %s: %w", pattern, err)
+		}
+		var next []string
+		for _, c := range cur {
+			dir, err := inRoot(tree, c)
+			if err != nil {
+				return nil, err
+			}
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				continue // not a directory, or gone: nothing below it matches
+			}
+			for _, e := range ents {
+				if ok, _ := path.Match(part, e.Name()); ok {
+					next = append(next, path.Join(c, e.Name()))
+				}
+			}
+		}
+		cur = next
+	}
+	root := fsroot.Root(tree)
+	out := make([]string, len(cur))
+	for i, c := range cur {
+		out[i] = root.Join(c)
+	}
+	return out, nil
 }

@@ -72,9 +72,13 @@ func (s *buildState) disk(ctx context.Context) error {
 			return fmt.Errorf("writing partition %s: %w", label, err)
 		}
 	}
-	bootImg, err := os.ReadFile(filepath.Join(s.work, "usr/lib/grub/i386-pc/boot.img"))
+	bootPath, err := inRoot(filepath.Join(s.work, "usr"), "lib/grub/i386-pc/boot.img")
 	if err != nil {
 		return err
+	}
+	bootImg, err := os.ReadFile(bootPath)
+	if err != nil {
+		return fmt.Errorf("reading GRUB's boot.img: %w", err)
 	}
 	mbr := make([]byte, 512)
 	if _, err := f.ReadAt(mbr, 0); err != nil {

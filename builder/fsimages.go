@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -34,10 +35,13 @@ func (s *buildState) bootloaders(ctx context.Context) error {
 	if _, err := s.chroot(ctx, "grub-mkimage", args...); err != nil {
 		return err
 	}
-	p := filepath.Join(s.tree, "tmp/bulkhead-core.img")
-	core, err := os.ReadFile(p)
+	p, err := s.inTree("/tmp/bulkhead-core.img")
 	if err != nil {
 		return err
+	}
+	core, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("reading GRUB's core image: %w", err)
 	}
 	if int64(len(core)) > s.part(LabelBIOS).Size {
 		return fmt.Errorf("GRUB core image is %d bytes, the BIOS boot partition %d", len(core), s.part(LabelBIOS).Size)
@@ -56,7 +60,8 @@ func (s *buildState) usrImage(ctx context.Context) error {
 	if err := os.Rename(filepath.Join(s.tree, "usr"), usr); err != nil {
 		return err
 	}
-	if err := os.Mkdir(filepath.Join(s.tree, "usr"), 0o755); err != nil {
+	// The mount point, 0755 whatever the umask: it is in the root image.
+	if err := mkdirTree(s.root(), "usr", 0o755); err != nil {
 		return err
 	}
 	img := s.path(manifest.UsrImage)
@@ -168,12 +173,21 @@ func (s *buildState) esp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	fromUsr := map[string]string{
+		"EFI/BOOT/BOOTX64.EFI": "lib/shim/shimx64.efi.signed",
+		"EFI/BOOT/mmx64.efi":   "lib/shim/mmx64.efi.signed",
+		"EFI/BOOT/grubx64.efi": "lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+	}
 	copies := map[string]string{
-		"EFI/BOOT/BOOTX64.EFI":    filepath.Join(usr, "lib/shim/shimx64.efi.signed"),
-		"EFI/BOOT/mmx64.efi":      filepath.Join(usr, "lib/shim/mmx64.efi.signed"),
-		"EFI/BOOT/grubx64.efi":    filepath.Join(usr, "lib/grub/x86_64-efi-signed/grubx64.efi.signed"),
 		"a/" + bootabi.KernelFile: s.path(manifest.KernelImage),
 		"a/" + bootabi.InitrdFile: s.path(manifest.InitrdImage),
+	}
+	for dst, rel := range fromUsr {
+		src, err := inRoot(usr, rel)
+		if err != nil {
+			return err
+		}
+		copies[dst] = src
 	}
 	for dst, src := range copies {
 		if err := copyFile(src, filepath.Join(stage, dst), 0o644); err != nil {
@@ -224,27 +238,82 @@ type FATSpec struct {
 
 // MakeFAT makes a FAT32 image with mkfs.fat and fills it with mtools,
 // without mounting anything; every timestamp is the epoch.
+//
+// The bytes depend only on Source's names and contents: its directories are
+// made (mmd) and its files copied (mcopy) in lexical order, never in the
+// order the build host's filesystem lists them (mcopy -s would), because
+// FAT keeps entries, short-name tails and clusters in creation order.
 func MakeFAT(ctx context.Context, r run.Runner, f FATSpec) error {
-	env := []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", f.Epoch), "MTOOLS_SKIP_CHECK=1", "TZ=UTC"}
+	// mtools' global flags from the environment, over whatever the build
+	// host's mtools.conf says: long names as VFAT entries, numeric tails.
+	env := []string{fmt.Sprintf("SOURCE_DATE_EPOCH=%d", f.Epoch), "TZ=UTC", "LC_ALL=C.UTF-8", "MTOOLS_SKIP_CHECK=1",
+		"MTOOLS_NO_VFAT=0", "MTOOLS_NAME_NUMERIC_TAIL=1", "MTOOLS_LOWER_CASE=0", "MTOOLS_FAT_COMPATIBILITY=0"}
 	_ = os.Remove(f.Image)
 	if _, err := r.Run(ctx, run.Cmd{Name: "mkfs.fat", Args: []string{
 		"-F", "32", "-n", f.Label, "-i", f.VolumeID, "-C", f.Image, fmt.Sprint(f.Size >> 10),
 	}, Env: env}); err != nil {
-		return err
+		return fmt.Errorf("making FAT image %s: %w", f.Image, err)
 	}
-	ents, err := os.ReadDir(f.Source)
+	dirs, files, err := fatContents(f.Source)
 	if err != nil {
-		return err
+		return fmt.Errorf("making FAT image %s: %w", f.Image, err)
 	}
-	args := []string{"-i", f.Image, "-s", "-p", "-m", "-Q"}
-	for _, e := range ents {
-		args = append(args, filepath.Join(f.Source, e.Name()))
+	if len(dirs) > 0 {
+		args := []string{"-i", f.Image}
+		for _, d := range dirs {
+			args = append(args, "::/"+d)
+		}
+		if _, err := r.Run(ctx, run.Cmd{Name: "mmd", Args: args, Env: env}); err != nil {
+			return fmt.Errorf("making FAT image %s: %w", f.Image, err)
+		}
 	}
-	if _, err = r.Run(ctx, run.Cmd{Name: "mcopy", Args: append(args, "::/"), Env: env}); err != nil {
-		return err
+	for _, g := range files {
+		args := []string{"-i", f.Image, "-p", "-m", "-Q"}
+		for _, name := range g.names {
+			args = append(args, filepath.Join(f.Source, g.dir, name))
+		}
+		if _, err = r.Run(ctx, run.Cmd{Name: "mcopy", Args: append(args, "::/"+g.dir), Env: env}); err != nil {
+			return fmt.Errorf("making FAT image %s: %w", f.Image, err)
+		}
 	}
 	// mtools stamps directory entries with the clock: reset them all.
 	return fatstamp.Stamp(f.Image, timeOf(f.Epoch))
+}
+
+// fatDir is one directory's files, for one mcopy.
+type fatDir struct {
+	dir   string // slash-separated, relative to the source; "" for the root
+	names []string
+}
+
+// fatContents lists src's directories and, per directory, its regular
+// files, all in lexical order (fs.WalkDir sorts), parents first. Anything
+// else (a symlink, a device) has no place on an ESP and is an error.
+func fatContents(src string) (dirs []string, files []fatDir, err error) {
+	err = fs.WalkDir(os.DirFS(src), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dir := path.Dir(p)
+		if dir == "." {
+			dir = ""
+		}
+		switch {
+		case d.IsDir():
+			if p != "." {
+				dirs = append(dirs, p)
+			}
+		case d.Type().IsRegular():
+			if len(files) == 0 || files[len(files)-1].dir != dir {
+				files = append(files, fatDir{dir: dir})
+			}
+			files[len(files)-1].names = append(files[len(files)-1].names, path.Base(p))
+		default:
+			return fmt.Errorf("%s in %s is not a file or directory", p, src)
+		}
+		return nil
+	})
+	return dirs, files, err
 }
 
 // qcow2 converts disk.raw.
@@ -262,7 +331,7 @@ func (s *buildState) manifest(ctx context.Context) error {
 		KernelVersion: s.kver, KernelArgs: s.def.Kernel.Cmdline,
 		RootHash: s.rootHash, VeritySalt: s.ids.Hex("verity-salt", 32),
 		DiskGUID: s.ids.UUID("disk"), DiskSize: s.diskSize, Parts: map[string]manifest.Part{},
-		Partitions: s.parts,
+		Partitions: s.parts, Builder: builderTool(), Binaries: s.binaries, Packages: s.packages,
 	}
 	for key, file := range map[string]string{
 		manifest.PartUsr: manifest.UsrImage, manifest.PartVerity: manifest.UsrVerity, manifest.PartKernel: manifest.KernelImage, manifest.PartInitrd: manifest.InitrdImage,
@@ -276,6 +345,9 @@ func (s *buildState) manifest(ctx context.Context) error {
 	}
 	if m.KernelArgs == nil {
 		m.KernelArgs = []string{}
+	}
+	if err := s.writeSBOM(m); err != nil {
+		return err
 	}
 	s.m = m
 	return manifest.Write(s.out, m)

@@ -6,9 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/bulkhead-os/bulkhead/images"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 )
 
@@ -21,7 +18,8 @@ const outMarker = ".bulkhead-build"
 var ErrNotBuildOutput = errors.New("not empty and not a previous build's output")
 
 // checkOutDir accepts a missing or empty directory, or a previous build's
-// output (its marker or manifest.json); anything else is refused.
+// output: its marker, or (made before the marker existed) a manifest.json
+// that reads as a build manifest. Anything else is refused, so is a file.
 func checkOutDir(dir string) error {
 	entries, err := os.ReadDir(dir)
 	switch {
@@ -32,8 +30,12 @@ func checkOutDir(dir string) error {
 	case len(entries) == 0:
 		return nil
 	}
-	for _, name := range []string{outMarker, manifest.ManifestFile} {
-		if st, err := os.Lstat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
+	if st, err := os.Lstat(filepath.Join(dir, outMarker)); err == nil && st.Mode().IsRegular() {
+		return nil
+	}
+	if st, err := os.Lstat(filepath.Join(dir, manifest.ManifestFile)); err == nil && st.Mode().IsRegular() {
+		// Any project may have a manifest.json: only a build's counts.
+		if m, err := manifest.Read(dir); err == nil && m.Name != "" && m.Parts[manifest.PartRaw].SHA256 != "" {
 			return nil
 		}
 	}
@@ -45,6 +47,9 @@ func checkOutDir(dir string) error {
 // Until the second rename the previous build stays whole at dir.
 func replaceDir(staging, dir string) error {
 	old := dir + ".old"
+	if err := checkOutDir(old); err != nil {
+		return fmt.Errorf("moving the previous build aside: %w", err)
+	}
 	if err := os.RemoveAll(old); err != nil {
 		return fmt.Errorf("clearing %s: %w", old, err)
 	}
@@ -61,62 +66,23 @@ func replaceDir(staging, dir string) error {
 	return nil
 }
 
-// lockCache takes the cache's lock for the whole build: two builds sharing
-// a cache would make, or prune, the same root tree at once. It waits, and
-// says so, when another build holds it.
-func (b *Builder) lockCache() (func(), error) {
-	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("making cache %s: %w", b.CacheDir, err)
+// startStaging makes dir+".building", the build's directory until it is
+// complete, marked at once so that a build that dies leaves a directory
+// the next one knows as its own. A directory of that name that no build
+// made is refused, like --out.
+func startStaging(dir string) (string, error) {
+	staging := dir + ".building"
+	if err := checkOutDir(staging); err != nil {
+		return "", fmt.Errorf("staging the build: %w", err)
 	}
-	path := filepath.Join(b.CacheDir, "lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("locking cache %s: %w", b.CacheDir, err)
+	if err := os.RemoveAll(staging); err != nil {
+		return "", fmt.Errorf("clearing %s: %w", staging, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
-		b.progress("waiting for another build using the cache %s", b.CacheDir)
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return "", fmt.Errorf("making %s: %w", staging, err)
 	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("locking cache %s: %w", b.CacheDir, err)
+	if err := os.WriteFile(filepath.Join(staging, outMarker), []byte("building\n"), 0o644); err != nil {
+		return "", fmt.Errorf("marking %s as a build output: %w", staging, err)
 	}
-	return func() { f.Close() }, nil
-}
-
-// PruneCache removes every cached root tree and the .deb cache, under the
-// cache's lock: the next build makes its root tree from the archive as it
-// is then, security updates included.
-func (b *Builder) PruneCache() error {
-	unlock, err := b.lockCache()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	for _, d := range []string{"rootfs", "debs"} {
-		if err := os.RemoveAll(filepath.Join(b.CacheDir, d)); err != nil {
-			return fmt.Errorf("pruning cache %s: %w", b.CacheDir, err)
-		}
-	}
-	return nil
-}
-
-// RefreshCache drops def's cached root tree (not the .deb cache, which
-// apt checks against the archive), so its next build installs the
-// packages the archive has now: a security update reaches a rebuild
-// without a definition change. It reports whether there was one.
-func (b *Builder) RefreshCache(def *images.Definition) (bool, error) {
-	unlock, err := b.lockCache()
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
-	dir := filepath.Join(b.CacheDir, "rootfs", newRootfsInputs(def, b.Epoch).key())
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return false, fmt.Errorf("refreshing cache for %s: %w", def.Name, err)
-	}
-	return true, nil
+	return staging, nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
@@ -116,31 +117,41 @@ func MmdebstrapArgs(in rootfsInputs, dir, debs, target string) []string {
 	return args
 }
 
-// rootfs returns a cached tree for the inputs, running mmdebstrap when the
-// cache has none. The tree is built beside its final name and renamed, so
-// an interrupted build never leaves a half tree that looks complete.
-func (b *Builder) rootfs(ctx context.Context, in rootfsInputs) (string, error) {
+// rootfs returns a cached tree for the inputs and its package lock,
+// running mmdebstrap when the cache has none. The tree is built beside its
+// final name and renamed, so an interrupted build never leaves a half tree
+// that looks complete; its lock (lockPath) is written before the rename.
+func (b *Builder) rootfs(ctx context.Context, in rootfsInputs) (string, []manifest.Package, error) {
 	final := filepath.Join(b.CacheDir, "rootfs", in.key())
+	debs := filepath.Join(b.CacheDir, "debs")
 	if _, err := os.Stat(filepath.Join(final, "etc", "os-release")); err == nil {
 		b.progress("root tree: cached %s", final)
-		return final, nil
+		pkgs, err := loadLock(lockPath(final))
+		if errors.Is(err, os.ErrNotExist) { // a tree cached before package locks
+			if pkgs, err = treePackages(final, debs); err == nil {
+				err = saveLock(lockPath(final), pkgs)
+			}
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		return final, pkgs, nil
 	}
-	debs := filepath.Join(b.CacheDir, "debs")
 	hooks := final + ".hooks"
 	tmp := final + ".tmp"
 	for _, d := range []string{debs, hooks} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
-			return "", fmt.Errorf("making root tree: %w", err)
+			return "", nil, fmt.Errorf("making root tree: %w", err)
 		}
 	}
 	if err := os.RemoveAll(tmp); err != nil {
-		return "", fmt.Errorf("making root tree: clearing %s: %w", tmp, err)
+		return "", nil, fmt.Errorf("making root tree: clearing %s: %w", tmp, err)
 	}
 	if err := os.WriteFile(filepath.Join(hooks, "dracut.conf"), []byte(in.DracutConf), 0o644); err != nil {
-		return "", err
+		return "", nil, fmt.Errorf("making root tree: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(hooks, "pin-users.sh"), []byte(in.PinnedUsers), 0o644); err != nil {
-		return "", err
+		return "", nil, fmt.Errorf("making root tree: %w", err)
 	}
 	b.progress("root tree: running mmdebstrap for %s (%d packages; cold ~2 min)", in.Suite, len(in.Packages))
 	_, err := b.Runner.Run(ctx, run.Cmd{
@@ -150,13 +161,23 @@ func (b *Builder) rootfs(ctx context.Context, in rootfsInputs) (string, error) {
 		Stderr: b.Progress,
 	})
 	if err != nil {
-		return "", fmt.Errorf("making root tree with mmdebstrap: %w", err)
+		return "", nil, fmt.Errorf("making root tree with mmdebstrap: %w", err)
+	}
+	pkgs, err := treePackages(tmp, debs)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := saveLock(lockPath(final), pkgs); err != nil {
+		return "", nil, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("making root tree: %w", err)
+		return "", nil, fmt.Errorf("making root tree: %w", err)
 	}
 	_ = os.RemoveAll(hooks)
-	return final, nil
+	return final, pkgs, nil
 }
+
+// lockPath is where a cached tree's package lock is kept.
+func lockPath(tree string) string { return tree + ".packages.json" }
 
 var errNoKernel = errors.New("no kernel in the root tree's /boot")

@@ -18,6 +18,7 @@ const (
 	DiskRaw      = "disk.raw"
 	DiskQcow2    = "disk.qcow2"
 	ManifestFile = "manifest.json"
+	SBOMFile     = "sbom.cdx.json" // CycloneDX 1.5 JSON: the packages and binaries in the image
 	PayloadDir   = "payload"
 	UsrImage     = "payload/usr.erofs"  // the /usr slot image
 	UsrVerity    = "payload/usr.verity" // its dm-verity hash tree (with superblock)
@@ -64,19 +65,53 @@ type Build struct {
 	DiskSize        int64           `json:"diskSize"`
 	Parts           map[string]Part `json:"parts"`
 	Partitions      []Partition     `json:"partitions"`
+	// Builder is the builder that made the image; Binaries are our
+	// programs it installed in /usr/bin.
+	Builder  Tool     `json:"builder"`
+	Binaries []Binary `json:"binaries"`
+	// Packages is the package lock: every Debian package in the image, by
+	// name and architecture, with the .deb it was installed from.
+	Packages []Package `json:"packages"`
+	SBOM     Part      `json:"sbom"` // SBOMFile
 }
 
-// Read loads out/<name>/manifest.json.
-func Read(outDir string) (*Build, error) {
-	b, err := os.ReadFile(filepath.Join(outDir, ManifestFile))
+// Tool names a program by its version and the Go release that built it.
+type Tool struct {
+	Version   string `json:"version"`
+	GoVersion string `json:"goVersion,omitempty"`
+}
+
+// Binary is one of our programs in the image's /usr/bin.
+type Binary struct {
+	Name string `json:"name"`
+	Tool
+	SHA256 string `json:"sha256"`
+}
+
+// Package is one installed Debian package and the sha256 of its .deb.
+type Package struct {
+	Name         string `json:"name"`
+	Version      string `json:"version"`
+	Architecture string `json:"architecture"`
+	SHA256       string `json:"sha256"`
+}
+
+// ReadFile loads a build manifest from its path.
+func ReadFile(path string) (*Build, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading build manifest: %w", err)
 	}
 	var m Build
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("reading build manifest %s: %w", filepath.Join(outDir, ManifestFile), err)
+		return nil, fmt.Errorf("reading build manifest %s: %w", path, err)
 	}
 	return &m, nil
+}
+
+// Read loads out/<name>/manifest.json.
+func Read(outDir string) (*Build, error) {
+	return ReadFile(filepath.Join(outDir, ManifestFile))
 }
 
 // Partition returns the partition with label, or nil.
