@@ -261,7 +261,6 @@ func TestVHDFooterAgreesWithQemu(t *testing.T) {
 	}
 }
 
-
 func TestGCETarballExtractsWithGNUTar(t *testing.T) {
 	dir := t.TempDir()
 	const size = 24<<20 + 512

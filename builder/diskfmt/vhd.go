@@ -66,7 +66,7 @@ func vhdFooter(size int64, o VHDOptions) []byte {
 	b := make([]byte, vhdFooterSize)
 	be := binary.BigEndian
 	copy(b[0:], "conectix")
-	be.PutUint32(b[8:], 2)          // features: reserved bit, always set
+	be.PutUint32(b[8:], 2)           // features: reserved bit, always set
 	be.PutUint32(b[12:], 0x00010000) // file format version 1.0
 	be.PutUint64(b[16:], ^uint64(0)) // data offset: none for a fixed disk
 	be.PutUint32(b[24:], uint32(max(o.Time.Sub(vhdEpoch)/time.Second, 0)))
