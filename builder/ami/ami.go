@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -253,12 +254,7 @@ func (p *plan) printPlan() (*Result, error) {
 	if len(p.o.Share) > 0 {
 		p.progress("  share with: %s", strings.Join(p.o.Share, ", "))
 	}
-	keys := make([]string, 0, len(p.tags))
-	for k := range p.tags {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p.tags)) {
 		p.progress("  tag:        %s=%s", k, p.tags[k])
 	}
 	p.progress("  record:     %s", p.recordPath)

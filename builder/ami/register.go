@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -72,7 +74,7 @@ func (p *plan) homeImage(ctx context.Context, c Clients) (*Image, error) {
 // IMDSv2 only, the root volume the snapshot's size.
 func (p *plan) registerInput(snap string) *ec2.RegisterImageInput {
 	var tags []ec2types.Tag
-	for _, k := range sortedKeys(p.tags) {
+	for _, k := range slices.Sorted(maps.Keys(p.tags)) {
 		tags = append(tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(p.tags[k])})
 	}
 	desc := fmt.Sprintf("Bulkhead %s %s", p.m.Name, p.m.Version)

@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -83,7 +85,7 @@ func (p *plan) uploadSnapshot(ctx context.Context, c EBS) (string, error) {
 		p.progress("snapshot %s no longer takes blocks (%v): starting a new one", s.SnapshotID, err)
 	}
 	tags := make([]ebstypes.Tag, 0, len(p.tags))
-	for _, k := range sortedKeys(p.tags) {
+	for _, k := range slices.Sorted(maps.Keys(p.tags)) {
 		tags = append(tags, ebstypes.Tag{Key: aws.String(k), Value: aws.String(p.tags[k])})
 	}
 	out, err := c.StartSnapshot(ctx, &ebs.StartSnapshotInput{
@@ -297,13 +299,4 @@ func final(err error) bool {
 		return true
 	}
 	return false
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

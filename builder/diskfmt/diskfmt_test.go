@@ -431,9 +431,10 @@ func TestConvertRecordsEveryFormat(t *testing.T) {
 	checkVagrantBox(t, dir)
 }
 
-func checkOVA(t *testing.T, dir string) {
+// readTar returns the files of a tar and their names in order.
+func readTar(t *testing.T, path string) (map[string][]byte, []string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "disk.ova"))
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,15 +445,19 @@ func checkOVA(t *testing.T, dir string) {
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			break
+			return files, names
 		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("reading %s: %v", path, err)
 		}
-		b, _ := io.ReadAll(tr)
-		files[hdr.Name] = b
+		files[hdr.Name], _ = io.ReadAll(tr)
 		names = append(names, hdr.Name)
 	}
+}
+
+func checkOVA(t *testing.T, dir string) {
+	t.Helper()
+	files, names := readTar(t, filepath.Join(dir, "disk.ova"))
 	want := []string{"default-1.2.3.ovf", "default-1.2.3-disk1.vmdk", "default-1.2.3.mf"}
 	if strings.Join(names, " ") != strings.Join(want, " ") {
 		t.Fatalf("OVA entries: got %v, want %v (descriptor first)", names, want)
@@ -501,23 +506,7 @@ func checkOVA(t *testing.T, dir string) {
 
 func checkVagrantBox(t *testing.T, dir string) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "bulkhead-1.2.3.libvirt.box"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tr := tar.NewReader(f)
-	files := map[string][]byte{}
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[hdr.Name], _ = io.ReadAll(tr)
-	}
+	files, _ := readTar(t, filepath.Join(dir, "bulkhead-1.2.3.libvirt.box"))
 	var meta struct {
 		Provider    string `json:"provider"`
 		Format      string `json:"format"`
