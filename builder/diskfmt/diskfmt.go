@@ -176,7 +176,11 @@ func progress(w io.Writer, format string, args ...any) {
 // has written it all.
 func writeFile(path string, fn func(*os.File) error) error {
 	tmp := path + ".partial"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	// A new file, never through a link left at its name.
+	if err := os.Remove(tmp); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}

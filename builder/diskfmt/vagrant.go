@@ -69,7 +69,7 @@ Vagrant.configure("2") do |config|
     libvirt.nic_model_type = "virtio"
     libvirt.graphics_type = "none"
     # The NoCloud seed that makes the vagrant user on first boot.
-    libvirt.storage :file, device: :cdrom, bus: "sata", path: File.join(__dir__, "seed.iso")
+    libvirt.storage :file, device: :cdrom, bus: "sata", dev: "sda", path: File.join(__dir__, "seed.iso")
   end
 end
 `
