@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -629,5 +630,49 @@ func TestParseFormats(t *testing.T) {
 		if err != nil || strings.Join(s, " ") != tc.want {
 			t.Errorf("%q: got %v %v, want %s", tc.in, s, err, tc.want)
 		}
+	}
+}
+
+// TestConvertReproducible converts the same build twice: every file is
+// the same bytes, as the manifest's promise (same inputs, same manifest)
+// asks.
+func TestConvertReproducible(t *testing.T) {
+	dir := fakeBuild(t, 8<<20)
+	first, err := Convert(context.Background(), Options{OutDir: dir, Formats: Formats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := maps.Clone(first.Parts)
+	second, err := Convert(context.Background(), Options{OutDir: dir, Formats: Formats})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, p := range parts {
+		if second.Parts[k] != p {
+			t.Errorf("%s: first %+v, then %+v", k, p, second.Parts[k])
+		}
+	}
+}
+
+// TestConvertDoesNotFollowLinks: a symlink planted at an output's
+// temporary name is replaced, and its target left alone.
+func TestConvertDoesNotFollowLinks(t *testing.T) {
+	dir := fakeBuild(t, 1<<20)
+	victim := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	if err := os.Symlink(victim, filepath.Join(dir, "disk.vhd.partial")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(dir, "disk.vhd")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Convert(context.Background(), Options{OutDir: dir, Formats: []Format{VHD}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Errorf("the link's target was written: %q", b)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "disk.vhd")); err != nil || !st.Mode().IsRegular() || st.Size() != 1<<20+512 {
+		t.Errorf("disk.vhd: %v %v", st, err)
 	}
 }
