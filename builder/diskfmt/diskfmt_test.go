@@ -126,7 +126,7 @@ func sameContent(t *testing.T, got, want string, wantSize int64) {
 	}
 }
 
-func openRaw(t *testing.T, path string) *rawdisk.Disk {
+func openRaw(t testing.TB, path string) *rawdisk.Disk {
 	t.Helper()
 	d, err := rawdisk.Open(path)
 	if err != nil {
