@@ -65,7 +65,11 @@ func testBuild(t *testing.T) (string, []byte) {
 }
 
 func testOptions(dir string, out *bytes.Buffer) Options {
-	return Options{OutDir: dir, Region: "us-east-1", Jobs: 3, Poll: time.Millisecond, Wait: 10 * time.Second, Progress: out}
+	o := Options{OutDir: dir, Region: "us-east-1", Jobs: 3, Poll: time.Millisecond, Wait: 10 * time.Second}
+	if out != nil {
+		o.Progress = out
+	}
+	return o
 }
 
 // checkSnapshot compares the snapshot's blocks with the image: exactly the
@@ -353,5 +357,26 @@ func TestPublishBadInput(t *testing.T) {
 	}
 	if len(f.calls) != 0 {
 		t.Errorf("bad input called AWS: %v", f.calls)
+	}
+}
+
+// TestPublishClientErrorNotRetried: an EC2 error that is the caller's
+// fault is not sent again, and its code and message reach the user.
+func TestPublishClientErrorNotRetried(t *testing.T) {
+	f := newFakeAWS(t)
+	dir, _ := testBuild(t)
+	f.inject = func(c fakeCall) *fakeErr {
+		if c.Op == "RegisterImage" {
+			return &fakeErr{Status: 400, Code: "InvalidParameterValue", Message: "bad boot mode"}
+		}
+		return nil
+	}
+	_, err := Publish(context.Background(), f.clients(), testOptions(dir, nil))
+	var qe *QueryError
+	if !errors.As(err, &qe) || qe.Code != "InvalidParameterValue" || !strings.Contains(err.Error(), "bad boot mode") {
+		t.Fatalf("got %v, want the InvalidParameterValue error", err)
+	}
+	if n := f.ops("RegisterImage", -1); n != 1 {
+		t.Errorf("RegisterImage sent %d times, want 1", n)
 	}
 }
