@@ -157,6 +157,9 @@ func TestVMDKMatchesRawThroughQemu(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Close()
+			if b, err := exec.Command("qemu-img", "check", "-f", "vmdk", vmdk).CombinedOutput(); err != nil {
+				t.Errorf("qemu-img check: %v: %s", err, b)
+			}
 			info := qemuInfo(t, "vmdk", vmdk)
 			spec, _ := json.Marshal(info["format-specific"])
 			if !strings.Contains(string(spec), `"create-type":"streamOptimized"`) || !strings.Contains(string(spec), `"compressed":true`) {
