@@ -31,6 +31,8 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newPublishCmd(d),
 		newKeysCmd(d),
 		newCacheCmd(d),
+		newConvertCmd(d),
+		newAMICmd(d),
 	)
 	return root
 }
