@@ -43,7 +43,10 @@ func image(t testing.TB) string {
 type BootOpts struct {
 	Firmware Firmware
 	DiskSize string // virtual size of the overlay; "" keeps the image's size
-	Base     string // base qcow2; "" for the image under test
+	Base     string // base image; "" for the image under test's qcow2
+	// BaseFormat is Base's format for qemu (qcow2 when empty; vmdk, vpc
+	// for a VHD, raw): the overlay reads it through qemu's own driver.
+	BaseFormat string
 	Extra    []Disk
 	MemoryMB int
 	NetOpts  []string
@@ -70,7 +73,7 @@ func bootVM(t testing.TB, o BootOpts) *VM {
 	overlay := o.Overlay
 	if overlay == "" {
 		overlay = filepath.Join(dir, "disk.qcow2")
-		args := []string{"create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, overlay}
+		args := []string{"create", "-q", "-f", "qcow2", "-F", orDefault(o.BaseFormat, "qcow2"), "-b", base, overlay}
 		if o.DiskSize != "" {
 			args = append(args, o.DiskSize)
 		}

@@ -324,6 +324,29 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 	}) {
 		return
 	}
+	if !t.Run("damaged boot environment", func(t *testing.T) {
+		// The block holds default b now. Damaged, it must not send GRUB to
+		// slot a: its backup holds the selection.
+		if out, err := g.Run(ctx, "dd if=/dev/urandom of=/efi/grub/grubenv bs=1024 count=1 conv=notrunc,fsync status=none && hostctl status"); err != nil ||
+			!strings.Contains(out, "Boot environment damaged") || !strings.Contains(out, "Default: slot b") {
+			t.Fatalf("status over a damaged block: %v\n%s\nwant the damage reported and default b from the backup", err, out)
+		}
+		mark := vm.Console().Len()
+		if _, err := g.Run(ctx, "systemctl reboot"); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.WaitBoot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		consoleHas(t, vm, `boot environment block is damaged; using its backup`, mark)
+		consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(updateV2)+` from slot b`, mark)
+		out, err := g.Run(ctx, "hostctl repair-boot && hostctl status && cmp /efi/grub/grubenv /efi/grub/grubenv.bak && echo SAME")
+		if err != nil || strings.Contains(out, "Boot environment damaged") || !strings.Contains(out, "Default: slot b") || !strings.Contains(out, "SAME") {
+			t.Errorf("after hostctl repair-boot: %v\n%s\nwant default b, no damage, the two copies equal", err, out)
+		}
+	}) {
+		return
+	}
 	if !t.Run("rollback", func(t *testing.T) {
 		mark := vm.Console().Len()
 		if err := guestcheck.Rollback(ctx, g, v1); err != nil {
