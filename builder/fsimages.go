@@ -199,6 +199,7 @@ func (s *buildState) esp(ctx context.Context) error {
 		"EFI/debian/grub.cfg":      EFIStubConfig(volUUID),
 		"grub/grub.cfg":            GrubConfig(),
 		bootabi.ESPGrubEnv:         string(env),
+		bootabi.ESPGrubEnvBackup:   string(env),
 		"a/" + bootabi.EntryFile:   entry.GrubConfig(),
 		"a/" + bootabi.ReleaseFile: entry.Release(s.def.Name),
 	}

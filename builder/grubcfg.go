@@ -12,6 +12,11 @@ import (
 // slot, or the slot on trial while it has tries left, counting one try down
 // (and saving it) before booting it. GRUB 2.06 has no arithmetic, hence the
 // if-chain. When the tries are spent it boots the default: automatic rollback.
+//
+// A block that is missing or damaged (no default slot in it) is replaced by
+// its backup, which the updater writes after it: the last selection, never
+// slot A by chance. A try that cannot be saved is not taken: the default
+// boots, so a trial cannot repeat for ever on an unwritable block.
 func GrubConfig() string {
 	var b strings.Builder
 	b.WriteString(`# Bulkhead boot configuration, written by the builder. One file for BIOS and UEFI.
@@ -24,7 +29,13 @@ terminal_output serial console
 set timeout_style=menu
 set timeout=1
 
-load_env --file ($bulkhead_esp)/` + bootabi.ESPGrubEnv + `
+set bulkhead_env=($bulkhead_esp)/` + bootabi.ESPGrubEnv + `
+load_env --file $bulkhead_env
+if [ "$` + bootabi.VarDefault + `" != "a" -a "$` + bootabi.VarDefault + `" != "b" ]; then
+  set bulkhead_env=($bulkhead_esp)/` + bootabi.ESPGrubEnvBackup + `
+  load_env --file $bulkhead_env
+  echo "Bulkhead: the boot environment block is damaged; using its backup"
+fi
 set slot=a
 if [ "$` + bootabi.VarDefault + `" = "b" ]; then
   set slot=b
@@ -37,6 +48,7 @@ if [ "$` + bootabi.VarTry + `" = "b" ]; then
   set trying=1
 fi
 if [ "$trying" = "1" ]; then
+  set default_slot=$slot
 `)
 	kw := "if"
 	for n := bootabi.MaxTries; n >= 1; n-- {
@@ -45,7 +57,14 @@ if [ "$trying" = "1" ]; then
 		kw = "elif"
 	}
 	b.WriteString(`  fi
-  save_env --file ($bulkhead_esp)/` + bootabi.ESPGrubEnv + ` ` + bootabi.VarTries + `
+  set saved=0
+  if save_env --file $bulkhead_env ` + bootabi.VarTries + `; then
+    set saved=1
+  fi
+  if [ "$saved" = "0" ]; then
+    echo "Bulkhead: cannot save the spent try of slot $slot; booting the default slot"
+    set slot=$default_slot
+  fi
 fi
 if [ "$slot" = "b" ]; then
   set default=slot-b

@@ -47,12 +47,12 @@ type BootOpts struct {
 	// BaseFormat is Base's format for qemu (qcow2 when empty; vmdk, vpc
 	// for a VHD, raw): the overlay reads it through qemu's own driver.
 	BaseFormat string
-	Extra    []Disk
-	MemoryMB int
-	NetOpts  []string
-	FwCfg    map[string]string
-	SMBIOS   []string
-	DiskBus  string
+	Extra      []Disk
+	MemoryMB   int
+	NetOpts    []string
+	FwCfg      map[string]string
+	SMBIOS     []string
+	DiskBus    string
 	// Overlay boots an existing overlay (vm.Cfg.Disk of an earlier VM of
 	// this test, shut down) instead of a fresh one: the same machine
 	// booted again, e.g. with other extra disks.

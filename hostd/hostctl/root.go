@@ -39,6 +39,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newProvisionCmd(d),
 		newUpgradeCmd(d),
 		newRollbackCmd(d),
+		newRepairBootCmd(d),
 		newUpdateCmd(d),
 		newEtcMergeCmd(d),
 		newRunCmd(d),

@@ -100,6 +100,9 @@ func printStatus(w io.Writer, rep StatusReport) {
 		fmt.Fprintf(w, "OS:      %s %s\n", s.OS, s.Version)
 		fmt.Fprintf(w, "Booted:  slot %s\n", s.Booted)
 		fmt.Fprintf(w, "Default: slot %s\n", s.Default)
+		if s.BootEnvDamage != "" {
+			fmt.Fprintf(w, "Boot environment damaged: %s\n  run hostctl repair-boot to rewrite it\n", s.BootEnvDamage)
+		}
 		for _, sl := range s.Slots {
 			line := fmt.Sprintf("  slot %s: %-8s", sl.Slot, sl.State)
 			if sl.Version != "" {

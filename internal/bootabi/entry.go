@@ -8,12 +8,15 @@ import (
 // ESP layout shared by the builder (which lays it out) and the updater (which
 // writes the inactive slot's directory). Paths are relative to the ESP root.
 const (
-	ESPGrubDir  = "grub"         // grub.cfg and grubenv
-	ESPGrubEnv  = "grub/grubenv" // the environment block
-	KernelFile  = "vmlinuz"      // in the slot directory
-	InitrdFile  = "initrd.img"   // in the slot directory
-	EntryFile   = "entry.cfg"    // sourced by grub.cfg's menu entry for the slot
-	ReleaseFile = "release"      // KEY=value facts about the version in the slot
+	ESPGrubDir = "grub"         // grub.cfg and grubenv
+	ESPGrubEnv = "grub/grubenv" // the environment block
+	// ESPGrubEnvBackup is the environment block's copy, written after it:
+	// GRUB and the updater read it when the block is missing or damaged.
+	ESPGrubEnvBackup = "grub/grubenv.bak"
+	KernelFile       = "vmlinuz"    // in the slot directory
+	InitrdFile       = "initrd.img" // in the slot directory
+	EntryFile        = "entry.cfg"  // sourced by grub.cfg's menu entry for the slot
+	ReleaseFile      = "release"    // KEY=value facts about the version in the slot
 )
 
 // SlotDir is the ESP directory that holds a slot's kernel, initrd and entry.

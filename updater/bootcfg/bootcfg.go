@@ -27,10 +27,12 @@ const (
 	MaxTries     = bootabi.MaxTries
 	ESPGrubDir   = bootabi.ESPGrubDir
 	ESPGrubEnv   = bootabi.ESPGrubEnv
-	KernelFile   = bootabi.KernelFile
-	InitrdFile   = bootabi.InitrdFile
-	EntryFile    = bootabi.EntryFile
-	ReleaseFile  = bootabi.ReleaseFile
+	// ESPGrubEnvBackup is ESPGrubEnv's copy (bootabi.ESPGrubEnvBackup).
+	ESPGrubEnvBackup = bootabi.ESPGrubEnvBackup
+	KernelFile       = bootabi.KernelFile
+	InitrdFile       = bootabi.InitrdFile
+	EntryFile        = bootabi.EntryFile
+	ReleaseFile      = bootabi.ReleaseFile
 )
 
 // Errors callers decide on.

@@ -75,18 +75,98 @@ func (h Host) ESP(p ...string) string {
 	return h.Root.Join(append([]string{ESPMount}, p...)...)
 }
 
-// BootState reads the GRUB boot selection and the raw environment.
+// BootState reads the GRUB boot selection and the raw environment: from
+// the environment block, or where that is missing or damaged, from its
+// backup, as GRUB does (BootEnvDamage says what is wrong).
 func (h Host) BootState() (bootcfg.State, grubenv.Env, error) {
-	env, err := grubenv.Read(h.ESP(bootcfg.ESPGrubEnv))
+	env, err := h.readEnv(bootcfg.ESPGrubEnv)
 	if err != nil {
-		return bootcfg.State{}, nil, err
+		var berr error
+		if env, berr = h.readEnv(bootcfg.ESPGrubEnvBackup); berr != nil {
+			return bootcfg.State{}, nil, fmt.Errorf("%w; and its backup: %w", err, berr)
+		}
 	}
 	return bootcfg.FromEnv(env), env, nil
 }
 
-// WriteBootState writes st into the environment block in place.
+// readEnv reads one copy of the environment block. One that names no
+// valid default slot is damaged: GRUB would find no selection in it.
+func (h Host) readEnv(name string) (grubenv.Env, error) {
+	p := h.ESP(name)
+	env, err := grubenv.Read(p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := bootcfg.ParseSlot(env[bootcfg.VarDefault]); err != nil {
+		return nil, fmt.Errorf("GRUB environment %s: no default slot (%s=%q)", p, bootcfg.VarDefault, env[bootcfg.VarDefault])
+	}
+	return env, nil
+}
+
+// BootEnvDamage says what is wrong with the environment block and its
+// backup ("" when both are sound and agree): what `hostctl status`
+// reports and `hostctl repair-boot` mends.
+func (h Host) BootEnvDamage() string {
+	env, err := h.readEnv(bootcfg.ESPGrubEnv)
+	benv, berr := h.readEnv(bootcfg.ESPGrubEnvBackup)
+	switch {
+	case err != nil && berr != nil:
+		return fmt.Sprintf("%v; and its backup: %v", err, berr)
+	case err != nil:
+		return fmt.Sprintf("%v (booting from its backup)", err)
+	case berr != nil:
+		return fmt.Sprintf("backup %v", berr)
+	case bootcfg.FromEnv(env).Default != bootcfg.FromEnv(benv).Default:
+		// The block is newer: its backup is written after it.
+		return fmt.Sprintf("the backup names default slot %s, the block %s", bootcfg.FromEnv(benv).Default, bootcfg.FromEnv(env).Default)
+	}
+	return ""
+}
+
+// WriteBootState writes st into the environment block, then into its
+// backup, each in place and synced: a power cut tears at most one, and
+// the other holds a whole selection, the old or the new. A copy that is
+// missing or too short is made anew.
 func (h Host) WriteBootState(st bootcfg.State, env grubenv.Env) error {
-	return grubenv.WriteInPlace(h.ESP(bootcfg.ESPGrubEnv), st.Env(env))
+	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
+		if err := writeEnvCopy(h.ESP(name), st.Env(env)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeEnvCopy writes env into the block at p in place, or makes the
+// file anew where it is missing, too short or not a block.
+func writeEnvCopy(p string, env grubenv.Env) error {
+	if _, err := grubenv.Read(p); err == nil {
+		if err := grubenv.WriteInPlace(p, env); err == nil {
+			return nil
+		}
+	}
+	return grubenv.Replace(p, env)
+}
+
+// RepairBootEnv rewrites the environment block and its backup from the
+// selection they still hold (the block's, else the backup's), or where
+// both are lost, from the running system: the booted slot as the
+// default, no trial (it booted, so it is the last slot known to boot).
+// It returns the selection written.
+func (h Host) RepairBootEnv() (bootcfg.State, error) {
+	st, env, err := h.BootState()
+	if err != nil {
+		booted, berr := h.Booted()
+		if berr != nil {
+			return st, fmt.Errorf("repairing the boot environment: %w; and the booted slot: %w", err, berr)
+		}
+		st, env = bootcfg.State{Default: booted}, grubenv.Env{}
+	}
+	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
+		if err := grubenv.Replace(h.ESP(name), st.Env(env)); err != nil {
+			return st, fmt.Errorf("repairing the boot environment: %w", err)
+		}
+	}
+	return st, nil
 }
 
 // Release returns the release facts of the version in slot, or nil when the
@@ -279,6 +359,9 @@ type Status struct {
 	Booted  bootcfg.Slot `json:"booted"`
 	Default bootcfg.Slot `json:"default"`
 	Slots   []SlotInfo   `json:"slots"`
+	// BootEnvDamage is what is wrong with the GRUB environment block or
+	// its backup (hostctl repair-boot mends it); empty when both are sound.
+	BootEnvDamage string `json:"bootEnvDamage,omitempty"`
 }
 
 // ReadStatus gathers the slot status.
@@ -294,6 +377,7 @@ func (h Host) ReadStatus() (Status, error) {
 	if s.Booted, err = h.Booted(); err != nil {
 		return s, err
 	}
+	s.BootEnvDamage = h.BootEnvDamage()
 	st, _, err := h.BootState()
 	if err != nil {
 		return s, err

@@ -27,8 +27,10 @@ func fakeHost(t *testing.T, cmdline string, env grubenv.Env, versions map[bootcf
 	if err := os.MkdirAll(h.ESP("grub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := grubenv.Create(h.ESP(bootcfg.ESPGrubEnv), env); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
+		if err := grubenv.Create(h.ESP(name), env); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for s, v := range versions {
 		write(h.ESP(string(s), bootcfg.ReleaseFile), "VERSION="+v+"\nROOTHASH=00\n")
@@ -84,5 +86,84 @@ func TestBootedNeedsSlotArg(t *testing.T) {
 	h := fakeHost(t, "root=/dev/sda1", grubenv.Env{}, nil)
 	if _, err := h.Booted(); err != ErrNotBulkhead {
 		t.Errorf("got %v, want ErrNotBulkhead", err)
+	}
+}
+
+// A damaged or missing environment block is replaced by its backup, as
+// GRUB's configuration does: the selection stays the last one written,
+// status names the damage, and the next write mends both copies.
+func TestBootEnvBackup(t *testing.T) {
+	h := fakeHost(t, "bulkhead.slot=b", grubenv.Env{"bulkhead_default": "b"}, map[bootcfg.Slot]string{"a": "1.0.0", "b": "2.0.0"})
+	if d := h.BootEnvDamage(); d != "" {
+		t.Fatalf("sound copies reported damaged: %s", d)
+	}
+	for name, damage := range map[string]func(p string) error{
+		"garbage":    func(p string) error { return os.WriteFile(p, []byte("\x00\x01 not a block"), 0o644) },
+		"missing":    os.Remove,
+		"no default": func(p string) error { return grubenv.Create(p, grubenv.Env{"bulkhead_try": "a"}) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := damage(h.ESP(bootcfg.ESPGrubEnv)); err != nil {
+				t.Fatal(err)
+			}
+			s, err := h.ReadStatus()
+			if err != nil || s.Default != bootcfg.SlotB || s.BootEnvDamage == "" {
+				t.Fatalf("status: default %s, damage %q, %v; want default b from the backup and the damage named", s.Default, s.BootEnvDamage, err)
+			}
+			st, env, err := h.BootState()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.WriteBootState(st, env); err != nil {
+				t.Fatalf("writing over a %s block: %v", name, err)
+			}
+			if d := h.BootEnvDamage(); d != "" {
+				t.Errorf("after a write: still damaged: %s", d)
+			}
+		})
+	}
+}
+
+// Each write goes to both copies.
+func TestWriteBootStateWritesBoth(t *testing.T) {
+	h := fakeHost(t, "bulkhead.slot=a", grubenv.Env{"bulkhead_default": "a"}, map[bootcfg.Slot]string{"a": "1.0.0", "b": "2.0.0"})
+	want := bootcfg.State{Default: bootcfg.SlotA, Try: bootcfg.SlotB, TriesLeft: 3}
+	if err := h.WriteBootState(want, grubenv.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
+		env, err := grubenv.Read(h.ESP(name))
+		if err != nil || bootcfg.FromEnv(env) != want {
+			t.Errorf("%s: got %v, %v, want %+v", name, env, err, want)
+		}
+	}
+}
+
+// With both copies lost, repair-boot makes the booted slot the default,
+// with no trial; with one left, it keeps that one's selection.
+func TestRepairBootEnv(t *testing.T) {
+	h := fakeHost(t, "bulkhead.slot=b", grubenv.Env{"bulkhead_default": "a", "bulkhead_try": "b", "bulkhead_tries": "2"},
+		map[bootcfg.Slot]string{"a": "1.0.0", "b": "2.0.0"})
+	if err := os.WriteFile(h.ESP(bootcfg.ESPGrubEnv), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := h.RepairBootEnv()
+	if want := (bootcfg.State{Default: bootcfg.SlotA, Try: bootcfg.SlotB, TriesLeft: 2}); err != nil || st != want {
+		t.Errorf("one copy left: got %+v, %v, want the backup's %+v", st, err, want)
+	}
+	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
+		if err := os.Remove(h.ESP(name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := h.BootState(); err == nil {
+		t.Fatal("both copies gone: BootState gave no error")
+	}
+	st, err = h.RepairBootEnv()
+	if want := (bootcfg.State{Default: bootcfg.SlotB}); err != nil || st != want {
+		t.Errorf("both lost: got %+v, %v, want %+v (the booted slot)", st, err, want)
+	}
+	if d := h.BootEnvDamage(); d != "" {
+		t.Errorf("after repair: %s", d)
 	}
 }

@@ -154,8 +154,10 @@ func MakeHost(t testing.TB, booted Build, key Key) Host {
 	WriteFile(t, root.Join("/efi/a", bootcfg.EntryFile), []byte(e.GrubConfig()))
 	WriteFile(t, root.Join("/efi/a", bootcfg.ReleaseFile), []byte(e.Release("default")))
 	os.MkdirAll(root.Join("/efi/grub"), 0o755)
-	if err := grubenv.Create(root.Join("/efi", bootcfg.ESPGrubEnv), bootcfg.State{Default: bootcfg.SlotA}.Env(grubenv.Env{})); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
+		if err := grubenv.Create(root.Join("/efi", name), bootcfg.State{Default: bootcfg.SlotA}.Env(grubenv.Env{})); err != nil {
+			t.Fatal(err)
+		}
 	}
 	WriteFile(t, root.Join("/proc/cmdline"), []byte("BOOT_IMAGE=/a/vmlinuz "+e.Cmdline()+"\n"))
 	WriteFile(t, root.Join("/usr/lib/os-release"), []byte(fmt.Sprintf("NAME=\"Bulkhead\"\nID=bulkhead\nVERSION_ID=%q\n", booted.Version)))
