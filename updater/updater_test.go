@@ -61,6 +61,23 @@ func (e *env) publish(version, minFrom string) updatertest.Build {
 	return b
 }
 
+// dryRun runs a dry-run upgrade and checks that it wrote nothing.
+func (e *env) dryRun() *Plan {
+	e.t.Helper()
+	before := e.host.Snapshot(e.t)
+	o := e.opts()
+	o.DryRun = true
+	p, err := e.u.Upgrade(context.Background(), o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	updatertest.SameSnapshot(e.t, before, e.host.Snapshot(e.t))
+	if _, err := os.Stat(e.host.Root.Join(DownloadDir)); !os.IsNotExist(err) {
+		e.t.Error("dry run created the download directory")
+	}
+	return p
+}
+
 func (e *env) opts() Options { return Options{Source: e.srv.URL, Channel: "stable"} }
 
 func (e *env) readPart(label string) []byte {
@@ -388,17 +405,7 @@ func TestUpgradeReplacesPendingTrial(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.publish("1.1.0", "")
-	before := e.host.Snapshot(t)
-	o := e.opts()
-	o.DryRun = true
-	p, err := e.u.Upgrade(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	updatertest.SameSnapshot(t, before, e.host.Snapshot(t))
-	if _, err := os.Stat(e.host.Root.Join(DownloadDir)); !os.IsNotExist(err) {
-		t.Error("dry run created the download directory")
-	}
+	p := e.dryRun()
 	var out bytes.Buffer
 	p.Describe(&out)
 	for _, want := range []string{

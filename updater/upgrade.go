@@ -529,8 +529,14 @@ func (u *Updater) download(ctx context.Context, p *Plan) (map[string]string, err
 	}
 	if p.Delta {
 		files, err := u.fetchDelta(ctx, p)
-		if err == nil || ctx.Err() != nil {
-			return files, err
+		if err == nil {
+			return files, nil
+		}
+		if ctx.Err() != nil {
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("downloading %s: %w (%w)", p.To, ctx.Err(), err)
+			}
+			return nil, err
 		}
 		u.fallBack(p, err)
 	}
