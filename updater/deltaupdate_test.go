@@ -105,7 +105,7 @@ func TestDeltaUpgrade(t *testing.T) {
 	if chunkReqs == 0 || chunkBytes > int64(len(v2.Usr))/5 {
 		t.Errorf("%d chunk bytes in %d requests for a %d-byte image", chunkBytes, chunkReqs, len(v2.Usr))
 	}
-	for _, want := range []string{"download usr", "write usr", "verify usr", "set trial"} {
+	for _, want := range []string{"read seed usr", "download usr", "write usr", "verify usr", "set trial"} {
 		if !slices.Contains(progress, want) {
 			t.Errorf("progress %q lacks %q", progress, want)
 		}

@@ -23,8 +23,9 @@ import (
 // hostd rebuilt (another version string), v3 is v1 with one Debian package
 // upgraded (libssl3 to the candidate apt offers). Each version also gets its
 // own os-release, and its own filesystem UUID and verity salt as the builder
-// derives them from the version. Every erofs layout is made with mkfs.erofs
-// as the builder runs it, and the delta is taken for several chunk sizes:
+// derives them from the version. Each erofs layout (the builder's, and the
+// changes to it weighed) is made with mkfs.erofs as the builder runs it,
+// and the delta is taken for several chunk sizes:
 // the bytes the host fetches (indexes and compressed chunks missing from the
 // seeds: the booted slot's image, verity tree, kernel and initrd) and the
 // time to plan, fetch from a local store and assemble, several runs each.
@@ -43,16 +44,23 @@ func BenchmarkDelta(b *testing.B) {
 	ctx := context.Background()
 	work := b.TempDir()
 	trees := benchTrees(b, payload, work)
-	layouts := []struct{ name, flags string }{
-		{"lz4hc (builder)", "-zlz4hc"},
-		{"lz4hc ztailpacking", "-zlz4hc -Eztailpacking"},
-		{"uncompressed", ""},
+	// The builder's layout, then changes to it: tail packing, no
+	// compression, and a verity salt that stays the same across versions.
+	layouts := []struct {
+		name, flags string
+		saltPerName bool
+	}{
+		{"lz4hc (builder)", "-zlz4hc", false},
+		{"lz4hc, verity salt per image name", "-zlz4hc", true},
+		{"lz4hc ztailpacking", "-zlz4hc -Eztailpacking", false},
+		{"uncompressed", "", false},
 	}
 	sizes := []Params{
 		{Min: 8 << 10, Avg: 32 << 10, Max: 128 << 10},
 		DefaultParams,
 		{Min: 32 << 10, Avg: 128 << 10, Max: 512 << 10},
 	}
+	parts := []string{"usr", "verity", "kernel", "initrd"}
 	const runs = 3
 	mb := benchtable.New("MB")
 	pct := benchtable.New("% of full")
@@ -62,7 +70,7 @@ func BenchmarkDelta(b *testing.B) {
 		for _, l := range layouts {
 			imgs := map[string]map[string]string{}
 			for _, v := range []string{"v1", "v2", "v3"} {
-				imgs[v] = benchImage(b, work, l.name, l.flags, v, trees[v])
+				imgs[v] = benchImage(b, work, l.flags, l.saltPerName, v, trees[v])
 				for k, f := range boot {
 					imgs[v][k] = f
 				}
@@ -73,7 +81,7 @@ func BenchmarkDelta(b *testing.B) {
 				for _, to := range []string{"v2", "v3"} {
 					var full, indexBytes int64
 					idx := map[string]desync.Index{}
-					for _, part := range []string{"usr", "verity", "kernel", "initrd"} {
+					for _, part := range parts {
 						st, err := os.Stat(imgs[to][part])
 						if err != nil {
 							b.Fatal(err)
@@ -91,28 +99,33 @@ func BenchmarkDelta(b *testing.B) {
 					row := fmt.Sprintf("%s, chunks %d/%d/%d KiB, v1->%s", l.name, p.Min>>10, p.Avg>>10, p.Max>>10, to)
 					for range runs {
 						start := time.Now()
-						fetched := indexBytes
+						fetched := map[string]int64{}
 						cache := b.TempDir()
-						for _, part := range []string{"usr", "verity", "kernel", "initrd"} {
-							fetched += benchAssemble(b, ctx, Image{Name: part, Index: idx[part], Seeds: []string{imgs["v1"][part]},
+						for _, part := range parts {
+							fetched[part] = benchAssemble(b, ctx, Image{Name: part, Index: idx[part], Seeds: []string{imgs["v1"][part]},
 								CacheDir: cache, Fetch: storeFetcher(store)}, imgs[to][part])
 						}
 						secs.Add(row+": plan+fetch+assemble", time.Since(start).Seconds())
+						total := indexBytes + fetched["usr"] + fetched["verity"] + fetched["kernel"] + fetched["initrd"]
 						mb.Add(row+": full payload", float64(full)/1e6)
-						mb.Add(row+": delta download", float64(fetched)/1e6)
-						pct.Add(row+": delta/full", 100*float64(fetched)/float64(full))
+						mb.Add(row+": delta download", float64(total)/1e6)
+						mb.Add(row+":   usr chunks", float64(fetched["usr"])/1e6)
+						mb.Add(row+":   verity chunks", float64(fetched["verity"])/1e6)
+						mb.Add(row+":   kernel+initrd chunks", float64(fetched["kernel"]+fetched["initrd"])/1e6)
+						mb.Add(row+":   indexes", float64(indexBytes)/1e6)
+						pct.Add(row+": delta/full", 100*float64(total)/float64(full))
 					}
 				}
 			}
 		}
 	}
 	var out strings.Builder
+	fmt.Fprintf(&out, "delta updates, bytes downloaded (%d runs each)\n", runs)
 	mb.Write(&out)
 	out.WriteString("\n")
 	pct.Write(&out)
 	out.WriteString("\n")
 	secs.Write(&out)
-	b.Logf("delta update downloads (%d runs each)\n%s", runs, out.String())
 	fmt.Print(out.String())
 }
 
@@ -185,10 +198,14 @@ func benchTrees(b *testing.B, payload, work string) map[string]string {
 		}
 	}
 	// v2: hostd built with another version string, as a release with only
-	// hostd changed would be.
-	modRoot, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		b.Fatal(err)
+	// hostd changed would be, from the source v1 was built from
+	// ($BULKHEAD_BENCH_SRC, default this checkout).
+	modRoot := os.Getenv("BULKHEAD_BENCH_SRC")
+	if modRoot == "" {
+		var err error
+		if modRoot, err = filepath.Abs(filepath.Join("..", "..")); err != nil {
+			b.Fatal(err)
+		}
 	}
 	benchRun(b, modRoot, "go", "build", "-tags", "seccomp", "-ldflags", "-s -w -X github.com/bulkhead-os/bulkhead/hostd.Version=9.9.9",
 		"-o", filepath.Join(trees["v2"], "bin", "hostd"), "./cmd/hostd")
@@ -208,21 +225,24 @@ func benchTrees(b *testing.B, payload, work string) map[string]string {
 
 // benchImage makes a version's usr image with mkfs.erofs (the builder's
 // -T and -U, the layout's compression flags) and its verity tree, with
-// UUID and salt derived from the version as the builder does.
-func benchImage(b *testing.B, work, layout, flags, version, tree string) map[string]string {
-	dir := filepath.Join(work, strings.NewReplacer(" ", "-", "(", "", ")", "").Replace(layout), version)
+// UUID and salt derived from the version as the builder does (the salt from
+// the image name alone when saltPerName).
+func benchImage(b *testing.B, work, flags string, saltPerName bool, version, tree string) map[string]string {
+	dir := filepath.Join(work, "img"+strings.NewReplacer(" ", "", "-", "_").Replace(flags), version)
 	os.MkdirAll(dir, 0o755)
-	usr, ver := filepath.Join(dir, "usr.erofs"), filepath.Join(dir, "usr.verity")
-	if _, err := os.Stat(ver); err == nil {
-		return map[string]string{"usr": usr, "verity": ver}
-	}
+	usr := filepath.Join(dir, "usr.erofs")
+	ver := filepath.Join(dir, fmt.Sprintf("usr.verity-%v", saltPerName))
 	id := func(purpose string) [32]byte { return sha256.Sum256([]byte(version + "\x00" + purpose)) }
-	u := id("usr-fs")
-	u[6], u[8] = u[6]&0x0f|0x80, u[8]&0x3f|0x80
-	uuid := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-	args := append(strings.Fields(flags), "-T1767225600", "-U"+uuid, "--quiet", usr, tree)
-	benchRun(b, dir, "mkfs.erofs", args...)
+	if _, err := os.Stat(usr); err != nil {
+		u := id("usr-fs")
+		u[6], u[8] = u[6]&0x0f|0x80, u[8]&0x3f|0x80
+		uuid := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+		benchRun(b, dir, "mkfs.erofs", append(strings.Fields(flags), "-T1767225600", "-U"+uuid, "--quiet", usr, tree)...)
+	}
 	salt := id("verity-salt")
+	if saltPerName {
+		salt = sha256.Sum256([]byte("default\x00verity-salt"))
+	}
 	benchRun(b, dir, "veritysetup", "format", "--data-block-size=4096", "--hash-block-size=4096",
 		fmt.Sprintf("--salt=%x", salt), usr, ver)
 	return map[string]string{"usr": usr, "verity": ver}

@@ -68,7 +68,11 @@ func Store(ctx context.Context, file string, idx desync.Index, storeDir string) 
 
 // IndexFile chunks a file or block device without storing anything.
 func IndexFile(ctx context.Context, file string, p Params) (desync.Index, error) {
-	idx, _, err := desync.IndexFromFile(ctx, file, workers(), p.Min, p.Avg, p.Max, desync.NullProgressBar{})
+	return indexFile(ctx, file, p, desync.NullProgressBar{})
+}
+
+func indexFile(ctx context.Context, file string, p Params, pb desync.ProgressBar) (desync.Index, error) {
+	idx, _, err := desync.IndexFromFile(ctx, file, workers(), p.Min, p.Avg, p.Max, pb)
 	if err != nil {
 		return idx, fmt.Errorf("chunking %s: %w", file, err)
 	}
@@ -129,3 +133,14 @@ func ParseIndex(b []byte, size int64) (desync.Index, error) {
 func ParamsOf(idx desync.Index) Params {
 	return Params{Min: idx.Index.ChunkSizeMin, Avg: idx.Index.ChunkSizeAvg, Max: idx.Index.ChunkSizeMax}
 }
+
+// progressBar reports desync's chunking progress as (what, done, total).
+type progressBar struct {
+	desync.NullProgressBar
+	what  string
+	total int64
+	fn    func(what string, done, total int64)
+}
+
+func (p *progressBar) SetTotal(total int) { p.total = int64(total) }
+func (p *progressBar) Set(current int)    { p.fn(p.what, int64(current), p.total) }

@@ -69,7 +69,11 @@ func NewPlan(ctx context.Context, img Image) (*Plan, error) {
 			p.log().Warn("delta seed unavailable", "part", img.Name, "seed", s, "err", err)
 			continue
 		}
-		idx, err := IndexFile(ctx, s, ParamsOf(img.Index))
+		var pb desync.ProgressBar = desync.NullProgressBar{}
+		if img.Progress != nil {
+			pb = &progressBar{what: "read seed " + img.Name, fn: img.Progress}
+		}
+		idx, err := indexFile(ctx, s, ParamsOf(img.Index), pb)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
