@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-os/bulkhead/hostd/engine/logs"
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 )
 
@@ -36,19 +37,14 @@ const (
 // its starter: "ok\n" once the container runs, or the error.
 const ReadyFD = 3
 
-// Stdio is the container's side of its stdio, as a Starter hands it to
-// the runtime: stdin, stdout and stderr, or for a container with a
-// terminal the socket on which the runtime sends the terminal's master.
-type Stdio struct {
-	Stdin, Stdout, Stderr, Console *os.File
-}
-
 // Starter creates and starts c's container from its spec (c.Dir/SpecFile)
-// on stdio and returns the pid of its init, which must be a child of the
+// on files (the container's side of its stdio: stdin, stdout and stderr,
+// or with a terminal the socket on which the runtime sends the terminal's
+// master) and returns the pid of its init, which must be a child of the
 // calling process (the shim waits for it). cmd/hostd-shim's is
 // launch.Starter: the runtime runs in the shim's own process, so a start
 // costs no second program.
-type Starter func(ctx context.Context, c Config, stdio Stdio) (pid int, err error)
+type Starter func(ctx context.Context, c Config, files runtime.Files) (pid int, err error)
 
 // State is StateFile.
 type State struct {
@@ -155,11 +151,15 @@ func Main(ctx context.Context, args []string, start Starter) error {
 // Signals to the shim itself are dropped: the engine signals the
 // container.
 func Run(ctx context.Context, c Config, start Starter, started func(error)) error {
-	if err := becomeShim(); err != nil {
-		err = fmt.Errorf("shim %s: %w", c.ID, err)
-		started(err)
-		return err
-	}
+	goruntime.GOMAXPROCS(1)
+	// Caught and dropped, not ignored: an ignored signal stays ignored
+	// across exec, and the container's init would inherit it (a shell
+	// cannot even trap a signal ignored at its start, so `docker stop`
+	// would never reach a TERM trap). A caught one is reset to its default.
+	// So are the signals the shim was started with ignored (systemd
+	// ignores SIGPIPE in services): the container starts with none.
+	resetIgnoredSignals()
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	_ = os.Remove(filepath.Join(c.Dir, ExitFile))
 	fail := func(err error) error {
 		err = fmt.Errorf("shim %s: %w", c.ID, err)
@@ -167,6 +167,11 @@ func Run(ctx context.Context, c Config, start Starter, started func(error)) erro
 		_ = writeJSON(filepath.Join(c.Dir, ExitFile), Exit{Code: -1, FinishedAt: time.Now().UTC(), Error: err.Error()})
 		return err
 	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fail(fmt.Errorf("becoming the subreaper: %w", err))
+	}
+	lw := &logs.Writer{Dir: c.Dir, MaxBytes: c.LogMax, Files: c.LogFiles}
+	defer lw.Close()
 	var stdin *stdinPipe
 	if c.Stdin {
 		// Listening before the start: once hostd records the container as
@@ -175,21 +180,13 @@ func Run(ctx context.Context, c Config, start Starter, started func(error)) erro
 		if stdin, err = openStdin(c.Dir, c.StdinOnce); err != nil {
 			return fail(err)
 		}
+		defer stdin.closeAll()
 	}
 	cio, err := newContainerIO(c.Tty, stdin)
 	if err != nil {
 		return fail(err)
 	}
-	// Closed here only when the start fails: watch closes them after.
-	ok := false
-	defer func() {
-		if !ok {
-			cio.close()
-			if stdin != nil {
-				stdin.closeAll()
-			}
-		}
-	}()
+	defer cio.close()
 	pid, err := start(ctx, c, cio.stdio())
 	if err != nil {
 		return fail(err)
@@ -197,7 +194,7 @@ func Run(ctx context.Context, c Config, start Starter, started func(error)) erro
 	// What the container reads and writes is its own now: the shim keeps
 	// only its ends.
 	cio.closeChildEnds()
-	if err := cio.receiveTerminal(); err != nil {
+	if err := cio.attach(lw); err != nil {
 		_ = unix.Kill(pid, unix.SIGKILL)
 		reap(pid)
 		return fail(err)
@@ -209,40 +206,8 @@ func Run(ctx context.Context, c Config, start Starter, started func(error)) erro
 		return fail(err)
 	}
 	started(nil)
-	ok = true
-	return watch(c, cio, pid)
-}
-
-// becomeShim sets up the shim's process: one thread, signals caught and
-// dropped, the subreaper of what the container leaves.
-func becomeShim() error {
-	goruntime.GOMAXPROCS(1)
-	// Caught and dropped, not ignored: an ignored signal stays ignored
-	// across exec, and the container's init would inherit it (a shell
-	// cannot even trap a signal ignored at its start, so `docker stop`
-	// would never reach a TERM trap). A caught one is reset to its default.
-	// So are the signals the shim was started with ignored (systemd
-	// ignores SIGPIPE in services): the container starts with none.
-	resetIgnoredSignals()
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("becoming the subreaper: %w", err)
-	}
-	return nil
-}
-
-// watch copies the running container's output into its logs, feeds its
-// stdin, waits for its init (pid) and records the exit.
-func watch(c Config, cio *containerIO, pid int) error {
-	lw := &logs.Writer{Dir: c.Dir, MaxBytes: c.LogMax, Files: c.LogFiles}
-	defer lw.Close()
-	defer cio.close()
-	if cio.stdin != nil {
-		defer cio.stdin.closeAll()
-	}
-	cio.attach(lw)
-	if cio.stdin != nil {
-		go cio.stdin.serve()
+	if stdin != nil {
+		go stdin.serve()
 	}
 	shedStartup()
 	code := reap(pid)
@@ -316,15 +281,15 @@ func newContainerIO(tty bool, stdin *stdinPipe) (*containerIO, error) {
 
 // stdio is the container's side of its stdio: with a terminal, the
 // console socket only (the runtime makes the terminal the init's stdio).
-func (c *containerIO) stdio() Stdio {
+func (c *containerIO) stdio() runtime.Files {
 	if c.console != nil {
-		return Stdio{Console: c.console.child}
+		return runtime.Files{Console: c.console.child}
 	}
 	in := c.devNull
 	if c.stdin != nil {
 		in = c.stdin.r
 	}
-	return Stdio{Stdin: in, Stdout: c.outW, Stderr: c.errW}
+	return runtime.Files{Stdin: in, Stdout: c.outW, Stderr: c.errW}
 }
 
 // closeChildEnds closes the shim's copies of the container's ends, so the
@@ -345,40 +310,30 @@ func (c *containerIO) closeChildEnds() {
 	}
 }
 
-// receiveTerminal takes the master of a container's terminal, which the
-// runtime sends on the console socket once the container runs.
-func (c *containerIO) receiveTerminal() error {
-	if c.console == nil {
-		return nil
-	}
-	m, err := RecvFD(c.console.parent)
-	if err != nil {
-		return fmt.Errorf("receiving the container's terminal: %w", err)
-	}
-	c.master = m
-	c.console.parent.Close()
-	c.console = nil
-	_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
-	return nil
-}
-
 // attach starts copying the output into lw (and, with a terminal, stdin
 // into it).
-func (c *containerIO) attach(lw *logs.Writer) {
+func (c *containerIO) attach(lw *logs.Writer) error {
 	stdout := lw.Stream("stdout")
 	c.streams = append(c.streams, stdout)
-	if c.master != nil {
+	if c.console != nil {
+		m, err := RecvFD(c.console.parent)
+		if err != nil {
+			return fmt.Errorf("receiving the container's terminal: %w", err)
+		}
+		c.master = m
+		_ = unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 24, Col: 80})
 		if c.stdin != nil {
-			go func() { _, _ = io.Copy(c.master, c.stdin.r) }()
+			go func() { _, _ = io.Copy(m, c.stdin.r) }()
 		}
 		// EIO ends it: the last process holding the terminal has exited.
-		c.copy(stdout, c.master)
-		return
+		c.copy(stdout, m)
+		return nil
 	}
 	stderr := lw.Stream("stderr")
 	c.streams = append(c.streams, stderr)
 	c.copy(stdout, c.outR)
 	c.copy(stderr, c.errR)
+	return nil
 }
 
 func (c *containerIO) copy(w io.Writer, r io.Reader) {

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/bulkhead-os/bulkhead/hostd/engine/runtime"
 )
 
 func TestArgsRoundTrip(t *testing.T) {
@@ -32,12 +34,12 @@ func TestArgsRoundTrip(t *testing.T) {
 func TestStartFailure(t *testing.T) {
 	dir := t.TempDir()
 	c := Config{ID: "ctr", Dir: dir, StateRoot: filepath.Join(dir, "state"), LogMax: 1 << 20, LogFiles: 1}
-	var handed Stdio
-	start := func(_ context.Context, got Config, stdio Stdio) (int, error) {
+	var handed runtime.Files
+	start := func(_ context.Context, got Config, files runtime.Files) (int, error) {
 		if got.ID != c.ID {
 			t.Errorf("starter got %+v, want %+v", got, c)
 		}
-		handed = stdio
+		handed = files
 		return 0, errors.New("no such image layer")
 	}
 	var started error

@@ -16,7 +16,7 @@ import (
 // Starter is the shim's shim.Starter on the runtime newRuntime makes: it
 // reads the container's spec from its directory and launches it there.
 func Starter(newRuntime runtime.Factory) shim.Starter {
-	return func(ctx context.Context, c shim.Config, stdio shim.Stdio) (int, error) {
+	return func(ctx context.Context, c shim.Config, files runtime.Files) (int, error) {
 		b, err := os.ReadFile(filepath.Join(c.Dir, shim.SpecFile))
 		if err != nil {
 			return 0, fmt.Errorf("launching %s: %w", c.ID, err)
@@ -28,7 +28,6 @@ func Starter(newRuntime runtime.Factory) shim.Starter {
 		if spec.Process == nil {
 			return 0, fmt.Errorf("launching %s: %s has no process", c.ID, shim.SpecFile)
 		}
-		files := runtime.Files{Stdin: stdio.Stdin, Stdout: stdio.Stdout, Stderr: stdio.Stderr, Console: stdio.Console}
 		return newRuntime(c.StateRoot).Launch(ctx, c.ID, &spec, files)
 	}
 }
