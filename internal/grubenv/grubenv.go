@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -168,40 +167,6 @@ func Create(path string, env Env) error {
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("creating GRUB environment %s: %w", path, err)
-	}
-	return nil
-}
-
-// Replace writes a new block of Size bytes at path through a temporary
-// file and a rename, syncing the file and its directory: for a block that
-// is missing or damaged, where writing in place is not possible.
-func Replace(path string, env Env) error {
-	b, err := Encode(env, Size)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".new"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("replacing GRUB environment %s: %w", path, err)
-	}
-	_, werr := f.Write(b)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp, path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("replacing GRUB environment %s: %w", path, werr)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

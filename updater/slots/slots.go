@@ -1,6 +1,8 @@
 package slots
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
 )
 
 // Where things live on a host, relative to its root.
@@ -144,7 +147,20 @@ func writeEnvCopy(p string, env grubenv.Env) error {
 			return nil
 		}
 	}
-	return grubenv.Replace(p, env)
+	return replaceEnv(p, env)
+}
+
+// replaceEnv makes the block at p anew, as the ESP's other files are
+// written: a whole new file put in place by a rename (slotwriter.Install).
+func replaceEnv(p string, env grubenv.Env) error {
+	b, err := grubenv.Encode(env, grubenv.Size)
+	if err != nil {
+		return fmt.Errorf("writing GRUB environment %s: %w", p, err)
+	}
+	if _, _, err := slotwriter.Install(context.Background(), bytes.NewReader(b), p, 0o644); err != nil {
+		return fmt.Errorf("writing GRUB environment: %w", err)
+	}
+	return nil
 }
 
 // RepairBootEnv rewrites the environment block and its backup from the
@@ -162,7 +178,7 @@ func (h Host) RepairBootEnv() (bootcfg.State, error) {
 		st, env = bootcfg.State{Default: booted}, grubenv.Env{}
 	}
 	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
-		if err := grubenv.Replace(h.ESP(name), st.Env(env)); err != nil {
+		if err := replaceEnv(h.ESP(name), st.Env(env)); err != nil {
 			return st, fmt.Errorf("repairing the boot environment: %w", err)
 		}
 	}
