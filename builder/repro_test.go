@@ -179,7 +179,7 @@ func TestReproducibleBuild(t *testing.T) {
 	}
 	bin := os.Getenv("BULKHEAD_BIN")
 	if bin == "" {
-		t.Fatal("BULKHEAD_BIN must name the directory with the real hostd, hostd-shim and hostd-launch (make test-long sets out/bin)")
+		t.Fatal("BULKHEAD_BIN must name the directory with the real hostd and hostd-shim (make test-long sets out/bin)")
 	}
 	for _, b := range Binaries {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {

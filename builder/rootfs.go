@@ -23,6 +23,7 @@ import (
 type rootfsInputs struct {
 	Suite, Mirror string
 	Packages      []string
+	Purge         []string // in order
 	DracutConf    string
 	PinnedUsers   string
 	Epoch         int64
@@ -35,7 +36,7 @@ func newRootfsInputs(def *images.Definition, epoch int64) rootfsInputs {
 	}
 	sort.Strings(pkgs)
 	return rootfsInputs{
-		Suite: def.Debian.Suite, Mirror: def.Debian.Mirror, Packages: pkgs,
+		Suite: def.Debian.Suite, Mirror: def.Debian.Mirror, Packages: pkgs, Purge: def.Debian.Purge,
 		DracutConf: DracutConf(def), PinnedUsers: PinUsersScript(def.Users), Epoch: epoch,
 	}
 }
@@ -44,6 +45,9 @@ func newRootfsInputs(def *images.Definition, epoch int64) rootfsInputs {
 func (in rootfsInputs) key() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "rootfs/3\x00%s\x00%s\x00%s\x00%d\x00", in.Suite, in.Mirror, strings.Join(in.Packages, ","), in.Epoch)
+	if len(in.Purge) > 0 {
+		fmt.Fprintf(h, "purge\x00%s\x00", strings.Join(in.Purge, ","))
+	}
 	io.WriteString(h, in.DracutConf)
 	io.WriteString(h, in.PinnedUsers)
 	return hex.EncodeToString(h.Sum(nil))[:16]
@@ -112,9 +116,14 @@ func MmdebstrapArgs(in rootfsInputs, dir, debs, target string) []string {
 		"--setup-hook=upload " + filepath.Join(dir, "dracut.conf") + " /etc/dracut.conf.d/10-bulkhead.conf",
 		`--essential-hook=sh ` + filepath.Join(dir, "pin-users.sh") + ` "$1"`,
 		"--customize-hook=sync-out /var/cache/apt/archives " + debs,
-		in.Suite, target, in.Mirror,
 	}
-	return args
+	// One package at a time, in the definition's order: a package's
+	// removal script may need one purged after it (python3's prerm runs
+	// py3clean).
+	for _, p := range in.Purge {
+		args = append(args, `--customize-hook=chroot "$1" dpkg --purge --force-depends `+p)
+	}
+	return append(args, in.Suite, target, in.Mirror)
 }
 
 // rootfs returns a cached tree for the inputs and its package lock,

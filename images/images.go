@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,12 @@ type Debian struct {
 	Packages []string `yaml:"packages"`
 	// DropPaths are removed from the tree (globs relative to /), e.g. docs.
 	DropPaths []string `yaml:"dropPaths"`
+	// Purge are packages that other packages pull in but the image does
+	// not need at run time (xfsprogs' python3 for xfs_scrub_all, usrmerge's
+	// perl): they are purged after the install, in this order, dependencies
+	// notwithstanding, so neither their files nor their entries in the
+	// package list and SBOM remain.
+	Purge []string `yaml:"purge"`
 }
 
 // Kernel names the kernel package, its command line and module allow-list.
@@ -229,6 +236,14 @@ func (d *Definition) Validate() error {
 	for i, pkg := range d.Debian.Packages {
 		if !pkgRE.MatchString(pkg) {
 			add(fmt.Sprintf("debian.packages[%d]", i), "%q is not a Debian package name", pkg)
+		}
+	}
+	for i, pkg := range d.Debian.Purge {
+		switch {
+		case !pkgRE.MatchString(pkg):
+			add(fmt.Sprintf("debian.purge[%d]", i), "%q is not a Debian package name", pkg)
+		case slices.Contains(d.Debian.Packages, pkg) || pkg == d.Kernel.Package:
+			add(fmt.Sprintf("debian.purge[%d]", i), "%q is also in debian.packages: install it or purge it", pkg)
 		}
 	}
 	for i, g := range d.Debian.DropPaths {
