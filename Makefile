@@ -68,7 +68,7 @@ test-unit: deps
 # The long tier: matrices and cases whose representative runs in make test
 # (TestUpdateTrust's failing trial stands for TestUpdateFailedTrial and
 # TestBootCounterFallsBack). The Makefile selects them; no test skips itself.
-LONG_TESTS := TestDiskFormatsMatrix|TestCloudInitSeedMatrix|TestBootCounterFallsBack|TestStorageSetupMatrix|TestUpdatePowerCut|TestUpdateTrialEmergency|TestUpdateFailedTrial
+LONG_TESTS := TestDiskFormatsMatrix|TestUpdateBootPathCorruption|TestCloudInitSeedMatrix|TestBootCounterFallsBack|TestStorageSetupMatrix|TestUpdatePowerCut|TestUpdateTrialEmergency|TestUpdateFailedTrial
 
 test-qemu: image
 	$(GO) test -count=1 -timeout 80m -v -skip '^($(LONG_TESTS))$$' ./qemu-tests/ -args -image $(CURDIR)/out/default

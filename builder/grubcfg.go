@@ -36,10 +36,11 @@ if [ "$` + bootabi.VarDefault + `" != "a" -a "$` + bootabi.VarDefault + `" != "b
   load_env --file $bulkhead_env
   echo "Bulkhead: the boot environment block is damaged; using its backup"
 fi
-set slot=a
+set default_slot=a
 if [ "$` + bootabi.VarDefault + `" = "b" ]; then
-  set slot=b
+  set default_slot=b
 fi
+set slot=$default_slot
 set trying=0
 if [ "$` + bootabi.VarTry + `" = "a" ]; then
   set trying=1
@@ -48,7 +49,6 @@ if [ "$` + bootabi.VarTry + `" = "b" ]; then
   set trying=1
 fi
 if [ "$trying" = "1" ]; then
-  set default_slot=$slot
 `)
 	kw := "if"
 	for n := bootabi.MaxTries; n >= 1; n-- {
@@ -66,7 +66,9 @@ if [ "$trying" = "1" ]; then
     set slot=$default_slot
   fi
 fi
-if [ "$slot" = "b" ]; then
+`)
+	writeBootCounter(&b)
+	b.WriteString(`if [ "$slot" = "b" ]; then
   set default=slot-b
 else
   set default=slot-a
@@ -81,7 +83,7 @@ if [ "$` + bootabi.VarDefault + `" = "b" ]; then
 else
   set fallback=0
 fi
-echo "Bulkhead: slot $slot (default $` + bootabi.VarDefault + `, trying '$` + bootabi.VarTry + `' with $` + bootabi.VarTries + ` tries left)"
+echo "Bulkhead: slot $slot (default $` + bootabi.VarDefault + `, trying '$` + bootabi.VarTry + `' with $` + bootabi.VarTries + ` tries left, boot $` + bootabi.VarBoots + ` since a check)"
 
 menuentry "Bulkhead, slot A" --id slot-a {
   source ($bulkhead_esp)/a/` + bootabi.EntryFile + `
@@ -108,4 +110,35 @@ fi
 set prefix=($root)/grub
 configfile ($root)/grub/grub.cfg
 `
+}
+
+// writeBootCounter renders the count of the default slot's boots since one
+// was confirmed (hostctl verify-usr read its /usr whole and found it sound,
+// and set the count to 0). dm-verity restarts the machine at a damaged
+// block, so a slot damaged on its boot path would restart for ever: after
+// MaxBoots such boots running, GRUB moves the default to the spare slot
+// (the other one, while it holds its blessed build) and notes the slot it
+// gave up on. Without a spare it keeps booting the default: nothing is
+// better. A count that cannot be saved changes nothing.
+func writeBootCounter(b *strings.Builder) {
+	boots, spare, def := "$"+bootabi.VarBoots, "$"+bootabi.VarSpare, bootabi.VarDefault
+	fmt.Fprintf(b, `if [ "$slot" = "$default_slot" ]; then
+  if [ "%[1]s" = "%[4]d" -a "%[2]s" != "$default_slot" ]; then
+    if [ "%[2]s" = "a" -o "%[2]s" = "b" ]; then
+      echo "Bulkhead: slot $default_slot restarted %[4]d boots running before its check; moving to slot %[2]s"
+      set %[6]s=$default_slot
+      set %[3]s=%[2]s
+      set slot=%[2]s
+      set %[5]s=
+      set %[7]s=0
+      set %[8]s=
+      set %[9]s=
+      save_env --file $bulkhead_env %[3]s %[5]s %[7]s %[6]s %[8]s %[9]s
+    fi
+`, boots, spare, def, bootabi.MaxBoots, bootabi.VarSpare, bootabi.VarGaveUp, bootabi.VarBoots, bootabi.VarTry, bootabi.VarTries)
+	kw := "elif"
+	for n := bootabi.MaxBoots - 1; n >= 1; n-- {
+		fmt.Fprintf(b, "  %s [ \"%s\" = \"%d\" ]; then\n    set %s=%d\n    save_env --file $bulkhead_env %s\n", kw, boots, n, bootabi.VarBoots, n+1, bootabi.VarBoots)
+	}
+	fmt.Fprintf(b, "  elif [ \"%s\" != \"%d\" ]; then\n    set %s=1\n    save_env --file $bulkhead_env %s\n  fi\nfi\n", boots, bootabi.MaxBoots, bootabi.VarBoots, bootabi.VarBoots)
 }

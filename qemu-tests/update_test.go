@@ -20,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bulkhead-os/bulkhead/images"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/guestcheck"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 )
@@ -299,9 +300,12 @@ func consoleHas(t *testing.T, vm *VM, re string, mark int) {
 	}
 }
 
-// TestUpdateUpgradeRollback boots v1, upgrades to v2 from a repository
-// served by the host and reboots into it, rolls back to v1 by hand, then
-// has a tampered payload refused with the boot configuration untouched.
+// TestUpdateUpgradeRollback boots v1, has a tampered payload refused with
+// the boot configuration untouched, upgrades to v2 from a repository served
+// by the host and reboots into it, rolls back to v1 by hand, then has the
+// running slot's /usr damaged on disk and its GRUB environment block
+// damaged too: it boots v1 from the block's backup, finds the damage and
+// moves to v2 by itself.
 func TestUpdateUpgradeRollback(t *testing.T) {
 	f := updateRepos(t)
 	url := serveRepo(t, f.repos)
@@ -311,6 +315,13 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 
+	if !t.Run("tampered payload refused", func(t *testing.T) {
+		if err := guestcheck.Refused(ctx, g, url+"/tampered", tamperedErr); err != nil {
+			t.Fatal(err)
+		}
+	}) {
+		return
+	}
 	if !t.Run("upgrade", func(t *testing.T) {
 		mark := vm.Console().Len()
 		if err := guestcheck.Upgrade(ctx, g, url+"/v2", updateV2); err != nil {
@@ -324,29 +335,6 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 	}) {
 		return
 	}
-	if !t.Run("damaged boot environment", func(t *testing.T) {
-		// The block holds default b now. Damaged, it must not send GRUB to
-		// slot a: its backup holds the selection.
-		if out, err := g.Run(ctx, "dd if=/dev/urandom of=/efi/grub/grubenv bs=1024 count=1 conv=notrunc,fsync status=none && hostctl status"); err != nil ||
-			!strings.Contains(out, "Boot environment damaged") || !strings.Contains(out, "Default: slot b") {
-			t.Fatalf("status over a damaged block: %v\n%s\nwant the damage reported and default b from the backup", err, out)
-		}
-		mark := vm.Console().Len()
-		if _, err := g.Run(ctx, "systemctl reboot"); err != nil {
-			t.Fatal(err)
-		}
-		if err := g.WaitBoot(ctx); err != nil {
-			t.Fatal(err)
-		}
-		consoleHas(t, vm, `boot environment block is damaged; using its backup`, mark)
-		consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(updateV2)+` from slot b`, mark)
-		out, err := g.Run(ctx, "hostctl repair-boot && hostctl status && cmp /efi/grub/grubenv /efi/grub/grubenv.bak && echo SAME")
-		if err != nil || strings.Contains(out, "Boot environment damaged") || !strings.Contains(out, "Default: slot b") || !strings.Contains(out, "SAME") {
-			t.Errorf("after hostctl repair-boot: %v\n%s\nwant default b, no damage, the two copies equal", err, out)
-		}
-	}) {
-		return
-	}
 	if !t.Run("rollback", func(t *testing.T) {
 		mark := vm.Console().Len()
 		if err := guestcheck.Rollback(ctx, g, v1); err != nil {
@@ -356,32 +344,119 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 	}) {
 		return
 	}
-	t.Run("tampered payload refused", func(t *testing.T) {
-		if err := guestcheck.Refused(ctx, g, url+"/tampered", tamperedErr); err != nil {
+	t.Run("damaged slot and boot environment", func(t *testing.T) {
+		// The block holds default a now. Damaged, it must not send GRUB to
+		// slot a by chance: its backup holds the selection.
+		if out, err := g.Run(ctx, "dd if=/dev/urandom of=/efi/grub/grubenv bs=1024 count=1 conv=notrunc,fsync status=none && hostctl status"); err != nil ||
+			!strings.Contains(out, "Boot environment damaged") || !strings.Contains(out, "Default: slot a") {
+			t.Fatalf("status over a damaged block: %v\n%s\nwant the damage reported and default a from the backup", err, out)
+		}
+		// One 4 KiB block of the booted slot a's /usr partition, under a
+		// file the boot never reads, is overwritten on the disk. Reading
+		// it through dm-verity must restart the machine (not hand dd an
+		// I/O error: dd failing fails the test). GRUB boots a from the
+		// backup; the check finds the block and hands over to slot b,
+		// which holds v2, blessed, writing both copies of the block.
+		mark := vm.Console().Len()
+		cmd := `blk=$(filefrag -v -b4096 /usr/bin/shuf | awk '$1=="0:" {sub(/\.\./, "", $4); print $4; exit}') && [ -n "$blk" ] && ` +
+			`dd if=/dev/urandom of=$(readlink -f /dev/disk/by-partlabel/usr-a) bs=4096 seek=$blk count=1 oflag=direct conv=notrunc,fsync status=none && ` +
+			`dd if=/dev/mapper/usr of=/dev/null bs=4096 skip=$blk count=1 iflag=direct status=none`
+		if out, err := g.Run(ctx, cmd); err != nil {
+			t.Fatalf("reading the damaged block: %v\n%s\nwant the machine restarted", err, out)
+		}
+		if err := g.WaitBoot(ctx); err != nil {
 			t.Fatal(err)
+		}
+		consoleHas(t, vm, `dm-verity device corrupted`, mark)
+		consoleHas(t, vm, `boot environment block is damaged; using its backup`, mark)
+		consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(v1)+` from slot a`, mark)
+		consoleHas(t, vm, `slot b holds a blessed build and is the default now`, mark)
+		consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(updateV2)+` from slot b`, mark)
+		st := status(t, vm)
+		if got := fmtSlots(st); st.Slots.Booted != "b" || st.Slots.Default != "b" || !strings.Contains(got, "a=corrupt("+v1+")") {
+			t.Errorf("after the damage: booted %s, default %s, slots %s; want b, b and a corrupt (%s)", st.Slots.Booted, st.Slots.Default, got, v1)
+		}
+		// A damaged slot is no rollback target, and repair-boot mends a
+		// damaged block without a reboot.
+		if out, err := g.Run(ctx, "hostctl rollback"); err == nil {
+			t.Errorf("hostctl rollback to the damaged slot a was accepted:\n%s", out)
+		}
+		out, err := g.Run(ctx, "dd if=/dev/urandom of=/efi/grub/grubenv bs=1024 count=1 conv=notrunc,fsync status=none && "+
+			"hostctl repair-boot && hostctl status && cmp /efi/grub/grubenv /efi/grub/grubenv.bak && echo SAME")
+		if err != nil || strings.Contains(out, "Boot environment damaged") || !strings.Contains(out, "Default: slot b") || !strings.Contains(out, "SAME") {
+			t.Errorf("after hostctl repair-boot: %v\n%s\nwant default b, no damage, the two copies equal", err, out)
 		}
 	})
 }
 
-// TestUpdateFailedTrial upgrades v1 to a v3 whose health gate fails: GRUB
-// tries it three times, falls back to v1 by itself, v3 is reported bad and
-// not offered again.
-func TestUpdateFailedTrial(t *testing.T) {
+// TestUpdateBootPathCorruption damages the first block of hostd in the
+// booted, blessed slot b on the disk. Every boot of b then restarts the
+// machine when hostd starts (dm-verity, restart-on-corruption), before the
+// /usr check could move the boot away: GRUB counts those boots and, at the
+// third, moves the default to the spare slot a (v1, blessed), and the host
+// records b as failing. Under UEFI with Secure Boot: Debian's signed GRUB
+// saves the count (TestUpdateUpgradeRollback runs SeaBIOS).
+func TestUpdateBootPathCorruption(t *testing.T) {
 	f := updateRepos(t)
 	url := serveRepo(t, f.repos)
-	vm := bootVM(t, BootOpts{Firmware: BIOS})
-	checkBooted(t, vm)
+	vm := bootVM(t, BootOpts{Firmware: SecureBoot})
+	v1 := checkBooted(t, vm).Slots.Version
 	g := &qemuGuest{vm: vm}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-
-	mark := vm.Console().Len()
-	if err := guestcheck.FailedTrial(ctx, g, url+"/v3", updateV3); err != nil {
+	if err := guestcheck.Upgrade(ctx, g, url+"/v2", updateV2); err != nil {
 		t.Fatal(err)
 	}
-	v3 := regexp.MustCompile(`Booting Bulkhead ` + regexp.QuoteMeta(updateV3) + ` from slot b`)
-	if n := vm.Console().Count(v3, mark); n != 3 {
-		t.Errorf("%s booted %d times, want 3 (the tries)", updateV3, n)
+	if out, err := g.Run(ctx, "grep -a ^bulkhead_ /efi/grub/grubenv"); err != nil || !strings.Contains(out, "bulkhead_spare=a") {
+		t.Fatalf("after the upgrade: %v\n%s\nwant slot a as the spare", err, out)
+	}
+	mark := vm.Console().Len()
+	cmd := `blk=$(filefrag -v -b4096 /usr/bin/hostd | awk '$1=="0:" {sub(/\.\./, "", $4); print $4; exit}') && [ -n "$blk" ] && ` +
+		`dd if=/dev/urandom of=$(readlink -f /dev/disk/by-partlabel/usr-b) bs=4096 seek=$blk count=1 oflag=direct conv=notrunc,fsync status=none && ` +
+		`dd if=/dev/mapper/usr of=/dev/null bs=4096 skip=$blk count=1 iflag=direct status=none`
+	if out, err := g.Run(ctx, cmd); err != nil {
+		t.Fatalf("reading the damaged block: %v\n%s\nwant the machine restarted", err, out)
+	}
+	if err := g.WaitBoot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := regexp.MustCompile(`Booting Bulkhead ` + regexp.QuoteMeta(updateV2) + ` from slot b`)
+	if n := vm.Console().Count(b, mark); n != bootcfg.MaxBoots {
+		t.Errorf("%s booted %d times after the damage, want %d", updateV2, n, bootcfg.MaxBoots)
+	}
+	consoleHas(t, vm, `slot b restarted 3 boots running before its check; moving to slot a`, mark)
+	consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(v1)+` from slot a`, mark)
+	st := status(t, vm)
+	if got := fmtSlots(st); st.Slots.Booted != "a" || st.Slots.Default != "a" || !strings.Contains(got, "b=corrupt("+updateV2+")") {
+		t.Errorf("after the moves: booted %s, default %s, slots %s; want a, a and b corrupt", st.Slots.Booted, st.Slots.Default, got)
+	}
+}
+
+// TestUpdateFailedTrial upgrades v1 to a v3 whose health gate fails: GRUB
+// tries it three times, falls back to v1 by itself, v3 is reported bad and
+// not offered again; under BIOS and under UEFI with Secure Boot.
+func TestUpdateFailedTrial(t *testing.T) {
+	f := updateRepos(t)
+	url := serveRepo(t, f.repos)
+	// SeaBIOS (GRUB's i386-pc core) and OVMF with Secure Boot (shim and
+	// Debian's signed GRUB, whose save_env path differs).
+	for _, fw := range []Firmware{BIOS, SecureBoot} {
+		t.Run(string(fw), func(t *testing.T) {
+			vm := bootVM(t, BootOpts{Firmware: fw})
+			checkBooted(t, vm)
+			g := &qemuGuest{vm: vm}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+			defer cancel()
+
+			mark := vm.Console().Len()
+			if err := guestcheck.FailedTrial(ctx, g, url+"/v3", updateV3); err != nil {
+				t.Fatal(err)
+			}
+			v3 := regexp.MustCompile(`Booting Bulkhead ` + regexp.QuoteMeta(updateV3) + ` from slot b`)
+			if n := vm.Console().Count(v3, mark); n != 3 {
+				t.Errorf("%s booted %d times, want 3 (the tries)", updateV3, n)
+			}
+		})
 	}
 }
 

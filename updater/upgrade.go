@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -500,7 +501,12 @@ func (u *Updater) clearSlot(s bootcfg.Slot) error {
 	if err != nil {
 		return err
 	}
-	if st.Try == s {
+	if st.Try == s || env[bootcfg.VarSpare] == string(s) {
+		// Nor may GRUB move to it as the spare slot meanwhile.
+		env = maps.Clone(env)
+		if env[bootcfg.VarSpare] == string(s) {
+			env[bootcfg.VarSpare] = ""
+		}
 		if err := h.WriteBootState(bootcfg.State{Default: st.Default}, env); err != nil {
 			return fmt.Errorf("cancelling trial of slot %s: %w", s, err)
 		}

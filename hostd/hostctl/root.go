@@ -40,6 +40,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newUpgradeCmd(d),
 		newRollbackCmd(d),
 		newRepairBootCmd(d),
+		newVerifyUsrCmd(d),
 		newUpdateCmd(d),
 		newEtcMergeCmd(d),
 		newRunCmd(d),

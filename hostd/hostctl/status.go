@@ -111,6 +111,9 @@ func printStatus(w io.Writer, rep StatusReport) {
 			if sl.State == "pending" {
 				line += fmt.Sprintf(" (%d tries left)", sl.TriesLeft)
 			}
+			if sl.UsrCheckFailed != "" {
+				line += "\n    /usr failed its check: " + sl.UsrCheckFailed + "\n    an upgrade rewrites the slot"
+			}
 			fmt.Fprintln(w, line)
 		}
 	} else {

@@ -19,6 +19,10 @@ const (
 	ReleaseFile      = "release"    // KEY=value facts about the version in the slot
 )
 
+// VerityOptions are the dm-verity options of /usr (systemd-veritysetup's
+// names, as in veritytab).
+const VerityOptions = "restart-on-corruption"
+
 // SlotDir is the ESP directory that holds a slot's kernel, initrd and entry.
 func SlotDir(s Slot) string { return string(s) }
 
@@ -50,6 +54,11 @@ func (e Entry) Cmdline() string {
 		"usrhash=" + e.RootHash,
 		"systemd.verity_usr_data=PARTUUID=" + e.UsrPartUUID,
 		"systemd.verity_usr_hash=PARTUUID=" + e.VerityPartUUID,
+		// Fail closed: a block that does not match its hash restarts the
+		// machine instead of handing its reader an I/O error. On a trial
+		// the restart spends a try; hostctl verify-usr finds the damage
+		// of a blessed slot and moves to the other one.
+		"systemd.verity_usr_options=" + VerityOptions,
 		"bulkhead.slot=" + string(e.Slot),
 	}
 	return strings.Join(append(args, e.Args...), " ")

@@ -42,7 +42,23 @@ const (
 	VarDefault = "bulkhead_default"
 	VarTry     = "bulkhead_try"
 	VarTries   = "bulkhead_tries"
+	// VarBoots counts the boots of the default slot since one was last
+	// confirmed (hostctl verify-usr found its /usr sound): GRUB counts it
+	// up, the check sets it to 0.
+	VarBoots = "bulkhead_boots"
+	// VarSpare is the slot GRUB moves the default to when the default has
+	// restarted MaxBoots times running before its check: the other slot,
+	// while it holds its blessed build; "" for none.
+	VarSpare = "bulkhead_spare"
+	// VarGaveUp is the slot GRUB moved away from that way, for the host
+	// to record; the host clears it.
+	VarGaveUp = "bulkhead_gave_up"
 )
+
+// MaxBoots is how many boots running of the default slot may end before
+// its check (a damaged block on its boot path restarts the machine each
+// time) before GRUB boots the spare slot instead.
+const MaxBoots = 3
 
 // DefaultTries is how many times a new slot is tried before GRUB falls back.
 const DefaultTries = 3

@@ -23,8 +23,12 @@ const (
 	VarDefault   = bootabi.VarDefault
 	VarTry       = bootabi.VarTry
 	VarTries     = bootabi.VarTries
+	VarBoots     = bootabi.VarBoots
+	VarSpare     = bootabi.VarSpare
+	VarGaveUp    = bootabi.VarGaveUp
 	DefaultTries = bootabi.DefaultTries
 	MaxTries     = bootabi.MaxTries
+	MaxBoots     = bootabi.MaxBoots
 	ESPGrubDir   = bootabi.ESPGrubDir
 	ESPGrubEnv   = bootabi.ESPGrubEnv
 	// ESPGrubEnvBackup is ESPGrubEnv's copy (bootabi.ESPGrubEnvBackup).
@@ -105,6 +109,34 @@ func Rollback(st State, to Slot) State {
 	return State{Default: to}
 }
 
+// CheckOutcome says what a failed check of the booted slot's /usr leads to.
+type CheckOutcome string
+
+const (
+	// TrialAbandoned: the booted slot was on trial; the default boots next
+	// and the trial is cancelled (the slot is not recorded bad: its
+	// version did nothing wrong, the disk did; an upgrade rewrites it).
+	TrialAbandoned CheckOutcome = "trial-abandoned"
+	// SwitchedToOther: the other slot holds a blessed build and is the
+	// default now.
+	SwitchedToOther CheckOutcome = "switched-to-other"
+	// NoGoodSlot: nothing better to boot; the selection is unchanged.
+	NoGoodSlot CheckOutcome = "no-good-slot"
+)
+
+// UsrCorrupt decides the boot selection when the booted slot's /usr does
+// not match its root hash. otherProven says whether the other slot holds
+// the very build that was blessed in it.
+func UsrCorrupt(st State, booted Slot, otherProven bool) (State, CheckOutcome) {
+	switch {
+	case st.Try == booted && st.Default != booted:
+		return State{Default: st.Default}, TrialAbandoned
+	case otherProven:
+		return State{Default: booted.Other()}, SwitchedToOther
+	}
+	return st, NoGoodSlot
+}
+
 // SlotState is what `hostctl status` shows for one slot.
 type SlotState string
 
@@ -114,6 +146,9 @@ const (
 	StatePending SlotState = "pending"
 	StateBad     SlotState = "bad"
 	StateEmpty   SlotState = "empty"
+	// StateCorrupt: the slot's /usr failed its check against its root
+	// hash (hostctl verify-usr); an upgrade rewrites it.
+	StateCorrupt SlotState = "corrupt"
 	// StateUnproven: the slot holds a version that never booted to a
 	// blessing (a cancelled trial, or one whose tries are spent but not
 	// yet recorded bad). It is not a safe default: GRUB's fallback is the
@@ -127,6 +162,7 @@ type SlotFacts struct {
 	HoldsVersion bool // a release file names a version
 	Bad          bool // that version is recorded bad
 	Blessed      bool // that very build (version and root hash) booted and was blessed
+	Corrupt      bool // that very build failed its /usr check
 }
 
 // Describe tells the state of slot given the boot selection, the booted slot
@@ -137,6 +173,8 @@ func Describe(st State, slot, booted Slot, f SlotFacts) SlotState {
 		return StateEmpty
 	case slot == booted:
 		return StateBooted
+	case f.Corrupt:
+		return StateCorrupt
 	case st.Try == slot && st.TriesLeft > 0:
 		return StatePending
 	case f.Bad || st.Try == slot:

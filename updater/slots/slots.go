@@ -129,10 +129,15 @@ func (h Host) BootEnvDamage() string {
 // WriteBootState writes st into the environment block, then into its
 // backup, each in place and synced: a power cut tears at most one, and
 // the other holds a whole selection, the old or the new. A copy that is
-// missing or too short is made anew.
+// missing or too short is made anew. A new default starts its count of
+// unconfirmed boots (bootcfg.VarBoots) afresh.
 func (h Host) WriteBootState(st bootcfg.State, env grubenv.Env) error {
+	out := st.Env(env)
+	if bootcfg.FromEnv(env).Default != st.Default {
+		out[bootcfg.VarBoots] = "0"
+	}
 	for _, name := range []string{bootcfg.ESPGrubEnv, bootcfg.ESPGrubEnvBackup} {
-		if err := writeEnvCopy(h.ESP(name), st.Env(env)); err != nil {
+		if err := writeEnvCopy(h.ESP(name), out); err != nil {
 			return err
 		}
 	}
@@ -366,6 +371,9 @@ type SlotInfo struct {
 	TriesLeft int               `json:"triesLeft,omitempty"`
 	// Blessed: this build booted in this slot and passed its health checks.
 	Blessed bool `json:"blessed,omitempty"`
+	// UsrCheckFailed is why this build's /usr failed its check against
+	// its root hash (hostctl verify-usr), if it did.
+	UsrCheckFailed string `json:"usrCheckFailed,omitempty"`
 }
 
 // Status is the slot part of `hostctl status`.
@@ -403,6 +411,10 @@ func (h Host) ReadStatus() (Status, error) {
 	if err != nil {
 		return s, err
 	}
+	failures, err := h.UsrFailures()
+	if err != nil {
+		return s, err
+	}
 	for _, slot := range []bootcfg.Slot{bootcfg.SlotA, bootcfg.SlotB} {
 		r, err := h.Release(slot)
 		if err != nil {
@@ -412,8 +424,12 @@ func (h Host) ReadStatus() (Status, error) {
 		if info.Blessed, err = h.Proven(slot); err != nil {
 			return s, err
 		}
+		if f, ok := failures[slot]; ok && f.Build == (Build{Version: info.Version, RootHash: info.RootHash}) {
+			info.UsrCheckFailed = f.Error
+		}
 		info.State = bootcfg.Describe(st, slot, s.Booted, bootcfg.SlotFacts{
-			HoldsVersion: r != nil, Bad: r != nil && slices.Contains(bad, r["VERSION"]), Blessed: info.Blessed})
+			HoldsVersion: r != nil, Bad: r != nil && slices.Contains(bad, r["VERSION"]), Blessed: info.Blessed,
+			Corrupt: info.UsrCheckFailed != ""})
 		if st.Try == slot {
 			info.TriesLeft = st.TriesLeft
 		}
@@ -450,8 +466,12 @@ func (h Host) Bless() (bootcfg.Outcome, error) {
 	if err := h.recordBlessed(booted); err != nil {
 		return "", err
 	}
-	if after != st {
-		if err := h.WriteBootState(after, env); err != nil {
+	spared, err := h.withSpare(after, env)
+	if err != nil {
+		return "", err
+	}
+	if after != st || spared[bootcfg.VarSpare] != env[bootcfg.VarSpare] {
+		if err := h.WriteBootState(after, spared); err != nil {
 			return "", fmt.Errorf("blessing slot %s: %w", booted, err)
 		}
 	}

@@ -207,10 +207,16 @@ func (w Writer) log() *slog.Logger {
 
 // progress wraps r to report read progress.
 func (w Writer) progress(what string, r io.Reader, total int64) io.Reader {
-	if w.Progress == nil {
+	return ProgressReader(what, r, total, w.Progress)
+}
+
+// ProgressReader wraps r to call fn(what, bytes read so far, total) as it
+// is read; with a nil fn it is r.
+func ProgressReader(what string, r io.Reader, total int64, fn func(what string, done, total int64)) io.Reader {
+	if fn == nil {
 		return r
 	}
-	return &progressReader{r: r, what: what, total: total, fn: w.Progress}
+	return &progressReader{r: r, what: what, total: total, fn: fn}
 }
 
 type progressReader struct {
