@@ -1,5 +1,7 @@
 // Package updater runs an A/B update on a Bulkhead host: check a repository,
-// download resumably, verify the signed manifest and every digest, write the
+// download resumably (as a delta when the repository has chunk indexes:
+// only the chunks the booted slot lacks, see package delta; else the full
+// payload), verify the signed manifest and every digest, write the
 // inactive slot and verify it against its dm-verity root hash, install its
 // kernel, initrd and entry on the ESP, and put it on trial in the GRUB
 // environment; and roll back by hand. hostctl and hostd call it under a root.

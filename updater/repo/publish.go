@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
+	"github.com/bulkhead-os/bulkhead/updater/delta"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
@@ -35,7 +38,12 @@ type PublishOptions struct {
 	Now     time.Time        // zero: time.Now
 	MinFrom string           // oldest version that may update to this one; "" for any
 	Rollout *rollout.Rollout // nil: every host at once
-	Log     *slog.Logger
+	// NoChunks publishes without chunk indexes: hosts download every part
+	// whole. Otherwise each part is chunked into the store (ChunksDir)
+	// with Chunking (zero: delta.DefaultParams) and its index is a part.
+	NoChunks bool
+	Chunking delta.Params
+	Log      *slog.Logger
 }
 
 // buildParts maps update parts to the build outputs they come from.
@@ -112,6 +120,29 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 		}
 		m.Parts[name] = payload.Part{File: filepath.Base(bp.File), Size: size, SHA256: sum}
 	}
+	// Chunk indexes are parts of the manifest, so they are signed with it
+	// and are TUF targets like the others. Made from the hashed files, in
+	// memory; the chunks are stored after every check.
+	indexes := map[string][]byte{}
+	if !o.NoChunks {
+		if o.Chunking == (delta.Params{}) {
+			o.Chunking = delta.DefaultParams
+		}
+		for _, name := range payload.RequiredParts {
+			idx, err := delta.IndexFile(ctx, src[name], o.Chunking)
+			if err != nil {
+				return nil, fmt.Errorf("publishing %s: %w", m.Version, err)
+			}
+			b, err := delta.Marshal(idx)
+			if err != nil {
+				return nil, err
+			}
+			file := payload.IndexFile(m.Parts[name].File)
+			indexes[file] = b
+			sum := sha256.Sum256(b)
+			m.Parts[payload.IndexPart(name)] = payload.Part{File: file, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+		}
+	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("publishing %s: %w", o.OutDir, err)
 	}
@@ -159,6 +190,25 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 			return nil, fmt.Errorf("publishing %s: %s changed while it was copied: %d bytes sha256 %s, hashed before as %d bytes %s",
 				m.Version, src[name], size, sum, pt.Size, pt.SHA256)
 		}
+	}
+	// The chunks, then the indexes naming them: an index is never published
+	// before its chunks are in the store.
+	if len(indexes) > 0 {
+		store := filepath.Join(o.Repo, ChunksDir)
+		for _, name := range payload.RequiredParts {
+			file := payload.IndexFile(m.Parts[name].File)
+			idx, err := delta.ParseIndex(indexes[file], m.Parts[name].Size)
+			if err != nil {
+				return nil, fmt.Errorf("publishing %s: %s: %w", m.Version, file, err)
+			}
+			if err := delta.Store(ctx, src[name], idx, store); err != nil {
+				return nil, fmt.Errorf("publishing %s: %w", m.Version, err)
+			}
+			if _, _, err := slotwriter.Install(ctx, bytes.NewReader(indexes[file]), filepath.Join(verDir, file), 0o644); err != nil {
+				return nil, err
+			}
+		}
+		log.Info("chunked parts into the store", "version", m.Version, "store", store)
 	}
 	// The signature goes first: a reader that finds the manifest finds its
 	// signature too.

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/internal/backoff"
+	"github.com/bulkhead-os/bulkhead/updater/delta"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
@@ -48,9 +50,43 @@ func TestPublishLayout(t *testing.T) {
 		}
 		return err
 	})
-	want := "channels/stable.json tuf/1.root.json tuf/1.snapshot.json tuf/1.targets.json tuf/root.json tuf/timestamp.json versions/1.2.0/initrd.img versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig versions/1.2.0/usr.erofs versions/1.2.0/usr.verity versions/1.2.0/vmlinuz"
+	var chunks int
+	files = slices.DeleteFunc(files, func(f string) bool {
+		if strings.HasPrefix(f, ChunksDir+"/") {
+			chunks++
+			return true
+		}
+		return false
+	})
+	want := "channels/stable.json tuf/1.root.json tuf/1.snapshot.json tuf/1.targets.json tuf/root.json tuf/timestamp.json " +
+		"versions/1.2.0/initrd.img versions/1.2.0/initrd.img.caibx versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig " +
+		"versions/1.2.0/usr.erofs versions/1.2.0/usr.erofs.caibx versions/1.2.0/usr.verity versions/1.2.0/usr.verity.caibx " +
+		"versions/1.2.0/vmlinuz versions/1.2.0/vmlinuz.caibx"
 	if got := strings.Join(files, " "); got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+	// Each index lists chunks the store holds, and nothing else is there.
+	listed := map[string]bool{}
+	for _, part := range payload.RequiredParts {
+		file := map[string]string{payload.PartUsr: "usr.erofs", payload.PartVerity: "usr.verity", payload.PartKernel: "vmlinuz", payload.PartInitrd: "initrd.img"}[part]
+		ib, err := os.ReadFile(filepath.Join(repoDir, "versions/1.2.0", payload.IndexFile(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Stat(filepath.Join(repoDir, "versions/1.2.0", file))
+		idx, err := delta.ParseIndex(ib, st.Size())
+		if err != nil {
+			t.Fatalf("index of %s: %v", file, err)
+		}
+		for _, c := range idx.Chunks {
+			listed[delta.StorePath(c.ID)] = true
+			if _, err := os.Stat(filepath.Join(repoDir, ChunksDir, delta.StorePath(c.ID))); err != nil {
+				t.Errorf("chunk of %s at %d: %v", file, c.Start, err)
+			}
+		}
+	}
+	if chunks != len(listed) {
+		t.Errorf("store holds %d chunks, the indexes list %d", chunks, len(listed))
 	}
 	c := &Client{Base: repoDir}
 	ch, err := c.Channel(context.Background(), "stable")
