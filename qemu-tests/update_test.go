@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -35,7 +36,7 @@ const tamperedErr = "does not match the manifest's sha256"
 
 // updateFixture is the update repositories, built once per test run under
 // out/update-repo: v2/ and v3/ each with their version on channel stable,
-// tampered/ a copy of v2/ with a corrupted usr.erofs.
+// tampered/ a copy of v2/ with a corrupted usr.erofs and chunk store.
 type updateFixture struct {
 	repos        string
 	payloadBytes int64 // v2's usr image, verity tree, kernel and initrd
@@ -200,11 +201,26 @@ func v3Definition(top string) (string, error) {
 }
 
 // tamper makes repos/tampered: repos/v2 hard-linked, except usr.erofs,
-// which is a copy with one byte changed.
+// which is a copy with one byte changed, and every chunk of the delta
+// store, whose bytes are replaced: the mirror serves nothing true but the
+// signed metadata, so the delta is refused chunk by chunk, and the full
+// payload it falls back to by its sha256.
 func tamper(repos string) error {
 	dst := filepath.Join(repos, "tampered")
 	if b, err := exec.Command("cp", "-al", filepath.Join(repos, "v2"), dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("copying the repository: %w: %s", err, b)
+	}
+	err := filepath.WalkDir(filepath.Join(dst, "chunks"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		if err := os.Remove(p); err != nil { // a hard link to v2's
+			return err
+		}
+		return os.WriteFile(p, []byte("not this chunk"), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("tampering with the chunk store: %w", err)
 	}
 	p := filepath.Join(dst, "versions", updateV2, "usr.erofs")
 	b, err := os.ReadFile(p)
