@@ -7,9 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/casync"
 	"github.com/bulkhead-os/bulkhead/updater/delta"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
@@ -42,8 +45,10 @@ func (u *Updater) notice(msg string) {
 
 // planDelta decides whether the update can be assembled from chunks: every
 // part has a chunk index in the (verified) manifest and the index matches
-// its digest there. It chunks the seeds to count what is missing. When it
-// cannot, the plan keeps the full payload and says why.
+// its digest there, and the booted version's index of at least one part is
+// known (kept from its install, or published with it) to find its chunks in
+// the booted slot. When it cannot, the plan keeps the full payload and says
+// why.
 func (u *Updater) planDelta(ctx context.Context, p *Plan) error {
 	p.FullBytes = p.DownloadBytes
 	err := u.tryPlanDelta(ctx, p)
@@ -62,48 +67,166 @@ func (u *Updater) tryPlanDelta(ctx context.Context, p *Plan) error {
 			return fmt.Errorf("%s has no chunk index for %s in the repository", p.To, name)
 		}
 	}
+	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
+	p.indexes = map[string][]byte{}
+	idx := map[string]casync.Index{}
+	var bytes int64
+	for _, name := range payload.RequiredParts {
+		pt := m.Parts[payload.IndexPart(name)]
+		b, err := client.FetchPart(ctx, p.To, pt)
+		if err != nil {
+			return err
+		}
+		if idx[name], err = delta.ParseIndex(b, m.Parts[name].Size); err != nil {
+			return fmt.Errorf("chunk index %s of %s: %w", pt.File, p.To, err)
+		}
+		p.indexes[name] = b
+		bytes += int64(len(b))
+	}
 	seeds, err := u.seeds(ctx, p)
 	if err != nil {
 		return err
 	}
-	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
 	plans := map[string]*delta.Plan{}
-	var bytes int64
 	for _, name := range payload.RequiredParts {
-		b, err := client.FetchPart(ctx, p.To, m.Parts[payload.IndexPart(name)])
-		if err != nil {
-			return err
-		}
-		idx, err := delta.ParseIndex(b, m.Parts[name].Size)
-		if err != nil {
-			return fmt.Errorf("chunk index of %s %s: %w", p.To, name, err)
-		}
-		dp, err := delta.NewPlan(ctx, delta.Image{Name: name, Index: idx, Seeds: seeds[name], CacheDir: chunkCacheDir(p),
+		dp := delta.NewPlan(delta.Image{Name: name, Index: idx[name], Seeds: seeds[name], CacheDir: chunkCacheDir(p),
 			Fetch: client.Chunk, Log: u.log(), Progress: u.Progress})
-		if err != nil {
-			return err
-		}
 		plans[name] = dp
-		bytes += int64(len(b)) + dp.Stats.MissingBytes
+		bytes += dp.Stats.MissingBytes
 	}
 	p.Delta, p.deltas, p.DownloadBytes = true, plans, bytes
 	return nil
 }
 
 // seeds are where each part's chunks may already be: the booted slot's
-// /usr through dm-verity, its verity partition, its kernel and initrd.
-func (u *Updater) seeds(ctx context.Context, p *Plan) (map[string][]string, error) {
+// /usr through dm-verity, its verity partition, its kernel and initrd, each
+// with the booted version's chunk index of that part to find its chunks.
+// A part whose booted index is unknown has no seed (the plan's SeedNote
+// says so); with none known at all, there is no delta.
+func (u *Updater) seeds(ctx context.Context, p *Plan) (map[string][]delta.Seed, error) {
 	ver, err := u.findPartition(ctx, verityLabel(p.Booted))
 	if err != nil {
 		return nil, err
 	}
 	dir := u.host().ESP(bootcfg.SlotDir(p.Booted))
-	return map[string][]string{
-		payload.PartUsr:    {u.Root.Join(BootedUsrDevice)},
-		payload.PartVerity: {ver.Dev},
-		payload.PartKernel: {filepath.Join(dir, bootcfg.KernelFile)},
-		payload.PartInitrd: {filepath.Join(dir, bootcfg.InitrdFile)},
-	}, nil
+	paths := map[string]string{
+		payload.PartUsr:    u.Root.Join(BootedUsrDevice),
+		payload.PartVerity: ver.Dev,
+		payload.PartKernel: filepath.Join(dir, bootcfg.KernelFile),
+		payload.PartInitrd: filepath.Join(dir, bootcfg.InitrdFile),
+	}
+	known, err := u.bootedIndexes(ctx, p)
+	if err != nil && len(known) == 0 {
+		return nil, fmt.Errorf("no chunk index of the booted version %s, so the booted slot cannot seed the update: %w", p.From, err)
+	}
+	seeds := map[string][]delta.Seed{}
+	var without []string
+	for _, name := range payload.RequiredParts {
+		idx, ok := known[name]
+		if !ok {
+			without = append(without, name)
+			continue
+		}
+		seeds[name] = []delta.Seed{{Path: paths[name], Index: idx}}
+	}
+	if len(without) > 0 {
+		p.SeedNote = fmt.Sprintf("no chunk index of the booted version %s for %s: those parts are fetched whole as chunks", p.From, strings.Join(without, ", "))
+		if err != nil {
+			p.SeedNote += fmt.Sprintf(" (%v)", err)
+		}
+		u.notice("delta update: " + p.SeedNote)
+	}
+	return seeds, nil
+}
+
+// bootedIndexes are the chunk indexes of the booted version's parts: those
+// kept when it was installed (IndexDir), else those the repository published
+// with it, read through the same verification as an update (TUF targets,
+// then the manifest's digests). They only say where to look in the booted
+// slot: every chunk read there is checked against the new index's id.
+func (u *Updater) bootedIndexes(ctx context.Context, p *Plan) (map[string]casync.Index, error) {
+	out := map[string]casync.Index{}
+	p.bootedIndexes = map[string][]byte{}
+	if err := payload.CheckVersion(p.From); err != nil {
+		return out, fmt.Errorf("booted version %q: %w", p.From, err)
+	}
+	for _, name := range payload.RequiredParts {
+		b, err := os.ReadFile(u.Root.Join(IndexDir, p.From, name+".caibx"))
+		if err != nil {
+			continue
+		}
+		idx, err := casync.ParseIndex(b)
+		if err != nil {
+			u.log().Warn("kept chunk index unreadable, not used", "version", p.From, "part", name, "err", err)
+			continue
+		}
+		out[name], p.bootedIndexes[name] = idx, b
+	}
+	if len(out) == len(payload.RequiredParts) {
+		return out, nil
+	}
+	image, err := u.bootedImage(p.Booted)
+	if err != nil {
+		return out, err
+	}
+	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
+	rel, err := client.Resolve(ctx, repo.ResolveRequest{Channel: p.Channel, Version: p.From, Image: image,
+		TrustedDir: u.Root.Join(repo.TrustedDir), KeysDir: u.Root.Join(payload.KeysDir), Now: u.now()})
+	if err != nil {
+		return out, fmt.Errorf("looking up %s in the repository: %w", p.From, err)
+	}
+	var errs []error
+	for _, name := range payload.RequiredParts {
+		if _, ok := out[name]; ok {
+			continue
+		}
+		pt, ok := rel.Manifest.Parts[payload.IndexPart(name)]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s was published without a chunk index for %s", p.From, name))
+			continue
+		}
+		b, err := client.FetchPart(ctx, p.From, pt)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		idx, err := delta.ParseIndex(b, rel.Manifest.Parts[name].Size)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("chunk index %s of %s: %w", pt.File, p.From, err))
+			continue
+		}
+		out[name], p.bootedIndexes[name] = idx, b
+	}
+	return out, errors.Join(errs...)
+}
+
+// IndexDir keeps the chunk indexes of the versions in the slots,
+// <version>/<part>.caibx, so that the next update finds the booted slot's
+// chunks without asking the repository (which may have dropped the
+// version). Keyed by version: after a rollback the booted slot holds the
+// older one.
+const IndexDir = "/var/lib/bulkhead/updater/indexes"
+
+// keepIndexes stores the chunk indexes of the version just installed and
+// of the booted one, and removes those of every other version. It only
+// helps the next update, so it logs instead of failing this one.
+func (u *Updater) keepIndexes(p *Plan) {
+	dir := u.Root.Join(IndexDir)
+	for ver, idx := range map[string]map[string][]byte{p.From: p.bootedIndexes, p.To: p.indexes} {
+		for name, b := range idx {
+			if err := fsroot.WriteFile(filepath.Join(dir, ver, name+".caibx"), b, 0o644); err != nil {
+				u.log().Warn("keeping chunk index", "version", ver, "part", name, "err", err)
+			}
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Name() != p.From && e.Name() != p.To {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				u.log().Warn("removing chunk indexes", "version", e.Name(), "err", err)
+			}
+		}
+	}
 }
 
 // fetchDelta fetches the missing chunks of every part into the chunk cache

@@ -11,21 +11,24 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/folbricht/desync"
-
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/casync"
 	"github.com/bulkhead-os/bulkhead/updater/delta"
+	"github.com/bulkhead-os/bulkhead/updater/delta/chunker"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
+	"github.com/bulkhead-os/bulkhead/updater/slots"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
 )
 
 // testChunks keep the fake images' chunks small (about 100 per image).
-var testChunks = delta.Params{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}
+var testChunks = chunker.Chunker{Params: chunker.Params{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}}
 
 // deltaEnv is env booted from a 768 KiB pseudo-random usr image, readable
 // as the booted /dev/mapper/usr, with a server that counts what it serves.
+// The booted version, 1.0.0, is published with its chunk indexes (unless
+// the test removes it): they locate the booted slot's chunks.
 type deltaEnv struct {
 	*env
 	srv     *updatertest.Server
@@ -33,6 +36,19 @@ type deltaEnv struct {
 }
 
 func newDeltaEnv(t *testing.T) *deltaEnv {
+	t.Helper()
+	e := newUnpublishedEnv(t)
+	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: e.v1.Dir,
+		Key: e.key.Private, Chunker: testChunks, Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// newUnpublishedEnv is deltaEnv with the booted version not in the
+// repository (a host made by `builder build` whose build was never
+// published).
+func newUnpublishedEnv(t *testing.T) *deltaEnv {
 	t.Helper()
 	e := &deltaEnv{env: &env{t: t, key: updatertest.NewKey(t), repoDir: filepath.Join(t.TempDir(), "repo")}}
 	e.v1 = updatertest.MakeBuildFrom(t, t.TempDir(), "1.0.0", updatertest.RandomBytes(1, 768<<10))
@@ -51,8 +67,11 @@ func (e *deltaEnv) publishEdit(version string, noChunks bool) updatertest.Build 
 	usr := slices.Concat(e.v1.Usr[:300<<10], updatertest.RandomBytes(7, 5000), e.v1.Usr[300<<10:])[:len(e.v1.Usr)]
 	copy(usr[600<<10:], updatertest.RandomBytes(8, 4096))
 	b := updatertest.MakeBuildFrom(e.t, e.t.TempDir(), version, usr)
-	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: b.Dir,
-		Key: e.key.Private, NoChunks: noChunks, Chunking: testChunks, Log: quiet}); err != nil {
+	o := repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: b.Dir, Key: e.key.Private, Log: quiet}
+	if !noChunks {
+		o.Chunker = testChunks
+	}
+	if _, err := repo.Publish(context.Background(), o); err != nil {
 		e.t.Fatal(err)
 	}
 	return b
@@ -106,13 +125,38 @@ func TestDeltaUpgrade(t *testing.T) {
 	if chunkReqs == 0 || chunkBytes > int64(len(v2.Usr))/5 {
 		t.Errorf("%d chunk bytes in %d requests for a %d-byte image", chunkBytes, chunkReqs, len(v2.Usr))
 	}
-	for _, want := range []string{"read seed usr", "download usr", "write usr", "verify usr", "set trial"} {
+	for _, want := range []string{"download usr", "write usr", "verify usr", "set trial"} {
 		if !slices.Contains(progress, want) {
 			t.Errorf("progress %q lacks %q", progress, want)
 		}
 	}
 	if _, err := os.Stat(e.host.Root.Join(DownloadDir)); !os.IsNotExist(err) {
 		t.Errorf("download directory left behind: %v", err)
+	}
+	e.keptIndexes("1.0.0", "1.1.0")
+}
+
+// keptIndexes checks that IndexDir holds the chunk indexes of exactly these
+// versions, as the repository published them.
+func (e *deltaEnv) keptIndexes(versions ...string) {
+	e.t.Helper()
+	ents, _ := os.ReadDir(e.host.Root.Join(IndexDir))
+	var got []string
+	for _, ent := range ents {
+		got = append(got, ent.Name())
+	}
+	if !slices.Equal(got, versions) {
+		e.t.Errorf("kept indexes of %q, want %q", got, versions)
+	}
+	files := map[string]string{payload.PartUsr: "usr.erofs", payload.PartVerity: "usr.verity", payload.PartKernel: "vmlinuz", payload.PartInitrd: "initrd.img"}
+	for _, v := range versions {
+		for part, file := range files {
+			kept, err := os.ReadFile(e.host.Root.Join(IndexDir, v, part+".caibx"))
+			want, _ := os.ReadFile(filepath.Join(e.repoDir, "versions", v, payload.IndexFile(file)))
+			if err != nil || len(want) == 0 || !bytes.Equal(kept, want) {
+				e.t.Errorf("kept index of %s %s differs from the published one (%v)", v, part, err)
+			}
+		}
 	}
 }
 
@@ -128,8 +172,6 @@ func TestDeltaDryRunBytes(t *testing.T) {
 	}
 	// The count worked out here: each part's index, and the chunks its
 	// seed lacks.
-	seeds := map[string]string{payload.PartUsr: e.host.Root.Join(BootedUsrDevice), payload.PartVerity: e.host.Root.Join("/parts/usr-a-verity"),
-		payload.PartKernel: e.host.Root.Join("/efi/a/vmlinuz"), payload.PartInitrd: e.host.Root.Join("/efi/a/initrd.img")}
 	var want, full int64
 	for _, name := range payload.RequiredParts {
 		pt := p.Manifest.Parts[name]
@@ -143,11 +185,16 @@ func TestDeltaDryRunBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sidx, err := delta.IndexFile(context.Background(), seeds[name], testChunks)
+		// The booted slot's chunks, as v1's published index lists them.
+		sb, err := os.ReadFile(filepath.Join(e.repoDir, "versions/1.0.0", payload.IndexFile(pt.File)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		have := map[desync.ChunkID]bool{}
+		sidx, err := casync.ParseIndex(sb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[casync.ChunkID]bool{}
 		for _, c := range sidx.Chunks {
 			have[c.ID] = true
 		}
@@ -308,7 +355,7 @@ func TestDeltaResumes(t *testing.T) {
 func cachedChunks(t *testing.T, dir, prefix string) map[string]bool {
 	out := map[string]bool{}
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && strings.HasSuffix(p, desync.CompressedChunkExt) {
+		if err == nil && strings.HasSuffix(p, casync.ChunkExt) {
 			rel, _ := filepath.Rel(dir, p)
 			out[prefix+filepath.ToSlash(rel)] = true
 		}
@@ -344,5 +391,133 @@ func TestDeltaSeedChangesDuringWrite(t *testing.T) {
 	}
 	if !p.Delta {
 		t.Errorf("fell back to the full payload: %q", e.notices)
+	}
+}
+
+// TestDeltaBootedVersionUnpublished: the booted version is not in the
+// repository and no index of it is kept, so nothing locates the booted
+// slot's chunks: the full payload is downloaded and the output says why.
+// The new version's indexes are kept, so the upgrade after it (booted
+// into 1.1.0) is a delta seeded through them, without asking the
+// repository for them.
+func TestDeltaBootedVersionUnpublished(t *testing.T) {
+	e := newUnpublishedEnv(t)
+	v2 := e.publishEdit("1.1.0", false)
+	p, err := e.u.Upgrade(context.Background(), e.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stagedSlotB(v2)
+	const why = "no chunk index of the booted version 1.0.0"
+	if p.Delta || !strings.Contains(p.DeltaNote, why) || !e.noticed("downloading the full payload") || !e.noticed(why) {
+		t.Errorf("delta %v, note %q, notices %q: want the full payload and why", p.Delta, p.DeltaNote, e.notices)
+	}
+	if n, _ := e.srv.ServedExactly("/versions/1.1.0/usr.erofs"); n < int64(len(v2.Usr)) {
+		t.Errorf("served %d bytes of usr.erofs, want the full %d", n, len(v2.Usr))
+	}
+	e.keptIndexes("1.1.0")
+
+	// Reboot into b (1.1.0), bless it; its slot's /usr is the verity device.
+	e.boot(bootcfg.SlotB, v2)
+	if _, err := (slots.Host{Root: e.host.Root}).Bless(); err != nil {
+		t.Fatal(err)
+	}
+	updatertest.WriteFile(t, e.host.Root.Join(BootedUsrDevice), v2.Usr)
+	indexReqs := func() (n int) {
+		for _, f := range []string{"usr.erofs", "usr.verity", "vmlinuz", "initrd.img"} {
+			_, reqs := e.srv.ServedExactly("/versions/1.1.0/" + payload.IndexFile(f))
+			n += reqs
+		}
+		return n
+	}
+	reqsBefore := indexReqs()
+	e.notices = nil
+	usr := bytes.Clone(v2.Usr)
+	copy(usr[100<<10:], updatertest.RandomBytes(9, 4096))
+	v3 := updatertest.MakeBuildFrom(t, t.TempDir(), "1.2.0", usr)
+	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: v3.Dir,
+		Key: e.key.Private, Chunker: testChunks, Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	chunksBefore, _ := e.srv.Served("/chunks/")
+	p, err = e.u.Upgrade(context.Background(), e.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Delta || p.Target != bootcfg.SlotA || len(e.notices) > 0 {
+		t.Fatalf("delta %v into %s, notices %q: want a delta into a seeded from the kept 1.1.0 indexes", p.Delta, p.Target, e.notices)
+	}
+	if n := indexReqs() - reqsBefore; n != 0 {
+		t.Errorf("1.1.0's indexes fetched %d times, want them read from the kept copy", n)
+	}
+	if !bytes.HasPrefix(e.readPart("usr-a"), v3.Usr) {
+		t.Error("slot a does not hold 1.2.0")
+	}
+	if chunks, _ := e.srv.Served("/chunks/"); chunks-chunksBefore > int64(len(v3.Usr))/4 {
+		t.Errorf("fetched %d chunk bytes for a 4 KiB change: the kept indexes were not used", chunks-chunksBefore)
+	}
+	e.keptIndexes("1.1.0", "1.2.0")
+}
+
+// TestDeltaSeedIndexFromKeptCopy: the booted version's indexes kept on the
+// host are used without asking the repository; a damaged kept index is
+// not used, and that part's index is read from the repository instead.
+func TestDeltaSeedIndexFromKeptCopy(t *testing.T) {
+	e := newDeltaEnv(t)
+	v2 := e.publishEdit("1.1.0", false)
+	files := map[string]string{payload.PartUsr: "usr.erofs", payload.PartVerity: "usr.verity", payload.PartKernel: "vmlinuz", payload.PartInitrd: "initrd.img"}
+	for part, f := range files {
+		b, err := os.ReadFile(filepath.Join(e.repoDir, "versions/1.0.0", payload.IndexFile(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if part == payload.PartUsr {
+			b = b[:len(b)-7] // truncated: not used
+		}
+		updatertest.WriteFile(t, e.host.Root.Join(IndexDir, "1.0.0", part+".caibx"), b)
+	}
+	updatertest.WriteFile(t, e.host.Root.Join(IndexDir, "0.9.0", "usr.caibx"), []byte("stale"))
+	p, err := e.u.Upgrade(context.Background(), e.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stagedSlotB(v2)
+	if !p.Delta || len(e.notices) > 0 {
+		t.Errorf("delta %v, notices %q", p.Delta, e.notices)
+	}
+	for part, f := range files {
+		_, reqs := e.srv.ServedExactly("/versions/1.0.0/" + payload.IndexFile(f))
+		if want := part == payload.PartUsr; (reqs > 0) != want {
+			t.Errorf("%s: the booted version's index fetched %d times, want fetched %v", part, reqs, want)
+		}
+	}
+	if chunks, _ := e.srv.Served("/chunks/"); chunks > int64(len(v2.Usr))/5 {
+		t.Errorf("%d chunk bytes: the seeds were not used", chunks)
+	}
+	// The damaged copy is replaced, the stale version's removed.
+	e.keptIndexes("1.0.0", "1.1.0")
+}
+
+// TestDeltaBootedIndexPartlyMissing: the repository lost the booted
+// version's usr index: usr has no seed (fetched whole as chunks, and the
+// plan says so), the other parts are still seeded.
+func TestDeltaBootedIndexPartlyMissing(t *testing.T) {
+	e := newDeltaEnv(t)
+	v2 := e.publishEdit("1.1.0", false)
+	os.Remove(filepath.Join(e.repoDir, "versions/1.0.0/usr.erofs.caibx"))
+	p := e.dryRun()
+	var out bytes.Buffer
+	p.Describe(&out)
+	const why = "no chunk index of the booted version 1.0.0 for usr"
+	if !p.Delta || !strings.Contains(p.SeedNote, why) || !strings.Contains(out.String(), why) {
+		t.Errorf("delta %v, seed note %q, dry run:\n%s", p.Delta, p.SeedNote, out.String())
+	}
+	e.notices = nil
+	if _, err := e.u.Upgrade(context.Background(), e.opts()); err != nil {
+		t.Fatal(err)
+	}
+	e.stagedSlotB(v2)
+	if chunks, _ := e.srv.Served("/chunks/"); chunks < int64(len(v2.Usr))/2 {
+		t.Errorf("%d chunk bytes for a %d-byte usr without a seed", chunks, len(v2.Usr))
 	}
 }

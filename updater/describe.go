@@ -39,6 +39,9 @@ func (p *Plan) Describe(w io.Writer) {
 	case p.DeltaNote != "":
 		fmt.Fprintf(w, "           full payload, no delta: %s\n", p.DeltaNote)
 	}
+	if p.Delta && p.SeedNote != "" {
+		fmt.Fprintf(w, "           %s\n", p.SeedNote)
+	}
 	removed, added := argDiff(p.OldCmdline, p.NewCmdline)
 	fmt.Fprintf(w, "Kernel command line:\n  old: %s\n  new: %s\n", p.OldCmdline, p.NewCmdline)
 	for _, a := range removed {

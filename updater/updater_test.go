@@ -52,10 +52,18 @@ func newEnv(t *testing.T) *env {
 }
 
 // publish adds version to the repository and points stable at it.
+// chunker is what publish cuts chunks with: none when noChunks.
+func (e *env) chunker() repo.Chunker {
+	if e.noChunks {
+		return nil
+	}
+	return testChunks
+}
+
 func (e *env) publish(version, minFrom string) updatertest.Build {
 	e.t.Helper()
 	b := updatertest.MakeBuild(e.t, e.t.TempDir(), version, 60)
-	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: b.Dir, Key: e.key.Private, MinFrom: minFrom, NoChunks: e.noChunks, Log: quiet}); err != nil {
+	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: b.Dir, Key: e.key.Private, MinFrom: minFrom, Chunker: e.chunker(), Log: quiet}); err != nil {
 		e.t.Fatal(err)
 	}
 	return b

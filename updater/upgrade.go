@@ -115,13 +115,19 @@ type Plan struct {
 	// repository's chunk store; DownloadBytes counts the chunk indexes and
 	// the missing chunks uncompressed (what is fetched is compressed, so
 	// less). DeltaNote says why not, when the repository offers no delta.
-	Delta        bool   `json:"delta,omitempty"`
-	DeltaNote    string `json:"deltaNote,omitempty"`
-	FullBytes    int64  `json:"fullBytes,omitempty"` // the full payload still to fetch
-	deltas       map[string]*delta.Plan
-	FreeDownload int64 `json:"freeDownload"`
-	ESPBytes     int64 `json:"espBytes"`
-	FreeESP      int64 `json:"freeESP"`
+	Delta     bool   `json:"delta,omitempty"`
+	DeltaNote string `json:"deltaNote,omitempty"`
+	FullBytes int64  `json:"fullBytes,omitempty"` // the full payload still to fetch
+	// SeedNote says which parts the booted slot cannot seed: their booted
+	// version's chunk index is unknown (neither kept nor in the repository).
+	SeedNote string `json:"seedNote,omitempty"`
+	deltas   map[string]*delta.Plan
+	// indexes and bootedIndexes are the verified chunk indexes (.caibx) of
+	// the new and the booted version by part, kept after the install.
+	indexes, bootedIndexes map[string][]byte
+	FreeDownload           int64 `json:"freeDownload"`
+	ESPBytes               int64 `json:"espBytes"`
+	FreeESP                int64 `json:"freeESP"`
 }
 
 // Ready tells whether the plan calls for writing the slot.
@@ -482,6 +488,7 @@ func (u *Updater) apply(ctx context.Context, o Options, p *Plan, files map[strin
 	}
 	u.progress("set trial", 1, 1)
 	log.Info("slot on trial", "tries", bootcfg.DefaultTries)
+	u.keepIndexes(p)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-os/bulkhead/updater/delta/chunker"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
@@ -83,7 +84,10 @@ func newPublishCmd(d Deps) *cobra.Command {
 			if len(args) != 1 {
 				return fmt.Errorf("publish needs the build directory out/<name>")
 			}
-			o := repo.PublishOptions{Repo: repoDir, Channel: channel, OutDir: args[0], Keys: keys, MinFrom: minFrom, Expiry: exp, NoChunks: noChunks, Log: d.Log}
+			o := repo.PublishOptions{Repo: repoDir, Channel: channel, OutDir: args[0], Keys: keys, MinFrom: minFrom, Expiry: exp, Log: d.Log}
+			if !noChunks {
+				o.Chunker = chunker.Chunker{}
+			}
 			if rolloutFor != "" {
 				dur, err := time.ParseDuration(rolloutFor)
 				if err != nil || dur <= 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/bulkhead-os/bulkhead/updater/casync"
 	"github.com/bulkhead-os/bulkhead/updater/delta"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
@@ -172,7 +173,7 @@ func TestPublishChunks(t *testing.T) {
 			t.Fatalf("index of %s: %v", name, err)
 		}
 		for _, ch := range idx.Chunks {
-			if _, err := c.Chunk(context.Background(), delta.StorePath(ch.ID)); err != nil {
+			if _, err := c.Chunk(context.Background(), casync.StorePath(ch.ID)); err != nil {
 				t.Errorf("chunk %s of %s: %v", ch.ID, name, err)
 			}
 		}

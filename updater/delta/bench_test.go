@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/folbricht/desync"
-
 	"github.com/bulkhead-os/bulkhead/internal/benchtable"
+	"github.com/bulkhead-os/bulkhead/updater/casync"
+	"github.com/bulkhead-os/bulkhead/updater/delta/chunker"
 )
 
 // BenchmarkDelta measures what a delta update downloads against the full
@@ -30,6 +30,8 @@ import (
 // the bytes the host fetches (indexes and compressed chunks missing from the
 // seeds: the booted slot's image, verity tree, kernel and initrd) and the
 // time to plan, fetch from a local store and assemble, several runs each.
+// The seeds are located by v1's index, as a host does with the index
+// published with its booted version.
 // The kernel and initrd are those of v1 for every version (the builder makes
 // them byte for byte the same when their inputs are: out/update-* shows it).
 func BenchmarkDelta(b *testing.B) {
@@ -60,7 +62,7 @@ func BenchmarkDelta(b *testing.B) {
 			return !slices.ContainsFunc(strings.Split(only, ","), func(w string) bool { return strings.Contains(l.name, w) })
 		})
 	}
-	sizes := []Params{
+	sizes := []chunker.Params{
 		{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10},
 		{Min: 4 << 10, Avg: 16 << 10, Max: 64 << 10},
 		{Min: 8 << 10, Avg: 32 << 10, Max: 128 << 10},
@@ -84,20 +86,29 @@ func BenchmarkDelta(b *testing.B) {
 			for _, p := range sizes {
 				store := filepath.Join(work, "store")
 				os.RemoveAll(store)
+				ck := chunker.Chunker{Params: p}
+				// The seeds' indexes: those published with v1.
+				seedIdx := map[string]casync.Index{}
+				for _, part := range parts {
+					seedIdx[part] = benchIndex(b, ctx, ck, imgs["v1"][part])
+				}
 				for _, to := range []string{"v2", "v3"} {
 					var full, indexBytes int64
-					idx := map[string]desync.Index{}
+					idx := map[string]casync.Index{}
 					for _, part := range parts {
 						st, err := os.Stat(imgs[to][part])
 						if err != nil {
 							b.Fatal(err)
 						}
 						full += st.Size()
-						if idx[part], err = Make(ctx, imgs[to][part], store, p); err != nil {
+						ib, err := ck.Index(ctx, imgs[to][part])
+						if err != nil {
 							b.Fatal(err)
 						}
-						ib, err := Marshal(idx[part])
-						if err != nil {
+						if err := ck.Store(ctx, imgs[to][part], ib, store); err != nil {
+							b.Fatal(err)
+						}
+						if idx[part], err = ParseIndex(ib, st.Size()); err != nil {
 							b.Fatal(err)
 						}
 						indexBytes += int64(len(ib))
@@ -108,7 +119,7 @@ func BenchmarkDelta(b *testing.B) {
 						fetched := map[string]int64{}
 						cache := b.TempDir()
 						for _, part := range parts {
-							fetched[part] = benchAssemble(b, ctx, Image{Name: part, Index: idx[part], Seeds: []string{imgs["v1"][part]},
+							fetched[part] = benchAssemble(b, ctx, Image{Name: part, Index: idx[part], Seeds: []Seed{{Path: imgs["v1"][part], Index: seedIdx[part]}},
 								CacheDir: cache, Fetch: storeFetcher(store)}, imgs[to][part])
 						}
 						secs.Add(row+": plan+fetch+assemble", time.Since(start).Seconds())
@@ -145,10 +156,7 @@ type benchLayout struct {
 // benchAssemble plans, fetches and assembles one image into a file, checks
 // it is the target byte for byte, and returns the bytes fetched.
 func benchAssemble(b *testing.B, ctx context.Context, img Image, want string) int64 {
-	p, err := NewPlan(ctx, img)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := NewPlan(img)
 	if err := p.Fetch(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -164,6 +172,19 @@ func benchAssemble(b *testing.B, ctx context.Context, img Image, want string) in
 		b.Fatalf("assembled %s differs from %s", img.Name, want)
 	}
 	return p.Stats.FetchedBytes
+}
+
+// benchIndex is the index desync makes of a file, as ours reads it.
+func benchIndex(b *testing.B, ctx context.Context, ck chunker.Chunker, file string) casync.Index {
+	ib, err := ck.Index(ctx, file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx, err := casync.ParseIndex(ib)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return idx
 }
 
 // storeFetcher reads chunks from a local store directory.

@@ -13,15 +13,37 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/folbricht/desync"
-
+	"github.com/bulkhead-os/bulkhead/updater/casync"
+	"github.com/bulkhead-os/bulkhead/updater/delta/chunker"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
 
+// These tests are the conformance of the host side with desync: every
+// index and store is written by desync (package chunker, as `builder
+// publish` does) and read, planned and assembled by casync and delta.
+
 // small chunk sizes keep the test images small.
-var small = Params{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}
+var small = chunker.Chunker{Params: chunker.Params{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}}
+
+// indexFile has desync chunk a file and parses its index with ours.
+func indexFile(t *testing.T, file string) casync.Index {
+	t.Helper()
+	b, err := small.Index(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := ParseIndex(b, st.Size())
+	if err != nil {
+		t.Fatalf("desync's index of %s: %v", file, err)
+	}
+	return idx
+}
 
 // edit is v1 with 3000 new bytes inserted at 400 KiB (shifting what
 // follows) and 100 bytes changed at 1 MiB.
@@ -48,16 +70,29 @@ type store struct {
 
 // newStore chunks v into a new store and returns the store, its index and
 // a directory for the test's files.
-func newStore(t *testing.T, v []byte) (*store, desync.Index, string) {
+func newStore(t *testing.T, v []byte) (*store, casync.Index, string) {
 	t.Helper()
 	s := &store{dir: t.TempDir()}
 	s.srv = updatertest.Serve(t, s.dir)
 	dir := t.TempDir()
-	idx, err := Make(context.Background(), writeFile(t, dir, "image", v), s.dir, small)
+	file := writeFile(t, dir, "image", v)
+	b, err := small.Index(context.Background(), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Store(context.Background(), file, b, s.dir); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := ParseIndex(b, int64(len(v)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, idx, dir
+}
+
+// seed is a file and desync's index of it.
+func seed(t *testing.T, file string) []Seed {
+	return []Seed{{Path: file, Index: indexFile(t, file)}}
 }
 
 func (s *store) fetch(ctx context.Context, p string) ([]byte, error) {
@@ -77,8 +112,8 @@ func (s *store) fetch(ctx context.Context, p string) ([]byte, error) {
 }
 
 // missing is the stored size of the chunks of want that have has lacks.
-func missing(t *testing.T, s *store, want, has desync.Index) int64 {
-	in := map[desync.ChunkID]bool{}
+func missing(t *testing.T, s *store, want, has casync.Index) int64 {
+	in := map[casync.ChunkID]bool{}
 	for _, c := range has.Chunks {
 		in[c.ID] = true
 	}
@@ -88,7 +123,7 @@ func missing(t *testing.T, s *store, want, has desync.Index) int64 {
 			continue
 		}
 		in[c.ID] = true
-		st, err := os.Stat(filepath.Join(s.dir, StorePath(c.ID)))
+		st, err := os.Stat(filepath.Join(s.dir, casync.StorePath(c.ID)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,10 +136,7 @@ func missing(t *testing.T, s *store, want, has desync.Index) int64 {
 func assemble(t *testing.T, img Image) ([]byte, *Plan, error) {
 	t.Helper()
 	ctx := context.Background()
-	p, err := NewPlan(ctx, img)
-	if err != nil {
-		return nil, nil, err
-	}
+	p := NewPlan(img)
 	if err := p.Fetch(ctx); err != nil {
 		return nil, p, err
 	}
@@ -128,17 +160,12 @@ func (w *writerAt) WriteAt(p []byte, off int64) (int, error) {
 // TestAssembleFetchesOnlyMissing: v2 shifts v1's data by an insertion; the
 // chunks after it still match, and only the chunks v1 lacks are served.
 func TestAssembleFetchesOnlyMissing(t *testing.T) {
-	ctx := context.Background()
 	v1 := updatertest.RandomBytes(1, 2<<20)
 	v2 := edit(v1)
 	s, idx, dir := newStore(t, v2)
-	seed := writeFile(t, dir, "v1", v1)
-	seedIdx, err := IndexFile(ctx, seed, small)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := missing(t, s, idx, seedIdx)
-	got, p, err := assemble(t, Image{Name: "usr", Index: idx, Seeds: []string{seed}, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
+	seeds := seed(t, writeFile(t, dir, "v1", v1))
+	want := missing(t, s, idx, seeds[0].Index)
+	got, p, err := assemble(t, Image{Name: "usr", Index: idx, Seeds: seeds, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,11 +191,7 @@ func TestSeedChangedAfterPlanning(t *testing.T) {
 	ctx := context.Background()
 	v1 := updatertest.RandomBytes(1, 1<<20)
 	s, idx, dir := newStore(t, v1)
-	seed := writeFile(t, dir, "seed", v1)
-	p, err := NewPlan(ctx, Image{Name: "usr", Index: idx, Seeds: []string{seed}, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := NewPlan(Image{Name: "usr", Index: idx, Seeds: seed(t, writeFile(t, dir, "seed", v1)), CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
 	if p.Stats.MissingChunks != 0 {
 		t.Fatalf("identical seed: %d chunks missing", p.Stats.MissingChunks)
 	}
@@ -194,7 +217,11 @@ func TestCorruptSeedChunksNotUsed(t *testing.T) {
 	s, idx, dir := newStore(t, v1)
 	bad := append([]byte{}, v1...)
 	copy(bad[500<<10:], bytes.Repeat([]byte{0}, 40<<10))
-	got, p, err := assemble(t, Image{Name: "usr", Index: idx, Seeds: []string{writeFile(t, dir, "seed", bad)}, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
+	// The seed's index is of the good bytes (as the booted version's
+	// published index is), the seed itself damaged (a bad disk block).
+	seeds := seed(t, writeFile(t, dir, "seed", v1))
+	writeFile(t, dir, "seed", bad)
+	got, p, err := assemble(t, Image{Name: "usr", Index: idx, Seeds: seeds, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,18 +238,18 @@ func TestCorruptSeedChunksNotUsed(t *testing.T) {
 func TestTamperedChunkRefused(t *testing.T) {
 	s, idx, _ := newStore(t, updatertest.RandomBytes(1, 256<<10))
 	a, b := idx.Chunks[0].ID, idx.Chunks[1].ID
-	other, _ := os.ReadFile(filepath.Join(s.dir, StorePath(b)))
-	writeFile(t, s.dir, StorePath(a), other)
+	other, _ := os.ReadFile(filepath.Join(s.dir, casync.StorePath(b)))
+	writeFile(t, s.dir, casync.StorePath(a), other)
 	cache := t.TempDir()
 	_, _, err := assemble(t, Image{Name: "usr", Index: idx, CacheDir: cache, Fetch: s.fetch, Log: quiet})
 	if !errors.Is(err, ErrBadChunk) || !strings.Contains(err.Error(), a.String()) {
 		t.Fatalf("got %v, want ErrBadChunk naming chunk %s", err, a)
 	}
-	if _, err := os.Stat(filepath.Join(cache, StorePath(a))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(cache, casync.StorePath(a))); !os.IsNotExist(err) {
 		t.Errorf("tampered chunk cached: %v", err)
 	}
 	// Not zstd at all.
-	writeFile(t, s.dir, StorePath(a), []byte("<html>mirror error</html>"))
+	writeFile(t, s.dir, casync.StorePath(a), []byte("<html>mirror error</html>"))
 	if _, _, err := assemble(t, Image{Name: "usr", Index: idx, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet}); !errors.Is(err, ErrBadChunk) {
 		t.Errorf("garbage chunk: got %v, want ErrBadChunk", err)
 	}
@@ -248,7 +275,7 @@ func TestFetchResumes(t *testing.T) {
 	}
 	var kept []string
 	filepath.Walk(cache, func(p string, fi os.FileInfo, err error) error {
-		if err == nil && strings.HasSuffix(p, desync.CompressedChunkExt) {
+		if err == nil && strings.HasSuffix(p, casync.ChunkExt) {
 			rel, _ := filepath.Rel(cache, p)
 			kept = append(kept, "/"+filepath.ToSlash(rel))
 		}
@@ -278,24 +305,59 @@ func TestFetchResumes(t *testing.T) {
 }
 
 // TestParseIndexRefuses an index for another size, and bytes that are not
-// an index.
+// an index, naming the problem.
 func TestParseIndexRefuses(t *testing.T) {
 	ctx := context.Background()
-	idx, err := IndexFile(ctx, writeFile(t, t.TempDir(), "v1", updatertest.RandomBytes(1, 100<<10)), small)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Marshal(idx)
+	file := writeFile(t, t.TempDir(), "v1", updatertest.RandomBytes(1, 100<<10))
+	b, err := small.Index(ctx, file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ParseIndex(b, 100<<10); err != nil {
 		t.Errorf("good index: %v", err)
 	}
-	if _, err := ParseIndex(b, 100<<10+1); !errors.Is(err, ErrBadIndex) {
-		t.Errorf("wrong size: got %v, want ErrBadIndex", err)
+	if _, err := ParseIndex(b, 100<<10+1); !errors.Is(err, ErrBadIndex) || !strings.Contains(err.Error(), "the image is 102401") {
+		t.Errorf("wrong size: got %v, want ErrBadIndex naming the size", err)
 	}
-	if _, err := ParseIndex([]byte("not an index"), 12); !errors.Is(err, ErrBadIndex) {
-		t.Errorf("garbage: got %v, want ErrBadIndex", err)
+	for name, bad := range map[string][]byte{"garbage": []byte("not an index"), "truncated": b[:len(b)-1]} {
+		if _, err := ParseIndex(bad, 100<<10); !errors.Is(err, ErrBadIndex) || !errors.Is(err, casync.ErrBadIndex) {
+			t.Errorf("%s: got %v, want ErrBadIndex", name, err)
+		}
+	}
+}
+
+// TestWrongSeedIndexOnlyMisses: a seed index that lies (every chunk placed
+// at another chunk's offset, as a hostile or stale index would) makes every
+// seed read miss its id: the chunks come from the store and the image is
+// right.
+func TestWrongSeedIndexOnlyMisses(t *testing.T) {
+	v1 := updatertest.RandomBytes(1, 1<<20)
+	s, idx, dir := newStore(t, v1)
+	seeds := seed(t, writeFile(t, dir, "seed", v1))
+	lie := &seeds[0].Index
+	lie.Chunks = append([]casync.Chunk(nil), lie.Chunks...)
+	for i := 0; i+1 < len(lie.Chunks); i += 2 {
+		lie.Chunks[i].Start, lie.Chunks[i+1].Start = lie.Chunks[i+1].Start, lie.Chunks[i].Start
+	}
+	got, p, err := assemble(t, Image{Name: "usr", Index: idx, Seeds: seeds, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, v1) {
+		t.Fatal("assembled image took bytes from a lying seed index")
+	}
+	if p.Stats.SeedMisses < len(idx.Chunks)-1 || p.Stats.FetchedChunks < len(idx.Chunks)-1 {
+		t.Errorf("stats %+v: want (nearly) every chunk missed in the seed and fetched", p.Stats)
+	}
+}
+
+// TestSeedWithoutIndexUnused: a seed whose index is unknown (empty) gives
+// nothing; every chunk is missing and fetched.
+func TestSeedWithoutIndexUnused(t *testing.T) {
+	v1 := updatertest.RandomBytes(1, 512<<10)
+	s, idx, dir := newStore(t, v1)
+	p := NewPlan(Image{Name: "usr", Index: idx, Seeds: []Seed{{Path: writeFile(t, dir, "seed", v1)}}, CacheDir: t.TempDir(), Fetch: s.fetch, Log: quiet})
+	if p.Stats.SeedBytes != 0 || p.Stats.MissingBytes != int64(len(v1)) {
+		t.Errorf("stats %+v: want every byte missing", p.Stats)
 	}
 }

@@ -10,8 +10,9 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/folbricht/desync"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/bulkhead-os/bulkhead/updater/casync"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -22,17 +23,25 @@ type Fetcher func(ctx context.Context, path string) ([]byte, error)
 // Image says what to assemble and from what.
 type Image struct {
 	Name  string       // part name, for progress and errors
-	Index desync.Index // verified and checked (ParseIndex)
+	Index casync.Index // verified and checked (ParseIndex)
 	// Seeds are files or devices that may hold chunks of the image: the
-	// booted slot's verity device, its kernel. Each is chunked with the
-	// index's sizes; one that cannot be read is left out (logged).
-	Seeds []string
+	// booted slot's verity device, its kernel.
+	Seeds []Seed
 	// CacheDir keeps the chunks fetched so far, compressed as the store
 	// serves them: an interrupted update fetches none of them again.
 	CacheDir string
 	Fetch    Fetcher
 	Log      *slog.Logger
 	Progress func(what string, done, total int64)
+}
+
+// Seed is a file or device and the index of what it holds: where each of
+// its chunks lies. The index only says where to look: every chunk read from
+// a seed is hashed and used only if it matches the id the image's index
+// wants, so a wrong or hostile seed index causes misses, never bad data.
+type Seed struct {
+	Path  string
+	Index casync.Index
 }
 
 type location struct {
@@ -43,7 +52,7 @@ type location struct {
 // Plan is where each chunk of an image comes from.
 type Plan struct {
 	img     Image
-	from    map[desync.ChunkID]location
+	from    map[casync.ChunkID]location
 	statsMu sync.Mutex // Fetch's workers count into Stats
 	Stats   Stats
 }
@@ -59,39 +68,24 @@ type Stats struct {
 	SeedMisses    int   // seed chunks that failed their check when read
 }
 
-// NewPlan chunks every seed and finds each chunk of the image in a seed, in
-// the cache, or else counts it as missing.
-func NewPlan(ctx context.Context, img Image) (*Plan, error) {
-	p := &Plan{img: img, from: map[desync.ChunkID]location{}}
-	want := map[desync.ChunkID]bool{}
+// NewPlan finds each chunk of the image in a seed (by the seed's index),
+// in the cache, or else counts it as missing. It reads no seed: that
+// happens, with every chunk checked, in Assemble.
+func NewPlan(img Image) *Plan {
+	p := &Plan{img: img, from: map[casync.ChunkID]location{}}
+	want := map[casync.ChunkID]bool{}
 	for _, c := range img.Index.Chunks {
 		want[c.ID] = true
 	}
 	for i, s := range img.Seeds {
-		if _, err := os.Stat(s); err != nil {
-			p.log().Warn("delta seed unavailable", "part", img.Name, "seed", s, "err", err)
-			continue
-		}
-		var pb desync.ProgressBar = desync.NullProgressBar{}
-		if img.Progress != nil {
-			pb = &progressBar{what: "read seed " + img.Name, fn: img.Progress}
-		}
-		idx, err := indexFile(ctx, s, ParamsOf(img.Index), pb)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, err
-			}
-			p.log().Warn("delta seed unreadable, not used", "part", img.Name, "seed", s, "err", err)
-			continue
-		}
-		for _, c := range idx.Chunks {
+		for _, c := range s.Index.Chunks {
 			if _, ok := p.from[c.ID]; !ok && want[c.ID] {
 				p.from[c.ID] = location{seed: i, off: int64(c.Start)}
 			}
 		}
 	}
 	p.Stats.Chunks = len(img.Index.Chunks)
-	seen := map[desync.ChunkID]bool{}
+	seen := map[casync.ChunkID]bool{}
 	for _, c := range img.Index.Chunks {
 		if _, ok := p.from[c.ID]; ok {
 			p.Stats.SeedBytes += int64(c.Size)
@@ -107,7 +101,7 @@ func NewPlan(ctx context.Context, img Image) (*Plan, error) {
 		p.Stats.MissingChunks++
 		p.Stats.MissingBytes += int64(c.Size)
 	}
-	return p, nil
+	return p
 }
 
 func (p *Plan) log() *slog.Logger {
@@ -123,8 +117,8 @@ func (p *Plan) progress(what string, done, total int64) {
 	}
 }
 
-func (p *Plan) cachePath(id desync.ChunkID) string {
-	return filepath.Join(p.img.CacheDir, filepath.FromSlash(StorePath(id)))
+func (p *Plan) cachePath(id casync.ChunkID) string {
+	return filepath.Join(p.img.CacheDir, filepath.FromSlash(casync.StorePath(id)))
 }
 
 // Fetchers is how many chunks Fetch downloads at once: chunks are small,
@@ -135,8 +129,8 @@ const Fetchers = 4
 // progress is "download <name>", the step a full download reports. The
 // first failure stops it; the chunks fetched so far stay in the cache.
 func (p *Plan) Fetch(ctx context.Context) error {
-	var todo []desync.IndexChunk
-	seen := map[desync.ChunkID]bool{}
+	var todo []casync.Chunk
+	seen := map[casync.ChunkID]bool{}
 	for _, c := range p.img.Index.Chunks {
 		if _, ok := p.from[c.ID]; ok || seen[c.ID] {
 			continue
@@ -169,11 +163,11 @@ func (p *Plan) Fetch(ctx context.Context) error {
 }
 
 // fetch gets a chunk from the store, checks it and keeps it in the cache.
-func (p *Plan) fetch(ctx context.Context, c desync.IndexChunk) ([]byte, error) {
+func (p *Plan) fetch(ctx context.Context, c casync.Chunk) ([]byte, error) {
 	if p.img.Fetch == nil {
 		return nil, fmt.Errorf("%s chunk %s: %w: no store", p.img.Name, c.ID, ErrChunkStore)
 	}
-	raw, err := p.img.Fetch(ctx, StorePath(c.ID))
+	raw, err := p.img.Fetch(ctx, casync.StorePath(c.ID))
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s chunk %s: %w: %w", p.img.Name, c.ID, ErrChunkStore, err)
 	}
@@ -196,7 +190,7 @@ func (p *Plan) fetch(ctx context.Context, c desync.IndexChunk) ([]byte, error) {
 var decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(32<<20))
 
 // decode decompresses a stored chunk and checks its size and id.
-func decode(raw []byte, c desync.IndexChunk) ([]byte, error) {
+func decode(raw []byte, c casync.Chunk) ([]byte, error) {
 	data, err := decoder.DecodeAll(raw, make([]byte, 0, c.Size))
 	if err != nil {
 		return nil, fmt.Errorf("%w: decompressing: %w", ErrBadChunk, err)
@@ -204,7 +198,7 @@ func decode(raw []byte, c desync.IndexChunk) ([]byte, error) {
 	if uint64(len(data)) != c.Size {
 		return nil, fmt.Errorf("%w: %d bytes, the index says %d", ErrBadChunk, len(data), c.Size)
 	}
-	if sum := desync.Digest.Sum(data); sum != c.ID {
+	if sum := casync.Sum(data); sum != c.ID {
 		return nil, fmt.Errorf("%w: content hashes to %x", ErrBadChunk, sum)
 	}
 	return data, nil
@@ -265,24 +259,23 @@ func (p *Plan) Assemble(ctx context.Context, dst io.WriterAt, what string) error
 }
 
 // chunk returns a chunk's checked bytes from the first source that has them.
-func (p *Plan) chunk(ctx context.Context, c desync.IndexChunk, seeds []*os.File) ([]byte, error) {
+func (p *Plan) chunk(ctx context.Context, c casync.Chunk, seeds []*os.File) ([]byte, error) {
 	if loc, ok := p.from[c.ID]; ok {
+		var err error
 		if seeds[loc.seed] == nil {
-			f, err := os.Open(p.img.Seeds[loc.seed])
-			if err != nil {
-				return nil, fmt.Errorf("assembling %s: opening seed: %w", p.img.Name, err)
+			seeds[loc.seed], err = os.Open(p.img.Seeds[loc.seed].Path)
+		}
+		if err == nil {
+			b := make([]byte, c.Size)
+			if _, err = seeds[loc.seed].ReadAt(b, loc.off); err == nil && casync.Sum(b) == c.ID {
+				return b, nil
 			}
-			seeds[loc.seed] = f
 		}
-		b := make([]byte, c.Size)
-		_, err := seeds[loc.seed].ReadAt(b, loc.off)
-		if err == nil && desync.Digest.Sum(b) == c.ID {
-			return b, nil
-		}
-		// Changed or unreadable since it was chunked (dm-verity answers
-		// EIO for a corrupt block): take the chunk from elsewhere.
+		// The seed's index was wrong, or the seed changed or cannot be
+		// read (dm-verity answers EIO for a corrupt block): take the
+		// chunk from elsewhere.
 		p.Stats.SeedMisses++
-		p.log().Warn("delta seed chunk does not match, not used", "part", p.img.Name, "seed", p.img.Seeds[loc.seed], "offset", loc.off, "err", err)
+		p.log().Warn("delta seed chunk does not match, not used", "part", p.img.Name, "seed", p.img.Seeds[loc.seed].Path, "offset", loc.off, "err", err)
 	}
 	if raw, err := os.ReadFile(p.cachePath(c.ID)); err == nil {
 		data, err := decode(raw, c)
