@@ -169,9 +169,7 @@ func (u *Updater) bootedIndexes(ctx context.Context, p *Plan) (map[string]casync
 	if err != nil {
 		return out, err
 	}
-	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
-	rel, err := client.Resolve(ctx, repo.ResolveRequest{Channel: p.Channel, Version: p.From, Image: image,
-		TrustedDir: u.Root.Join(repo.TrustedDir), KeysDir: u.Root.Join(payload.KeysDir), Now: u.now()})
+	rel, err := u.resolve(ctx, p, p.From, image)
 	if err != nil {
 		return out, fmt.Errorf("looking up %s in the repository: %w", p.From, err)
 	}
@@ -185,7 +183,7 @@ func (u *Updater) bootedIndexes(ctx context.Context, p *Plan) (map[string]casync
 			errs = append(errs, fmt.Errorf("%s was published without a chunk index for %s", p.From, name))
 			continue
 		}
-		b, err := client.FetchPart(ctx, p.From, pt)
+		b, err := (&repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}).FetchPart(ctx, p.From, pt)
 		if err != nil {
 			errs = append(errs, err)
 			continue

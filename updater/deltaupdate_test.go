@@ -90,6 +90,23 @@ func (e *deltaEnv) stagedSlotB(v2 updatertest.Build) {
 	}
 }
 
+// partFiles are the file names of the parts in a repository.
+var partFiles = map[string]string{payload.PartUsr: "usr.erofs", payload.PartVerity: "usr.verity", payload.PartKernel: "vmlinuz", payload.PartInitrd: "initrd.img"}
+
+// upgradeDelta upgrades to v2, which must be a delta without notices.
+func (e *deltaEnv) upgradeDelta(v2 updatertest.Build) *Plan {
+	e.t.Helper()
+	p, err := e.u.Upgrade(context.Background(), e.opts())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.stagedSlotB(v2)
+	if !p.Delta || len(e.notices) > 0 {
+		e.t.Errorf("delta %v, notices %q", p.Delta, e.notices)
+	}
+	return p
+}
+
 func (e *deltaEnv) noticed(part string) bool {
 	return slices.ContainsFunc(e.notices, func(s string) bool { return strings.Contains(s, part) })
 }
@@ -106,14 +123,7 @@ func TestDeltaUpgrade(t *testing.T) {
 			progress = append(progress, what)
 		}
 	}
-	p, err := e.u.Upgrade(context.Background(), e.opts())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.stagedSlotB(v2)
-	if !p.Delta || len(e.notices) > 0 {
-		t.Errorf("delta %v, notices %q", p.Delta, e.notices)
-	}
+	e.upgradeDelta(v2)
 	chunkBytes, chunkReqs := e.srv.Served("/chunks/")
 	for _, part := range []string{"usr.erofs", "usr.verity", "vmlinuz", "initrd.img"} {
 		if n, reqs := e.srv.ServedExactly("/versions/1.1.0/" + part); n != 0 || reqs != 0 {
@@ -148,9 +158,8 @@ func (e *deltaEnv) keptIndexes(versions ...string) {
 	if !slices.Equal(got, versions) {
 		e.t.Errorf("kept indexes of %q, want %q", got, versions)
 	}
-	files := map[string]string{payload.PartUsr: "usr.erofs", payload.PartVerity: "usr.verity", payload.PartKernel: "vmlinuz", payload.PartInitrd: "initrd.img"}
 	for _, v := range versions {
-		for part, file := range files {
+		for part, file := range partFiles {
 			kept, err := os.ReadFile(e.host.Root.Join(IndexDir, v, part+".caibx"))
 			want, _ := os.ReadFile(filepath.Join(e.repoDir, "versions", v, payload.IndexFile(file)))
 			if err != nil || len(want) == 0 || !bytes.Equal(kept, want) {
@@ -465,8 +474,7 @@ func TestDeltaBootedVersionUnpublished(t *testing.T) {
 func TestDeltaSeedIndexFromKeptCopy(t *testing.T) {
 	e := newDeltaEnv(t)
 	v2 := e.publishEdit("1.1.0", false)
-	files := map[string]string{payload.PartUsr: "usr.erofs", payload.PartVerity: "usr.verity", payload.PartKernel: "vmlinuz", payload.PartInitrd: "initrd.img"}
-	for part, f := range files {
+	for part, f := range partFiles {
 		b, err := os.ReadFile(filepath.Join(e.repoDir, "versions/1.0.0", payload.IndexFile(f)))
 		if err != nil {
 			t.Fatal(err)
@@ -477,15 +485,8 @@ func TestDeltaSeedIndexFromKeptCopy(t *testing.T) {
 		updatertest.WriteFile(t, e.host.Root.Join(IndexDir, "1.0.0", part+".caibx"), b)
 	}
 	updatertest.WriteFile(t, e.host.Root.Join(IndexDir, "0.9.0", "usr.caibx"), []byte("stale"))
-	p, err := e.u.Upgrade(context.Background(), e.opts())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.stagedSlotB(v2)
-	if !p.Delta || len(e.notices) > 0 {
-		t.Errorf("delta %v, notices %q", p.Delta, e.notices)
-	}
-	for part, f := range files {
+	e.upgradeDelta(v2)
+	for part, f := range partFiles {
 		_, reqs := e.srv.ServedExactly("/versions/1.0.0/" + payload.IndexFile(f))
 		if want := part == payload.PartUsr; (reqs > 0) != want {
 			t.Errorf("%s: the booted version's index fetched %d times, want fetched %v", part, reqs, want)

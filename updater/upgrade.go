@@ -225,9 +225,7 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	// Resolve verifies the repository's TUF metadata (or, for a repository
 	// in the format before TUF, the signed manifest) and the image binding.
-	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
-	rel, err := client.Resolve(ctx, repo.ResolveRequest{Channel: p.Channel, Version: o.To, Image: image,
-		TrustedDir: u.Root.Join(repo.TrustedDir), KeysDir: u.Root.Join(payload.KeysDir), Now: u.now()})
+	rel, err := u.resolve(ctx, p, o.To, image)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +241,14 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	p.failedTrial = failed
 	return p, u.decide(ctx, o, p, st)
+}
+
+// resolve verifies the repository's metadata and returns the release of
+// version (or of p's channel, for ""), for the booted image.
+func (u *Updater) resolve(ctx context.Context, p *Plan, version, image string) (*repo.Release, error) {
+	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
+	return client.Resolve(ctx, repo.ResolveRequest{Channel: p.Channel, Version: version, Image: image,
+		TrustedDir: u.Root.Join(repo.TrustedDir), KeysDir: u.Root.Join(payload.KeysDir), Now: u.now()})
 }
 
 // bootedImage is the image name in the booted slot's release file: updates

@@ -1,6 +1,7 @@
 package delta
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/bulkhead-os/bulkhead/updater/casync"
+	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -179,7 +181,8 @@ func (p *Plan) fetch(ctx context.Context, c casync.Chunk) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s chunk %s from the store: %w", p.img.Name, c.ID, err)
 	}
-	if err := writeAtomic(p.cachePath(c.ID), raw); err != nil {
+	// Complete or absent, so that a cut try leaves no half chunk.
+	if _, _, err := slotwriter.Install(ctx, bytes.NewReader(raw), p.cachePath(c.ID), 0o644); err != nil {
 		return nil, fmt.Errorf("keeping %s chunk %s: %w", p.img.Name, c.ID, err)
 	}
 	return data, nil
@@ -202,31 +205,6 @@ func decode(raw []byte, c casync.Chunk) ([]byte, error) {
 		return nil, fmt.Errorf("%w: content hashes to %x", ErrBadChunk, sum)
 	}
 	return data, nil
-}
-
-// writeAtomic writes a cache file so that it is complete or absent.
-func writeAtomic(file string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 // Assemble writes the image into dst at offset 0, chunk by chunk: from a
