@@ -28,8 +28,9 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 			"(--now: at once); otherwise the next reboot does. --to VERSION pins that version: periodic\n" +
 			"updates hold it until `hostctl update unpin`.\n" +
 			"A repository with chunk indexes gives a delta update: only the chunks the booted slot lacks are\n" +
-			"downloaded, and usr is assembled straight into its partition; without them, or when a chunk\n" +
-			"fails, the full payload is downloaded (and the progress output says so).\n" +
+			"downloaded (the booted version's own indexes, kept from its install or published with it, say\n" +
+			"where its chunks lie), and usr is assembled straight into its partition; without them, or when\n" +
+			"a chunk fails, the full payload is downloaded (and the progress output says so).\n" +
 			"--dry-run shows sizes, the bytes to download, free space, the version and kernel command-line\n" +
 			"change, and writes nothing.",
 		Args: cobra.NoArgs,
