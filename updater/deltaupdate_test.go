@@ -522,3 +522,45 @@ func TestDeltaBootedIndexPartlyMissing(t *testing.T) {
 		t.Errorf("%d chunk bytes for a %d-byte usr without a seed", chunks, len(v2.Usr))
 	}
 }
+
+// TestDeltaAfterRollback: upgraded to 1.1.0 and rolled back to 1.0.0 in
+// slot a, the host seeds the next upgrade (into b) from slot a by the kept
+// 1.0.0 indexes: kept by version, not by slot, so the rollback does not
+// make it use 1.1.0's indexes on 1.0.0's bytes.
+func TestDeltaAfterRollback(t *testing.T) {
+	e := newDeltaEnv(t)
+	v2 := e.publishEdit("1.1.0", false)
+	e.upgradeDelta(v2)
+	e.boot(bootcfg.SlotB, v2)
+	if _, err := (slots.Host{Root: e.host.Root}).Bless(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := e.u.Rollback(context.Background(), RollbackOptions{}); err != nil || r.To != bootcfg.SlotA {
+		t.Fatalf("rollback: got %+v, %v", r, err)
+	}
+	e.boot(bootcfg.SlotA, e.v1) // /dev/mapper/usr is v1's again
+	usr := bytes.Clone(e.v1.Usr)
+	copy(usr[200<<10:], updatertest.RandomBytes(10, 4096))
+	v3 := updatertest.MakeBuildFrom(t, t.TempDir(), "1.2.0", usr)
+	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: v3.Dir,
+		Key: e.key.Private, Chunker: testChunks, Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	chunksBefore, _ := e.srv.Served("/chunks/")
+	o := e.opts()
+	o.To = "1.2.0"
+	p, err := e.u.Upgrade(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.From != "1.0.0" || p.Target != bootcfg.SlotB || !p.Delta || p.SeedNote != "" {
+		t.Fatalf("got %s -> %s into %s, delta %v, seed note %q", p.From, p.To, p.Target, p.Delta, p.SeedNote)
+	}
+	if !bytes.HasPrefix(e.readPart("usr-b"), v3.Usr) {
+		t.Error("slot b does not hold 1.2.0")
+	}
+	if chunks, _ := e.srv.Served("/chunks/"); chunks-chunksBefore > int64(len(v3.Usr))/4 {
+		t.Errorf("fetched %d chunk bytes for a 4 KiB change: slot a was not seeded by 1.0.0's index", chunks-chunksBefore)
+	}
+	e.keptIndexes("1.0.0", "1.2.0")
+}
