@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -36,7 +37,9 @@ const tamperedErr = "does not match the manifest's sha256"
 
 // updateFixture is the update repositories, built once per test run under
 // out/update-repo: v2/ and v3/ each with their version on channel stable,
-// tampered/ a copy of v2/ with a corrupted usr.erofs.
+// tampered/ a copy of v2/ with a corrupted usr.erofs and chunk store. Each
+// also holds v1, the image under test, published first: its chunk indexes
+// are what a delta update locates the booted slot's chunks by.
 type updateFixture struct {
 	repos        string
 	payloadBytes int64 // v2's usr image, verity tree, kernel and initrd
@@ -53,10 +56,10 @@ var (
 // image under test trusts.
 func updateRepos(t testing.TB) *updateFixture {
 	t.Helper()
-	image(t)
+	v1 := image(t)
 	updateOnce.Do(func() {
 		start := time.Now()
-		updateFix = buildUpdateRepos()
+		updateFix = buildUpdateRepos(v1)
 		t.Logf("update repositories ready in %s", time.Since(start).Round(time.Second))
 	})
 	if updateFix.err != nil {
@@ -65,7 +68,7 @@ func updateRepos(t testing.TB) *updateFixture {
 	return &updateFix
 }
 
-func buildUpdateRepos() updateFixture {
+func buildUpdateRepos(v1 string) updateFixture {
 	top, err := filepath.Abs("..")
 	if err != nil {
 		return updateFixture{err: err}
@@ -102,14 +105,16 @@ func buildUpdateRepos() updateFixture {
 	done := filepath.Join(f.repos, "tampered/versions", updateV2, "usr.erofs")
 	// Republished only when a version was rebuilt: another test process
 	// may be serving these files to its guest right now.
-	if !newer(done, filepath.Join(v2, "manifest.json"), filepath.Join(v3, "manifest.json"), key) {
+	if !newer(done, filepath.Join(v1, "manifest.json"), filepath.Join(v2, "manifest.json"), filepath.Join(v3, "manifest.json"), key) {
 		if err := os.RemoveAll(f.repos); err != nil {
 			return updateFixture{err: err}
 		}
 		for repo, out := range map[string]string{"v2": v2, "v3": v3} {
-			cmd := exec.Command(builder, "publish", "--repo", filepath.Join(f.repos, repo), "--channel", "stable", "--key", key, out)
-			if b, err := cmd.CombinedOutput(); err != nil {
-				return updateFixture{err: fmt.Errorf("publishing %s: %w: %s", out, err, b)}
+			for _, dir := range []string{v1, out} {
+				cmd := exec.Command(builder, "publish", "--repo", filepath.Join(f.repos, repo), "--channel", "stable", "--key", key, dir)
+				if b, err := cmd.CombinedOutput(); err != nil {
+					return updateFixture{err: fmt.Errorf("publishing %s: %w: %s", dir, err, b)}
+				}
 			}
 		}
 		if err := tamper(f.repos); err != nil {
@@ -201,11 +206,26 @@ func v3Definition(top string) (string, error) {
 }
 
 // tamper makes repos/tampered: repos/v2 hard-linked, except usr.erofs,
-// which is a copy with one byte changed.
+// which is a copy with one byte changed, and every chunk of the delta
+// store, whose bytes are replaced: the mirror serves nothing true but the
+// signed metadata, so the delta is refused chunk by chunk, and the full
+// payload it falls back to by its sha256.
 func tamper(repos string) error {
 	dst := filepath.Join(repos, "tampered")
 	if b, err := exec.Command("cp", "-al", filepath.Join(repos, "v2"), dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("copying the repository: %w: %s", err, b)
+	}
+	err := filepath.WalkDir(filepath.Join(dst, "chunks"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		if err := os.Remove(p); err != nil { // a hard link to v2's
+			return err
+		}
+		return os.WriteFile(p, []byte("not this chunk"), 0o644)
+	})
+	if err != nil {
+		return fmt.Errorf("tampering with the chunk store: %w", err)
 	}
 	p := filepath.Join(dst, "versions", updateV2, "usr.erofs")
 	b, err := os.ReadFile(p)

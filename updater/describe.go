@@ -32,6 +32,16 @@ func (p *Plan) Describe(w io.Writer) {
 	fmt.Fprintf(w, "  %-14s %s hash tree in a %s partition\n", p.Verity.Label, HumanBytes(m.Parts["verity"].Size), HumanBytes(p.Verity.Size))
 	fmt.Fprintf(w, "ESP:       kernel %s and initrd, %s in total, %s free\n", m.KernelVersion, HumanBytes(p.ESPBytes), HumanBytes(p.FreeESP))
 	fmt.Fprintf(w, "Download:  %s to %s, %s free\n", HumanBytes(p.DownloadBytes), p.DownloadDir, HumanBytes(p.FreeDownload))
+	switch {
+	case p.Delta:
+		fmt.Fprintf(w, "           delta: chunk indexes and the chunks the booted slot lacks (at most, before\n"+
+			"           compression), of a %s full payload\n", HumanBytes(p.FullBytes))
+	case p.DeltaNote != "":
+		fmt.Fprintf(w, "           full payload, no delta: %s\n", p.DeltaNote)
+	}
+	if p.Delta && p.SeedNote != "" {
+		fmt.Fprintf(w, "           %s\n", p.SeedNote)
+	}
 	removed, added := argDiff(p.OldCmdline, p.NewCmdline)
 	fmt.Fprintf(w, "Kernel command line:\n  old: %s\n  new: %s\n", p.OldCmdline, p.NewCmdline)
 	for _, a := range removed {

@@ -182,12 +182,21 @@ func TestPlanRecordsSpentTrialItself(t *testing.T) {
 // stalls, the update lock that bless and rollback take is free. Today's
 // Upgrade held it from the first byte.
 func TestDownloadDoesNotHoldUpdateLock(t *testing.T) {
+	for _, full := range []bool{true, false} {
+		t.Run(map[bool]string{true: "full", false: "delta"}[full], func(t *testing.T) { testDownloadLock(t, full) })
+	}
+}
+
+// testDownloadLock stalls the full download of usr.erofs, or the delta
+// update's first chunk.
+func testDownloadLock(t *testing.T, full bool) {
 	e := newEnv(t)
+	e.noChunks = full
 	e.publish("1.1.0", "")
 	stalled, release := make(chan struct{}), make(chan struct{})
 	files := http.FileServer(http.Dir(e.repoDir))
 	e.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/usr.erofs") {
+		if strings.HasSuffix(r.URL.Path, "/usr.erofs") || strings.HasPrefix(r.URL.Path, "/chunks/") {
 			select {
 			case stalled <- struct{}{}:
 			default:

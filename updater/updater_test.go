@@ -35,6 +35,9 @@ type env struct {
 	repoDir string
 	srv     *httptest.Server
 	u       *Updater
+	// noChunks publishes without chunk indexes: updates download the
+	// full payload.
+	noChunks bool
 }
 
 func newEnv(t *testing.T) *env {
@@ -49,13 +52,38 @@ func newEnv(t *testing.T) *env {
 }
 
 // publish adds version to the repository and points stable at it.
+// chunker is what publish cuts chunks with: none when noChunks.
+func (e *env) chunker() repo.Chunker {
+	if e.noChunks {
+		return nil
+	}
+	return testChunks
+}
+
 func (e *env) publish(version, minFrom string) updatertest.Build {
 	e.t.Helper()
 	b := updatertest.MakeBuild(e.t, e.t.TempDir(), version, 60)
-	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: b.Dir, Key: e.key.Private, MinFrom: minFrom, Log: quiet}); err != nil {
+	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: b.Dir, Key: e.key.Private, MinFrom: minFrom, Chunker: e.chunker(), Log: quiet}); err != nil {
 		e.t.Fatal(err)
 	}
 	return b
+}
+
+// dryRun runs a dry-run upgrade and checks that it wrote nothing.
+func (e *env) dryRun() *Plan {
+	e.t.Helper()
+	before := e.host.Snapshot(e.t)
+	o := e.opts()
+	o.DryRun = true
+	p, err := e.u.Upgrade(context.Background(), o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	updatertest.SameSnapshot(e.t, before, e.host.Snapshot(e.t))
+	if _, err := os.Stat(e.host.Root.Join(DownloadDir)); !os.IsNotExist(err) {
+		e.t.Error("dry run created the download directory")
+	}
+	return p
 }
 
 func (e *env) opts() Options { return Options{Source: e.srv.URL, Channel: "stable"} }
@@ -200,6 +228,7 @@ func TestUpgradeRefusals(t *testing.T) {
 			return e.opts()
 		}, repo.ErrMixAndMatch},
 		{"digest mismatch", func(e *env) Options {
+			e.noChunks = true
 			e.publish("1.1.0", "")
 			p := filepath.Join(e.repoDir, "versions/1.1.0/usr.erofs")
 			b, _ := os.ReadFile(p)
@@ -208,6 +237,7 @@ func TestUpgradeRefusals(t *testing.T) {
 			return e.opts()
 		}, repo.ErrDigestMismatch},
 		{"truncated download", func(e *env) Options {
+			e.noChunks = true
 			e.publish("1.1.0", "")
 			os.Truncate(filepath.Join(e.repoDir, "versions/1.1.0/initrd.img"), 3)
 			return e.opts()
@@ -383,17 +413,7 @@ func TestUpgradeReplacesPendingTrial(t *testing.T) {
 func TestDryRunWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.publish("1.1.0", "")
-	before := e.host.Snapshot(t)
-	o := e.opts()
-	o.DryRun = true
-	p, err := e.u.Upgrade(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	updatertest.SameSnapshot(t, before, e.host.Snapshot(t))
-	if _, err := os.Stat(e.host.Root.Join(DownloadDir)); !os.IsNotExist(err) {
-		t.Error("dry run created the download directory")
-	}
+	p := e.dryRun()
 	var out bytes.Buffer
 	p.Describe(&out)
 	for _, want := range []string{

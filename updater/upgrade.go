@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/delta"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
@@ -52,7 +53,10 @@ type Updater struct {
 	// Progress, when set, is told how downloads, writes and read-backs go
 	// ("download usr", "write usr", "verify usr", ...).
 	Progress func(what string, done, total int64)
-	Now      func() time.Time // nil for time.Now
+	// Notice, when set, is told what the user should know about the way
+	// the update goes (a delta update falling back to the full payload).
+	Notice func(msg string)
+	Now    func() time.Time // nil for time.Now
 	// LockWait bounds how long an upgrade, its payload downloaded, waits
 	// for a bless or rollback to release the update lock (0 for
 	// DefaultLockWait).
@@ -107,9 +111,24 @@ type Plan struct {
 	NewCmdline    string            `json:"newCmdline"`
 	DownloadDir   string            `json:"downloadDir"`
 	DownloadBytes int64             `json:"downloadBytes"` // still to fetch
-	FreeDownload  int64             `json:"freeDownload"`
-	ESPBytes      int64             `json:"espBytes"`
-	FreeESP       int64             `json:"freeESP"`
+	// Delta: the parts are assembled from chunks the host has (the booted
+	// slot, earlier downloads) and missing chunks fetched from the
+	// repository's chunk store; DownloadBytes counts the chunk indexes and
+	// the missing chunks uncompressed (what is fetched is compressed, so
+	// less). DeltaNote says why not, when the repository offers no delta.
+	Delta     bool   `json:"delta,omitempty"`
+	DeltaNote string `json:"deltaNote,omitempty"`
+	FullBytes int64  `json:"fullBytes,omitempty"` // the full payload still to fetch
+	// SeedNote says which parts the booted slot cannot seed: their booted
+	// version's chunk index is unknown (neither kept nor in the repository).
+	SeedNote string `json:"seedNote,omitempty"`
+	deltas   map[string]*delta.Plan
+	// indexes and bootedIndexes are the verified chunk indexes (.caibx) of
+	// the new and the booted version by part, kept after the install.
+	indexes, bootedIndexes map[string][]byte
+	FreeDownload           int64 `json:"freeDownload"`
+	ESPBytes               int64 `json:"espBytes"`
+	FreeESP                int64 `json:"freeESP"`
 }
 
 // Ready tells whether the plan calls for writing the slot.
@@ -207,9 +226,7 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	// Resolve verifies the repository's TUF metadata (or, for a repository
 	// in the format before TUF, the signed manifest) and the image binding.
-	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
-	rel, err := client.Resolve(ctx, repo.ResolveRequest{Channel: p.Channel, Version: o.To, Image: image,
-		TrustedDir: u.Root.Join(repo.TrustedDir), KeysDir: u.Root.Join(payload.KeysDir), Now: u.now()})
+	rel, err := u.resolve(ctx, p, o.To, image)
 	if err != nil {
 		return nil, err
 	}
@@ -225,6 +242,14 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	p.failedTrial = failed
 	return p, u.decide(ctx, o, p, st)
+}
+
+// resolve verifies the repository's metadata and returns the release of
+// version (or of p's channel, for ""), for the booted image.
+func (u *Updater) resolve(ctx context.Context, p *Plan, version, image string) (*repo.Release, error) {
+	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
+	return client.Resolve(ctx, repo.ResolveRequest{Channel: p.Channel, Version: version, Image: image,
+		TrustedDir: u.Root.Join(repo.TrustedDir), KeysDir: u.Root.Join(payload.KeysDir), Now: u.now()})
 }
 
 // bootedImage is the image name in the booted slot's release file: updates
@@ -352,10 +377,16 @@ func checkSpace(p *Plan, slotDir string) error {
 // Upgrade plans and, unless the plan says otherwise (up to date, already
 // staged, held by the rollout, dry run), applies the update:
 //
-//  1. download every part (resumable) and check its size and sha256;
+//  1. download every part (resumable) and check its size and sha256; or,
+//     for a delta update, fetch only the chunks of each part that neither
+//     the booted slot nor an earlier try holds, each checked against its
+//     id, and assemble verity tree, kernel and initrd, checked likewise
+//     (any failure there falls back to the full payload);
 //  2. make the target slot read as empty: cancel a trial of it in the GRUB
 //     environment, remove its release, entry and kernel from the ESP;
-//  3. write and read back its partitions, verified against the root hash;
+//  3. write and read back its partitions, verified against the root hash
+//     (a delta update assembles usr straight into its partition; if that
+//     or the read-back fails, the full payload is downloaded and written);
 //  4. install kernel, initrd, entry.cfg and, last, release on the ESP;
 //  5. put the slot on trial (bootcfg.SetNext) in the GRUB environment.
 //
@@ -373,6 +404,9 @@ func (u *Updater) Upgrade(ctx context.Context, o Options) (*Plan, error) {
 		if p != nil {
 			p.DryRun = true
 		}
+		if err == nil && p.Ready() {
+			err = u.planDelta(ctx, p)
+		}
 		return p, err
 	}
 	dl, err := tryLockFile(u.Root, DownloadLockFile)
@@ -384,54 +418,85 @@ func (u *Updater) Upgrade(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil || !p.Ready() {
 		return p, err
 	}
-	log := u.log().With("version", p.To, "slot", p.Target)
+	if err := u.planDelta(ctx, p); err != nil {
+		return p, err
+	}
 	files, err := u.download(ctx, p)
 	if err != nil {
 		return p, err
 	}
+	err = u.apply(ctx, o, p, files)
+	if p.Delta && (errors.Is(err, errDelta) || errors.Is(err, slotwriter.ErrReadBack)) && ctx.Err() == nil {
+		// The slot is cleared and not on trial: write it again from the
+		// full payload.
+		u.fallBack(p, err)
+		if files, err = u.download(ctx, p); err != nil {
+			return p, err
+		}
+		err = u.apply(ctx, o, p, files)
+	}
+	if err != nil {
+		return p, err
+	}
+	if err := os.RemoveAll(u.Root.Join(DownloadDir)); err != nil {
+		u.log().Warn("removing downloads", "err", err)
+	}
+	return p, nil
+}
+
+// apply writes the downloaded update into the target slot and puts it on
+// trial (steps 2 to 5 of Upgrade), under the update lock.
+func (u *Updater) apply(ctx context.Context, o Options, p *Plan, files map[string]string) error {
+	log := u.log().With("version", p.To, "slot", p.Target)
 	wait := u.LockWait
 	if wait <= 0 {
 		wait = DefaultLockWait
 	}
 	lock, err := WaitLockFor(ctx, u.Root, wait)
 	if err != nil {
-		return p, err
+		return err
 	}
 	defer lock.Unlock()
 	if err := u.recheck(o, p); err != nil {
-		return p, err
+		return err
 	}
-	log.Info("payload downloaded and verified")
+	log.Info("payload downloaded and verified", "delta", p.Delta)
 	if err := u.clearSlot(p.Target); err != nil {
-		return p, err
+		return err
 	}
 	m := p.Manifest
+	usr := slotwriter.Image{Name: payload.PartUsr, Src: files[payload.PartUsr], Dev: u.Root.Join(p.Usr.Dev),
+		Size: m.Parts[payload.PartUsr].Size, SHA256: m.Parts[payload.PartUsr].SHA256}
+	if p.Delta {
+		usr.Fill = fillUsr(p)
+	}
 	w := slotwriter.Writer{Open: u.Open, Log: u.log(), Progress: u.Progress}
 	err = w.WriteSlot(ctx, slotwriter.Slot{
-		Usr: slotwriter.Image{Name: payload.PartUsr, Src: files[payload.PartUsr], Dev: u.Root.Join(p.Usr.Dev),
-			Size: m.Parts[payload.PartUsr].Size, SHA256: m.Parts[payload.PartUsr].SHA256},
+		Usr: usr,
 		Verity: slotwriter.Image{Name: payload.PartVerity, Src: files[payload.PartVerity], Dev: u.Root.Join(p.Verity.Dev),
 			Size: m.Parts[payload.PartVerity].Size, SHA256: m.Parts[payload.PartVerity].SHA256},
 		RootHash: m.RootHash,
 	})
 	if err != nil {
-		return p, fmt.Errorf("writing slot %s: %w", p.Target, err)
+		return fmt.Errorf("writing slot %s: %w", p.Target, err)
 	}
-	log.Info("slot written and verified against its root hash")
+	if p.Delta {
+		log.Info("slot assembled from chunks and verified against its root hash", deltaSummary(p)...)
+	} else {
+		log.Info("slot written and verified against its root hash")
+	}
 	u.progress("install boot files", 0, p.ESPBytes)
 	if err := u.installESP(ctx, p, files); err != nil {
-		return p, err
+		return err
 	}
 	u.progress("install boot files", p.ESPBytes, p.ESPBytes)
 	if err := u.commit(p); err != nil {
-		return p, err
+		return err
 	}
 	u.progress("set trial", 1, 1)
 	log.Info("slot on trial", "tries", bootcfg.DefaultTries)
-	if err := os.RemoveAll(u.Root.Join(DownloadDir)); err != nil {
-		log.Warn("removing downloads", "err", err)
-	}
-	return p, nil
+	u.keepIndexes(p)
+	return nil
 }
 
 // DefaultLockWait bounds how long an upgrade with its payload downloaded
@@ -466,7 +531,8 @@ func (u *Updater) recheck(o Options, p *Plan) error {
 }
 
 // download fetches every part into the version's download directory, after
-// removing downloads of other versions.
+// removing downloads of other versions: the missing chunks of a delta
+// update, or else the full payload (also when the delta path fails).
 func (u *Updater) download(ctx context.Context, p *Plan) (map[string]string, error) {
 	if ents, err := os.ReadDir(u.Root.Join(DownloadDir)); err == nil {
 		for _, e := range ents {
@@ -474,6 +540,19 @@ func (u *Updater) download(ctx context.Context, p *Plan) (map[string]string, err
 				os.RemoveAll(u.Root.Join(DownloadDir, e.Name()))
 			}
 		}
+	}
+	if p.Delta {
+		files, err := u.fetchDelta(ctx, p)
+		if err == nil {
+			return files, nil
+		}
+		if ctx.Err() != nil {
+			if !errors.Is(err, ctx.Err()) {
+				err = fmt.Errorf("downloading %s: %w (%w)", p.To, ctx.Err(), err)
+			}
+			return nil, err
+		}
+		u.fallBack(p, err)
 	}
 	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
 	files := map[string]string{}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-os/bulkhead/updater/delta/chunker"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
@@ -43,7 +44,7 @@ func readKeys(files []string) ([]ed25519.PrivateKey, error) {
 func newPublishCmd(d Deps) *cobra.Command {
 	var repoDir, channel, minFrom, rolloutFor string
 	var keyFiles []string
-	var refresh bool
+	var refresh, noChunks bool
 	var exp repo.Expiry
 	cmd := &cobra.Command{
 		Use: "publish --repo DIR [--channel stable] [--key FILE]... [--min-from VERSION] [--rollout DURATION] out/<name>\n" +
@@ -56,6 +57,9 @@ func newPublishCmd(d Deps) *cobra.Command {
 			"publish makes root metadata with the given keys for every role. The channel\n" +
 			"(version, rollout, image) is a signed target too; channels/<channel>.json and\n" +
 			"manifest.json.sig (signed with the first key) keep hosts from before TUF updating.\n" +
+			"Each part is also cut into content-defined chunks (casync format) stored compressed in\n" +
+			"DIR/chunks/, shared by every version, with its chunk index a signed part of the version:\n" +
+			"hosts then download only the chunks their booted slot lacks (--no-chunks: full parts only).\n" +
 			"--refresh-timestamp re-signs only the timestamp (run it before --timestamp-expiry\n" +
 			"runs out, or hosts refuse the repository as frozen).",
 		Args: cobra.MaximumNArgs(1),
@@ -81,6 +85,9 @@ func newPublishCmd(d Deps) *cobra.Command {
 				return fmt.Errorf("publish needs the build directory out/<name>")
 			}
 			o := repo.PublishOptions{Repo: repoDir, Channel: channel, OutDir: args[0], Keys: keys, MinFrom: minFrom, Expiry: exp, Log: d.Log}
+			if !noChunks {
+				o.Chunker = chunker.Chunker{}
+			}
 			if rolloutFor != "" {
 				dur, err := time.ParseDuration(rolloutFor)
 				if err != nil || dur <= 0 {
@@ -107,6 +114,7 @@ func newPublishCmd(d Deps) *cobra.Command {
 	fl.StringVar(&minFrom, "min-from", "", "oldest version allowed to update to this one")
 	fl.StringVar(&rolloutFor, "rollout", "", "spread the release over this long from now (e.g. 48h)")
 	fl.BoolVar(&refresh, "refresh-timestamp", false, "only re-sign the timestamp metadata with a new expiry")
+	fl.BoolVar(&noChunks, "no-chunks", false, "publish no chunk indexes: hosts download every part whole")
 	fl.DurationVar(&exp.Timestamp, "timestamp-expiry", repo.DefaultExpiry.Timestamp, "how long the timestamp metadata is valid")
 	fl.DurationVar(&exp.Targets, "targets-expiry", repo.DefaultExpiry.Targets, "how long targets and snapshot metadata are valid")
 	return cmd

@@ -3,13 +3,19 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/bulkhead-os/bulkhead/updater/casync"
+	"github.com/bulkhead-os/bulkhead/updater/delta"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
@@ -121,5 +127,63 @@ func TestKeysAndRefresh(t *testing.T) {
 	after, _ := os.ReadFile(filepath.Join(repoDir, "tuf/timestamp.json"))
 	if bytes.Equal(before, after) || others() != snap {
 		t.Error("--refresh-timestamp did not re-sign the timestamp alone")
+	}
+}
+
+// TestPublishChunks: publish stores each part's chunks and its chunk index,
+// and the index is a part of the signed manifest and a TUF target of its
+// length and sha256, which a host resolving the version accepts; with
+// --no-chunks there is neither.
+func TestPublishChunks(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := runBuilder(t, "keygen", "--dir", dir, "release"); err != nil {
+		t.Fatal(err)
+	}
+	b := updatertest.MakeBuild(t, dir, "1.1.0", 64)
+	repoDir := filepath.Join(dir, "repo")
+	if _, err := runBuilder(t, "publish", "--repo", repoDir, "--key", filepath.Join(dir, "release.key"), b.Dir); err != nil {
+		t.Fatal(err)
+	}
+	targets, err := metadata.Targets().FromFile(filepath.Join(repoDir, "tuf/1.targets.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &repo.Client{Base: repoDir}
+	rel, err := c.Resolve(context.Background(), repo.ResolveRequest{Channel: "stable", Image: "default",
+		TrustedDir: t.TempDir(), KeysDir: dir, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range payload.RequiredParts {
+		pt, ok := rel.Manifest.Parts[payload.IndexPart(name)]
+		if !ok {
+			t.Fatalf("signed manifest has no index of %s: %v", name, rel.Manifest.Parts)
+		}
+		ib, err := c.FetchPart(context.Background(), "1.1.0", pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tgt := targets.Signed.Targets[repo.VersionPath("1.1.0", pt.File)]
+		sum := sha256.Sum256(ib)
+		if tgt == nil || tgt.Length != int64(len(ib)) || !bytes.Equal(tgt.Hashes["sha256"], sum[:]) {
+			t.Errorf("index %s is not a TUF target of its length and sha256: %+v", pt.File, tgt)
+		}
+		idx, err := delta.ParseIndex(ib, rel.Manifest.Parts[name].Size)
+		if err != nil {
+			t.Fatalf("index of %s: %v", name, err)
+		}
+		for _, ch := range idx.Chunks {
+			if _, err := c.Chunk(context.Background(), casync.StorePath(ch.ID)); err != nil {
+				t.Errorf("chunk %s of %s: %v", ch.ID, name, err)
+			}
+		}
+	}
+	b2 := updatertest.MakeBuild(t, dir, "1.2.0", 64)
+	if _, err := runBuilder(t, "publish", "--repo", repoDir, "--key", filepath.Join(dir, "release.key"), "--no-chunks", b2.Dir); err != nil {
+		t.Fatal(err)
+	}
+	m, err := os.ReadFile(filepath.Join(repoDir, "versions/1.2.0/manifest.json"))
+	if err != nil || bytes.Contains(m, []byte(".caibx")) {
+		t.Errorf("--no-chunks manifest names chunk indexes (%v):\n%s", err, m)
 	}
 }

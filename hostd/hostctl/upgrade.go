@@ -27,10 +27,16 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 			"on trial for " + fmt.Sprint(bootcfg.DefaultTries) + " boots. --reboot reboots into it through the configured reboot strategy\n" +
 			"(--now: at once); otherwise the next reboot does. --to VERSION pins that version: periodic\n" +
 			"updates hold it until `hostctl update unpin`.\n" +
-			"--dry-run shows sizes, free space, the version and kernel command-line change, and writes nothing.",
+			"A repository with chunk indexes gives a delta update: only the chunks the booted slot lacks are\n" +
+			"downloaded (the booted version's own indexes, kept from its install or published with it, say\n" +
+			"where its chunks lie), and usr is assembled straight into its partition; without them, or when\n" +
+			"a chunk fails, the full payload is downloaded (and the progress output says so).\n" +
+			"--dry-run shows sizes, the bytes to download, free space, the version and kernel command-line\n" +
+			"change, and writes nothing.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			u := &updater.Updater{Root: d.Root, Runner: d.Runner, Log: d.Log, Progress: progressPrinter(cmd.ErrOrStderr())}
+			u := &updater.Updater{Root: d.Root, Runner: d.Runner, Log: d.Log, Progress: progressPrinter(cmd.ErrOrStderr()),
+				Notice: func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), msg) }}
 			p, err := u.Upgrade(cmd.Context(), o)
 			if !o.DryRun {
 				if rerr := u.RecordCheck(p, err); rerr != nil {

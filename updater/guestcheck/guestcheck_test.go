@@ -154,6 +154,14 @@ func TestScenariosOnFiles(t *testing.T) {
 	b, _ := os.ReadFile(p)
 	b[100] ^= 1
 	os.WriteFile(p, b, 0o644)
+	// Every chunk of the store damaged too: the delta update falls back
+	// to the full payload, which is refused.
+	filepath.Walk(filepath.Join(tampered, repo.ChunksDir), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			os.WriteFile(p, []byte("not zstd"), 0o644)
+		}
+		return err
+	})
 
 	if err := Upgrade(ctx, g, serve(good), "2.0.0"); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,15 @@ const (
 // RequiredParts are the parts every update manifest carries.
 var RequiredParts = []string{PartUsr, PartVerity, PartKernel, PartInitrd}
 
+// IndexPart names the optional part holding the chunk index (casync .caibx)
+// of a required part: a host with an earlier version assembles the part
+// from chunks it has and fetches only the others from the repository's
+// chunk store (package delta). Hosts that know no index parts ignore them.
+func IndexPart(part string) string { return part + ".caibx" }
+
+// IndexFile is the file name of a part's chunk index.
+func IndexFile(partFile string) string { return partFile + ".caibx" }
+
 // ErrInvalidManifest wraps every problem found in a manifest.
 var ErrInvalidManifest = errors.New("invalid update manifest")
 

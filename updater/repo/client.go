@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -348,4 +349,27 @@ func jsonIndent(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encoding %T: %w", v, err)
 	}
 	return append(b, '\n'), nil
+}
+
+// FetchPart reads a small part of a version (a chunk index) whole into
+// memory and checks its size and sha256 against the manifest's entry.
+func (c *Client) FetchPart(ctx context.Context, version string, pt payload.Part) ([]byte, error) {
+	if pt.Size > maxSmall {
+		return nil, fmt.Errorf("fetching %s of %s: %d bytes: %w", pt.File, version, pt.Size, ErrTooLarge)
+	}
+	b, err := c.get(ctx, VersionPath(version, pt.File))
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s of %s: %w", pt.File, version, err)
+	}
+	sum := sha256.Sum256(b)
+	if int64(len(b)) != pt.Size || hex.EncodeToString(sum[:]) != pt.SHA256 {
+		return nil, fmt.Errorf("fetching %s of %s: %d bytes sha256 %x, want %d bytes %s: %w", pt.File, version, len(b), sum, pt.Size, pt.SHA256, ErrDigestMismatch)
+	}
+	return b, nil
+}
+
+// Chunk reads one stored chunk (p: its path in the chunk store, ChunksDir).
+// The caller checks it against its id.
+func (c *Client) Chunk(ctx context.Context, p string) ([]byte, error) {
+	return c.get(ctx, path.Join(ChunksDir, p))
 }

@@ -17,6 +17,12 @@
 //	versions/<version>/usr.verity        its veritysetup hash device (part "verity")
 //	versions/<version>/vmlinuz           kernel                      (part "kernel")
 //	versions/<version>/initrd.img        initrd                      (part "initrd")
+//	versions/<version>/<part file>.caibx its casync chunk index      (part "<part>.caibx", optional)
+//	chunks/<4 hex>/<id>.cacnk            zstd chunks every version's indexes share
+//
+// Publish makes the chunk indexes and the store only through the Chunker it
+// is given (package updater/delta/chunker, which links desync): this
+// package is linked into every host and must not link the chunker.
 //
 // # TUF
 //

@@ -20,6 +20,9 @@ const (
 	VersionsDir  = "versions"
 	ManifestName = "manifest.json"
 	SigName      = "manifest.json.sig"
+	// ChunksDir is the chunk store every version's chunk indexes share
+	// (casync layout: chunks/<4 hex>/<id>.cacnk).
+	ChunksDir = "chunks"
 )
 
 // ChannelPath is channels/<channel>.json.

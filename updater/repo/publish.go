@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
+	"github.com/bulkhead-os/bulkhead/updater/casync"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
@@ -35,7 +38,23 @@ type PublishOptions struct {
 	Now     time.Time        // zero: time.Now
 	MinFrom string           // oldest version that may update to this one; "" for any
 	Rollout *rollout.Rollout // nil: every host at once
+	// Chunker, when set, cuts each part into chunks for delta updates:
+	// the chunks go to the store (ChunksDir), the part's index is a part of
+	// the version. Nil publishes full parts only.
+	Chunker Chunker
 	Log     *slog.Logger
+}
+
+// Chunker makes the chunk indexes and store of delta updates. It is an
+// interface so that this package, whose client every host links, does not
+// link the chunker (package updater/delta/chunker, through desync, which
+// brings cloud storage SDKs): the builder passes one in.
+type Chunker interface {
+	// Index chunks file and returns its casync index (.caibx).
+	Index(ctx context.Context, file string) ([]byte, error)
+	// Store adds the chunks of file that index lists, compressed, to the
+	// chunk store in dir, keeping those already there.
+	Store(ctx context.Context, file string, index []byte, dir string) error
 }
 
 // buildParts maps update parts to the build outputs they come from.
@@ -112,6 +131,30 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 		}
 		m.Parts[name] = payload.Part{File: filepath.Base(bp.File), Size: size, SHA256: sum}
 	}
+	// Chunk indexes are parts of the manifest, so they are signed with it
+	// and are TUF targets like the others. Made from the hashed files, in
+	// memory; the chunks are stored after every check.
+	indexes := map[string][]byte{}
+	if o.Chunker != nil {
+		for _, name := range payload.RequiredParts {
+			b, err := o.Chunker.Index(ctx, src[name])
+			if err != nil {
+				return nil, fmt.Errorf("publishing %s: %w", m.Version, err)
+			}
+			file := payload.IndexFile(m.Parts[name].File)
+			// Hosts read it with casync: refuse here what they would.
+			idx, err := casync.ParseIndex(b)
+			if err == nil && idx.Length() != m.Parts[name].Size {
+				err = fmt.Errorf("its chunks make %d bytes, the part is %d", idx.Length(), m.Parts[name].Size)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("publishing %s: chunk index %s: %w", m.Version, file, err)
+			}
+			indexes[file] = b
+			sum := sha256.Sum256(b)
+			m.Parts[payload.IndexPart(name)] = payload.Part{File: file, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+		}
+	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("publishing %s: %w", o.OutDir, err)
 	}
@@ -159,6 +202,21 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 			return nil, fmt.Errorf("publishing %s: %s changed while it was copied: %d bytes sha256 %s, hashed before as %d bytes %s",
 				m.Version, src[name], size, sum, pt.Size, pt.SHA256)
 		}
+	}
+	// The chunks, then the indexes naming them: an index is never published
+	// before its chunks are in the store.
+	if len(indexes) > 0 {
+		store := filepath.Join(o.Repo, ChunksDir)
+		for _, name := range payload.RequiredParts {
+			file := payload.IndexFile(m.Parts[name].File)
+			if err := o.Chunker.Store(ctx, src[name], indexes[file], store); err != nil {
+				return nil, fmt.Errorf("publishing %s: %w", m.Version, err)
+			}
+			if _, _, err := slotwriter.Install(ctx, bytes.NewReader(indexes[file]), filepath.Join(verDir, file), 0o644); err != nil {
+				return nil, err
+			}
+		}
+		log.Info("chunked parts into the store", "version", m.Version, "store", store)
 	}
 	// The signature goes first: a reader that finds the manifest finds its
 	// signature too.

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,9 @@ import (
 	"time"
 
 	"github.com/bulkhead-os/bulkhead/internal/backoff"
+	"github.com/bulkhead-os/bulkhead/updater/casync"
+	"github.com/bulkhead-os/bulkhead/updater/delta"
+	"github.com/bulkhead-os/bulkhead/updater/delta/chunker"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/rollout"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
@@ -32,7 +36,8 @@ func publish(t *testing.T, version string) (string, updatertest.Build, updaterte
 	b := updatertest.MakeBuild(t, dir, version, 40)
 	key := updatertest.NewKey(t)
 	repoDir := filepath.Join(dir, "repo")
-	if _, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: b.Dir, Key: key.Private, MinFrom: "1.0.0", Log: quiet}); err != nil {
+	if _, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: b.Dir, Key: key.Private, MinFrom: "1.0.0",
+		Chunker: chunker.Chunker{}, Log: quiet}); err != nil {
 		t.Fatal(err)
 	}
 	return repoDir, b, key
@@ -48,9 +53,43 @@ func TestPublishLayout(t *testing.T) {
 		}
 		return err
 	})
-	want := "channels/stable.json tuf/1.root.json tuf/1.snapshot.json tuf/1.targets.json tuf/root.json tuf/timestamp.json versions/1.2.0/initrd.img versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig versions/1.2.0/usr.erofs versions/1.2.0/usr.verity versions/1.2.0/vmlinuz"
+	var chunks int
+	files = slices.DeleteFunc(files, func(f string) bool {
+		if strings.HasPrefix(f, ChunksDir+"/") {
+			chunks++
+			return true
+		}
+		return false
+	})
+	want := "channels/stable.json tuf/1.root.json tuf/1.snapshot.json tuf/1.targets.json tuf/root.json tuf/timestamp.json " +
+		"versions/1.2.0/initrd.img versions/1.2.0/initrd.img.caibx versions/1.2.0/manifest.json versions/1.2.0/manifest.json.sig " +
+		"versions/1.2.0/usr.erofs versions/1.2.0/usr.erofs.caibx versions/1.2.0/usr.verity versions/1.2.0/usr.verity.caibx " +
+		"versions/1.2.0/vmlinuz versions/1.2.0/vmlinuz.caibx"
 	if got := strings.Join(files, " "); got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+	// Each index lists chunks the store holds, and nothing else is there.
+	listed := map[string]bool{}
+	for _, part := range payload.RequiredParts {
+		file := map[string]string{payload.PartUsr: "usr.erofs", payload.PartVerity: "usr.verity", payload.PartKernel: "vmlinuz", payload.PartInitrd: "initrd.img"}[part]
+		ib, err := os.ReadFile(filepath.Join(repoDir, "versions/1.2.0", payload.IndexFile(file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Stat(filepath.Join(repoDir, "versions/1.2.0", file))
+		idx, err := delta.ParseIndex(ib, st.Size())
+		if err != nil {
+			t.Fatalf("index of %s: %v", file, err)
+		}
+		for _, c := range idx.Chunks {
+			listed[casync.StorePath(c.ID)] = true
+			if _, err := os.Stat(filepath.Join(repoDir, ChunksDir, casync.StorePath(c.ID))); err != nil {
+				t.Errorf("chunk of %s at %d: %v", file, c.Start, err)
+			}
+		}
+	}
+	if chunks != len(listed) {
+		t.Errorf("store holds %d chunks, the indexes list %d", chunks, len(listed))
 	}
 	c := &Client{Base: repoDir}
 	ch, err := c.Channel(context.Background(), "stable")
@@ -500,5 +539,29 @@ func TestWholeRequestBound(t *testing.T) {
 	})
 	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "whole request") {
 		t.Errorf("got %v, want ErrTimeout for the whole request", err)
+	}
+}
+
+// truncating is a chunker whose indexes lose their last byte.
+type truncating struct{ chunker.Chunker }
+
+func (c truncating) Index(ctx context.Context, file string) ([]byte, error) {
+	b, err := c.Chunker.Index(ctx, file)
+	return b[:len(b)-1], err
+}
+
+// TestPublishRefusesBadIndex: a chunk index that does not parse is refused
+// before anything is published, naming the index file.
+func TestPublishRefusesBadIndex(t *testing.T) {
+	dir := t.TempDir()
+	b := updatertest.MakeBuild(t, dir, "1.2.0", 40)
+	repoDir := filepath.Join(dir, "repo")
+	_, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: b.Dir,
+		Key: updatertest.NewKey(t).Private, Chunker: truncating{}, Log: quiet})
+	if !errors.Is(err, casync.ErrBadIndex) || !strings.Contains(err.Error(), "usr.erofs.caibx") {
+		t.Fatalf("got %v, want ErrBadIndex naming usr.erofs.caibx", err)
+	}
+	if _, err := os.Stat(filepath.Join(repoDir, "versions/1.2.0")); !os.IsNotExist(err) {
+		t.Errorf("a version with a bad index was published: %v", err)
 	}
 }

@@ -181,3 +181,28 @@ func TestOpenDeviceExclusive(t *testing.T) {
 		t.Errorf("got %v, want EBUSY for a device held exclusively", err)
 	}
 }
+
+// TestWriteSlotFill: an image a Fill writes into the device (a delta
+// update) is read back and verified like a copied one: the right bytes
+// pass, one wrong byte is refused against the root hash.
+func TestWriteSlotFill(t *testing.T) {
+	for _, flip := range []bool{false, true} {
+		f := newFixture(t, 300, 2<<20)
+		f.slot.Usr.Src = "/nonexistent" // Fill, not a copy, must write it
+		f.slot.Usr.Fill = func(_ context.Context, dev io.WriterAt) error {
+			b := bytes.Clone(f.usrData)
+			if flip {
+				b[200_000] ^= 1
+			}
+			_, err := dev.WriteAt(b, 0)
+			return err
+		}
+		err := (Writer{}).WriteSlot(context.Background(), f.slot)
+		if flip && !errors.Is(err, ErrReadBack) {
+			t.Errorf("corrupt fill: got %v, want ErrReadBack", err)
+		}
+		if !flip && err != nil {
+			t.Errorf("good fill: %v", err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,12 +40,21 @@ var Args = []string{"console=ttyS0,115200", "panic=10"}
 // hash device, a kernel, an initrd and manifest.json.
 func MakeBuild(t testing.TB, dir, version string, blocks int) Build {
 	t.Helper()
-	out := filepath.Join(dir, "out-"+version, "default")
 	usr := make([]byte, blocks*verity.BlockSize)
 	seed := sha256.Sum256([]byte(version))
 	for i := range usr {
 		usr[i] = seed[i%32] ^ byte(i/verity.BlockSize)
 	}
+	return MakeBuildFrom(t, dir, version, usr)
+}
+
+// MakeBuildFrom is MakeBuild with the given usr image (a whole number of
+// 4 KiB blocks), for versions that share most of their bytes.
+func MakeBuildFrom(t testing.TB, dir, version string, usr []byte) Build {
+	t.Helper()
+	out := filepath.Join(dir, "out-"+version, "default")
+	seed := sha256.Sum256([]byte(version))
+	blocks := len(usr) / verity.BlockSize
 	salt := seed[:16]
 	var hdev bytes.Buffer
 	tree, err := verity.Format(&hdev, bytes.NewReader(usr), verity.Params{DataBlocks: uint64(blocks), Salt: salt})
@@ -210,4 +220,15 @@ func SameSnapshot(t testing.TB, before, after map[string]string) {
 			t.Errorf("%s appeared", p)
 		}
 	}
+}
+
+// RandomBytes is n pseudo-random bytes from seed: incompressible, like an
+// erofs image's compressed extents, and the same on every run.
+func RandomBytes(seed uint64, n int) []byte {
+	r := mrand.New(mrand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }
