@@ -52,9 +52,38 @@ func (s *buildState) bootloaders(ctx context.Context) error {
 
 var rootHashRE = regexp.MustCompile(`(?m)^Root hash:\s+([0-9a-f]{64})\s*$`)
 
-// usrImage moves /usr out of the tree into an erofs image (lz4hc) and
-// computes its dm-verity hash tree (4 KiB blocks, salt and UUID derived from
-// the name and version).
+// erofsOptions compress /usr with lz4hc (the kernel's erofs has no lzma) in
+// physical clusters of up to 64 KiB, with file tails packed into their
+// inodes: 15% smaller than 4 KiB clusters (see the README's image figures
+// for size and boot time side by side).
+var erofsOptions = []string{"-zlz4hc", "-C65536", "-Eztailpacking"}
+
+// buildOnly are the parts of /usr only the build uses, left out of the /usr
+// image (relative to /usr; directories whole, names by regular expression):
+// the ESP's shim and GRUB and the BIOS core image are made from them before
+// the image is, and dracut made the initrd. No running host reads them,
+// and the updater never installs them from /usr.
+var (
+	buildOnlyDirs  = []string{"lib/grub", "lib/shim", "share/grub", "lib/dracut"}
+	buildOnlyNames = []string{"^s?bin/grub-", "^bin/dracut", "^bin/lsinitrd$"}
+)
+
+// usrImageArgs are mkfs.erofs's arguments for /usr from dir into img.
+func usrImageArgs(epoch int64, uuid, img, dir string) []string {
+	args := append([]string{}, erofsOptions...)
+	args = append(args, fmt.Sprintf("-T%d", epoch), "-U"+uuid, "--quiet")
+	for _, d := range buildOnlyDirs {
+		args = append(args, "--exclude-path="+d)
+	}
+	for _, re := range buildOnlyNames {
+		args = append(args, "--exclude-regex="+re)
+	}
+	return append(args, img, dir)
+}
+
+// usrImage moves /usr out of the tree into an erofs image (erofsOptions,
+// without the build-only parts) and computes its dm-verity hash tree (4 KiB
+// blocks, salt and UUID derived from the name and version).
 func (s *buildState) usrImage(ctx context.Context) error {
 	usr := filepath.Join(s.work, "usr")
 	if err := os.Rename(filepath.Join(s.tree, "usr"), usr); err != nil {
@@ -65,9 +94,7 @@ func (s *buildState) usrImage(ctx context.Context) error {
 		return err
 	}
 	img := s.path(manifest.UsrImage)
-	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "mkfs.erofs", Args: []string{
-		"-zlz4hc", fmt.Sprintf("-T%d", s.b.Epoch), "-U" + s.ids.UUID("usr-fs"), "--quiet", img, usr,
-	}}); err != nil {
+	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "mkfs.erofs", Args: usrImageArgs(s.b.Epoch, s.ids.UUID("usr-fs"), img, usr)}); err != nil {
 		return err
 	}
 	if err := s.fits(img, LabelUsrA); err != nil {

@@ -33,6 +33,14 @@ const setTrial = `set -e
 dd if=/run/grubenv.new of=/efi/grub/grubenv conv=notrunc,fsync status=none
 `
 
+// setGrubEnv writes the GRUB environment block in place with the
+// assignments given as arguments (the image carries no grub-editenv).
+const setGrubEnv = `set -e
+{ printf '# GRUB Environment Block\n'; printf '%s\n' "$@"
+  head -c 1024 /dev/zero | tr '\0' '#'; } | head -c 1024 > /run/grubenv.new
+dd if=/run/grubenv.new of=/efi/grub/grubenv conv=notrunc,fsync status=none
+`
+
 const brokenSlotCheck = `#!/bin/sh
 # Test: the version in slot b fails its health check.
 if grep -q 'bulkhead.slot=b' /proc/cmdline; then echo "slot b is broken (test)" >&2; exit 1; fi

@@ -589,14 +589,14 @@ func measureUpdate(b *testing.B, url string) (apply, down time.Duration) {
 // TestUpdateTrialEmergency: a trial boot that ends in emergency mode, where
 // the health gate never runs, must reboot so GRUB counts the try down
 // rather than sit at a shell with the try spent. The trial is set up by
-// hand with grub-editenv: slot a stands in for a freshly written slot on
+// hand in the environment block: slot a stands in for a freshly written slot on
 // trial, b (empty here) for the good default it would fall back to. Then
 // the reverse: a trial of the empty slot b, whose boot files cannot load,
 // falls back to a instead of stopping at GRUB's menu.
 func TestUpdateTrialEmergency(t *testing.T) {
 	vm := bootVM(t, BootOpts{Firmware: BIOS})
 	checkBooted(t, vm)
-	sh(t, vm, "grub-editenv /efi/grub/grubenv set bulkhead_default=b bulkhead_try=a bulkhead_tries=2")
+	guestScript(t, vm, setGrubEnv, "bulkhead_default=b", "bulkhead_try=a", "bulkhead_tries=2")
 	mark := vm.Console().Len()
 	// Through systemd-run: isolating stops the guest agent answering us.
 	sh(t, vm, "systemd-run --on-active=2 systemctl isolate emergency.target")
@@ -616,7 +616,7 @@ func TestUpdateTrialEmergency(t *testing.T) {
 	// A trial slot whose boot files cannot load (here: b is empty, as after
 	// a power cut before its files reached the disk) must not leave GRUB at
 	// its menu: it falls back to the default slot.
-	sh(t, vm, "grub-editenv /efi/grub/grubenv set bulkhead_default=a bulkhead_try=b bulkhead_tries=1")
+	guestScript(t, vm, setGrubEnv, "bulkhead_default=a", "bulkhead_try=b", "bulkhead_tries=1")
 	mark = vm.Console().Len()
 	sh(t, vm, "systemd-run --on-active=2 systemctl reboot")
 	for _, want := range []string{`Bulkhead: slot b \(default a`, `Falling back to`, `Booting Bulkhead \S+ from slot a`} {
