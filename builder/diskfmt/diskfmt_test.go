@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -544,8 +545,8 @@ func checkVagrantBox(t *testing.T, dir string) {
 }
 
 // TestVagrantUserData parses the box's user-data with Bulkhead's own
-// cloud-config parser: one vagrant user, passwordless sudo, both insecure
-// keys, each a valid authorized_keys line.
+// cloud-config parser: one vagrant user, passwordless sudo, and Vagrant's
+// insecure RSA key alone, a valid authorized_keys line.
 func TestVagrantUserData(t *testing.T) {
 	cfg, probs := cloudconfig.Parse(VagrantUserData())
 	if len(probs) != 0 {
@@ -555,19 +556,41 @@ func TestVagrantUserData(t *testing.T) {
 		t.Fatalf("got %d users, want 1", len(cfg.Users))
 	}
 	u := cfg.Users[0]
-	if u.Name != "vagrant" || strings.Join(u.Sudo, ";") != "ALL=(ALL) NOPASSWD:ALL" || len(u.SSHAuthorizedKeys) != 2 {
+	if u.Name != "vagrant" || strings.Join(u.Sudo, ";") != "ALL=(ALL) NOPASSWD:ALL" || len(u.SSHAuthorizedKeys) != 1 {
 		t.Fatalf("user: got %+v", u)
 	}
-	types := map[string]bool{}
-	for _, k := range u.SSHAuthorizedKeys {
-		pk, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(k))
-		if err != nil {
-			t.Fatalf("key %q: %v", k, err)
-		}
-		types[pk.Type()] = comment == "vagrant insecure public key"
+	pk, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(u.SSHAuthorizedKeys[0]))
+	if err != nil {
+		t.Fatalf("key %q: %v", u.SSHAuthorizedKeys[0], err)
 	}
-	if !types["ssh-ed25519"] || !types["ssh-rsa"] {
-		t.Errorf("keys: got %v, want Vagrant's ed25519 and rsa keys", types)
+	if pk.Type() != "ssh-rsa" || comment != "vagrant insecure public key" {
+		t.Errorf("key: got %s %q, want Vagrant's insecure RSA key", pk.Type(), comment)
+	}
+}
+
+// TestVagrantRemovesBoxKey holds the box's keys against what Debian's
+// Vagrant removes from the guest once its own key is in: the lines of its
+// keys/vagrant.pub (grep -v -x -f in the Linux guest's remove_public_key).
+// Every key the box authorizes must be among them, or it stays in.
+func TestVagrantRemovesBoxKey(t *testing.T) {
+	out, err := exec.Command("ruby", "-e", `print Gem::Specification.find_by_name("vagrant").gem_dir`).Output()
+	if err != nil {
+		t.Fatalf("finding Debian's vagrant (make deps installs it): %v", err)
+	}
+	pub := filepath.Join(string(out), "keys", "vagrant.pub")
+	data, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := strings.Split(strings.TrimSpace(string(data)), "\n")
+	cfg, _ := cloudconfig.Parse(VagrantUserData())
+	if len(cfg.Users) != 1 || len(cfg.Users[0].SSHAuthorizedKeys) == 0 {
+		t.Fatalf("no vagrant user with keys in the box's user-data")
+	}
+	for _, k := range cfg.Users[0].SSHAuthorizedKeys {
+		if !slices.Contains(removed, k) {
+			t.Errorf("the box authorizes %.40s..., which Vagrant leaves in authorized_keys (not a line of %s)", k, pub)
+		}
 	}
 }
 

@@ -17,35 +17,42 @@ import (
 // a tar of box.img (the qcow2 disk), metadata.json and a Vagrantfile. The
 // vagrant user is made by Bulkhead's own first-boot provisioning: the box
 // carries a NoCloud seed (seed.iso, volume label cidata) whose user-data
-// creates it with Vagrant's published insecure keys (Vagrant replaces them
-// with a key of its own on the first `vagrant up`) and passwordless sudo,
-// and the box's Vagrantfile attaches it as a CD-ROM.
+// creates it with Vagrant's published insecure RSA key (Vagrant replaces
+// it with a key of its own on the first `vagrant up`) and passwordless
+// sudo, and the box's Vagrantfile attaches it as a CD-ROM.
 
 // VagrantInsecureKeys are the public halves of Vagrant's well-known
 // insecure key pairs: the ed25519 one (hashicorp/vagrant keys/, Vagrant
-// 2.3.7 and later) and the RSA one (keys/vagrant.pub, the only one in
-// Debian's vagrant 2.3.4). Every Vagrant logs in with one of them until it
-// has put a key of its own in place.
+// 2.3.8 and later) and the RSA one (keys/vagrant.pub, the only one in
+// Debian's vagrant 2.3.4). Anyone holding their published private halves
+// logs in wherever they are authorized.
 var VagrantInsecureKeys = []string{
 	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN1YdxBpNlzxDqfJyw/QKow1F+wvG9hXGoqiysfJOn5Y vagrant insecure public key",
 	"ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr+kz4TjGYe7gHzIw+niNltGEFHzD8+v1I2YJ6oXevct1YeS0o9HZyN1Q9qgCgzUFtdOKLv6IedplqoPkcmF0aYet2PkEDo3MlTBckFXPITAMzF8dJSIFo9D8HfdOV0IAdx4O7PtixWKn5y2hMNG0zQPyUecp4pzC6kivAIhyfHilFR61RGL+GPXQ2MWZWFYbAGjyiYJnAmCP3NOTd0jMZEnDkbUvxhMmBYSdETk1rRgm+R4LOzFUGaHqHDLKLX+FIPKcF96hrucXzcWyLbIbEgE98OHlnVYCzRdK8jlqm8tehUc9c9WhQ== vagrant insecure public key",
 }
 
+// VagrantBoxKey is the insecure key the box authorizes: the RSA one,
+// which every Vagrant logs in with (2.3.8 and later offer both insecure
+// keys) and every Vagrant removes once its own key is in place.
+// Vagrant before 2.3.8 (Debian 12's 2.3.4) removes only the lines of its
+// keys/vagrant.pub, which is this key alone: an ed25519 insecure key in
+// the box would stay authorized after `vagrant up` (TestVagrantUp saw it
+// with the first boxes, which carried both).
+var VagrantBoxKey = VagrantInsecureKeys[1]
+
 // VagrantUserData is the cloud-config of the box's seed.
 func VagrantUserData() []byte {
 	var b bytes.Buffer
 	b.WriteString("#cloud-config\n" +
-		"# The vagrant user of a Vagrant box: Vagrant's insecure keys, passwordless sudo.\n" +
+		"# The vagrant user of a Vagrant box: Vagrant's insecure RSA key, passwordless sudo.\n" +
 		"users:\n" +
 		"  - name: vagrant\n" +
 		"    gecos: Vagrant\n" +
 		"    shell: /bin/bash\n" +
 		"    lock_passwd: true\n" +
 		"    sudo: \"ALL=(ALL) NOPASSWD:ALL\"\n" +
-		"    ssh_authorized_keys:\n")
-	for _, k := range VagrantInsecureKeys {
-		fmt.Fprintf(&b, "      - %s\n", k)
-	}
+		"    ssh_authorized_keys:\n" +
+		"      - " + VagrantBoxKey + "\n")
 	return b.Bytes()
 }
 

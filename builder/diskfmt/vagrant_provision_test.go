@@ -34,7 +34,7 @@ func (p prefixRunner) Run(ctx context.Context, c run.Cmd) ([]byte, error) {
 // TestVagrantSeedProvisionsVagrantUser gives the box's seed, as the guest
 // reads it, to Bulkhead's provisioning over a root holding account
 // databases: the vagrant user exists (made by the real useradd), may sudo
-// without a password and has both insecure keys.
+// without a password and has Vagrant's insecure RSA key and no other.
 func TestVagrantSeedProvisionsVagrantUser(t *testing.T) {
 	root := t.TempDir()
 	for name, content := range map[string]string{
@@ -105,9 +105,7 @@ func TestVagrantSeedProvisionsVagrantUser(t *testing.T) {
 	for _, l := range strings.Split(strings.TrimSpace(string(keys)), "\n") {
 		got = append(got, strings.TrimSpace(l))
 	}
-	for _, k := range VagrantInsecureKeys {
-		if !slices.Contains(got, k) {
-			t.Errorf("authorized_keys lacks %.40s...:\n%s", k, keys)
-		}
+	if !slices.Equal(got, []string{VagrantBoxKey}) {
+		t.Errorf("authorized_keys: got %q, want only Vagrant's insecure RSA key", got)
 	}
 }
