@@ -18,10 +18,12 @@ SHIM_LDFLAGS := -linkmode external -extldflags -static
 APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils ovmf erofs-utils dosfstools mtools \
 	e2fsprogs cryptsetup-bin gdisk fdisk cloud-image-utils genisoimage xorriso xfsprogs \
 	busybox-static gcc libseccomp-dev pkg-config iptables etcd-server docker-registry \
-	runc crun skopeo umoci openssh-client docker.io docker-compose \
-	vagrant vagrant-libvirt libvirt-daemon libvirt-clients dnsmasq-base
+	runc crun skopeo umoci openssh-client docker.io docker-compose
+# Only the long tier's TestVagrantUp drives these (Vagrant brings Ruby): make
+# test does not spend CI time installing them.
+APT_PACKAGES_LONG := vagrant vagrant-libvirt libvirt-daemon libvirt-clients dnsmasq-base
 
-.PHONY: all deps bin image test test-unit test-qemu test-long bench clean
+.PHONY: all deps deps-long bin image test test-unit test-qemu test-long bench clean
 
 all: image
 
@@ -35,6 +37,15 @@ out/.deps-stamp: Makefile
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	$(GO) mod download
+	@touch $@
+
+deps-long: out/.deps-long-stamp
+out/.deps-long-stamp: Makefile | deps
+	@missing=$$(for p in $(APT_PACKAGES_LONG); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 	@touch $@
 
 bin: deps
@@ -78,7 +89,7 @@ test-qemu: image
 
 test: test-unit test-qemu
 
-test-long: image $(BIN)/docker-compose-v2
+test-long: image deps-long $(BIN)/docker-compose-v2
 	BULKHEAD_COMPOSE_V2=$(CURDIR)/$(BIN)/docker-compose-v2 BULKHEAD_BIN=$(CURDIR)/$(BIN) BULKHEAD_CACHE=/var/cache/bulkhead \
 		$(GO) test -tags seccomp -count=1 -timeout 60m -v -run '^($(UNIT_LONG_TESTS))$$' ./hostd/dockerapi/ ./builder/
 	$(GO) test -count=1 -timeout 3h -v -run '^($(LONG_TESTS))$$' ./qemu-tests/ -args -image $(CURDIR)/out/default

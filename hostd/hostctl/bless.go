@@ -1,6 +1,7 @@
 package hostctl
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,7 +20,7 @@ func newBlessCmd(d Deps) *cobra.Command {
 	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "bless",
-		Short: "Mark the booted slot good (run by bulkhead-bless.service after boot-complete.target)",
+		Short: "Mark the booted slot good (run by bulkhead-bless.service after boot-complete.target); a slot on trial after its /usr passes its check",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// An upgrade started right after boot rewrites the GRUB
@@ -34,6 +35,23 @@ func newBlessCmd(d Deps) *cobra.Command {
 			booted, err := h.Booted()
 			if err != nil {
 				return err
+			}
+			// A slot on trial is blessed only once its /usr is read whole
+			// and found sound; a damaged one gives up its trial and the
+			// host reboots to the default (bulkhead-verify-usr checks the
+			// default's own boots, in the background).
+			st, _, err := h.BootState()
+			if err != nil {
+				return err
+			}
+			if st.Try == booted && st.Default != booted {
+				cerr := h.CheckBootedUsr(progressPrinter(cmd.ErrOrStderr()))
+				if cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt) {
+					return cerr
+				}
+				if err := usrChecked(cmd, d, h, cerr, true); err != nil {
+					return err
+				}
 			}
 			outcome, err := h.Bless()
 			if err != nil {

@@ -3,6 +3,7 @@ package hostctl
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -24,17 +25,20 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 		Short: "Check the booted /usr slot against its dm-verity root hash; leave a damaged one",
 		Long: "Reads the booted slot's /usr data and hash partitions whole and checks them against\n" +
 			"the root hash the kernel booted with (run by bulkhead-verify-usr.service at every\n" +
-			"boot, before the slot is blessed). When they do not match, the slot's build is\n" +
-			"recorded as corrupt and the boot moves away from it: a slot on trial gives up\n" +
-			"its trial, a default slot hands over to the other slot if that holds its blessed\n" +
-			"build. With --reboot, the host then reboots into it.",
+			"boot; a slot on trial is checked by hostctl bless before it is blessed). When they\n" +
+			"do not match, the slot's build is recorded as corrupt and the boot moves away from\n" +
+			"it: a slot on trial gives up its trial, a default slot hands over to the other slot\n" +
+			"if that holds its blessed build. With --reboot, the host then reboots into it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
 			h := slots.Host{Root: d.Root}
 			booted, err := h.Booted()
 			if err != nil {
 				return err
+			}
+			if st, _, err := h.BootState(); err == nil && st.Try == booted && st.Default != booted {
+				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: slot %s is on trial: hostctl bless checks its /usr before blessing it\n", booted)
+				return nil
 			}
 			cerr := h.CheckBootedUsr(progressPrinter(cmd.ErrOrStderr()))
 			if cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt) {
@@ -47,37 +51,59 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 				return err
 			}
 			defer lock.Unlock()
+			out := cmd.OutOrStdout()
 			if s, err := h.RecordGaveUp(); err != nil {
 				return err
 			} else if s != "" {
 				fmt.Fprintf(out, "bulkhead: slot %s restarted %d boots running before its check; GRUB moved to slot %s\n", s, bootcfg.MaxBoots, booted)
 			}
-			if cerr == nil {
-				fmt.Fprintf(out, "bulkhead: /usr of slot %s matches its root hash\n", booted)
-				return h.UsrChecked()
-			}
-			fmt.Fprintf(out, "bulkhead: %v\n", cerr)
-			st, outcome, err := h.FailBootedUsr(cerr)
-			if err != nil {
-				return fmt.Errorf("leaving damaged slot %s: %w", booted, err)
-			}
-			switch outcome {
-			case bootcfg.TrialAbandoned:
-				fmt.Fprintf(out, "bulkhead: slot %s gives up its trial; slot %s boots next\n", booted, st.Default)
-			case bootcfg.SwitchedToOther:
-				fmt.Fprintf(out, "bulkhead: slot %s holds a blessed build and is the default now\n", st.Default)
-			default:
-				return fmt.Errorf("slot %s: %w, and slot %s holds no blessed build to boot instead", booted, slots.ErrUsrCorrupt, booted.Other())
-			}
-			if reboot {
-				fmt.Fprintf(out, "bulkhead: rebooting into slot %s\n", st.Default)
-				if _, err := d.Runner.Run(cmd.Context(), run.Cmd{Name: "systemctl", Args: []string{"reboot", "--no-block"}}); err != nil {
-					return fmt.Errorf("rebooting away from damaged slot %s: %w", booted, err)
-				}
-			}
-			return fmt.Errorf("slot %s: %w", booted, slots.ErrUsrCorrupt)
+			return usrChecked(cmd, d, h, cerr, reboot)
 		},
 	}
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when the boot selection moved away from the booted slot")
 	return cmd
+}
+
+// usrChecked acts on the outcome cerr of CheckBootedUsr, with the update
+// lock held: a sound slot is recorded so; a damaged one is recorded corrupt
+// and the boot moves away from it where it can, rebooting with reboot. It
+// returns an error wrapping slots.ErrUsrCorrupt for a damaged slot.
+func usrChecked(cmd *cobra.Command, d Deps, h slots.Host, cerr error, reboot bool) error {
+	out := cmd.OutOrStdout()
+	booted, err := h.Booted()
+	if err != nil {
+		return err
+	}
+	if cerr == nil {
+		fmt.Fprintf(out, "bulkhead: /usr of slot %s matches its root hash\n", booted)
+		return h.UsrChecked()
+	}
+	fmt.Fprintf(out, "bulkhead: %v\n", cerr)
+	st, outcome, err := h.FailBootedUsr(cerr)
+	if err != nil {
+		return fmt.Errorf("leaving damaged slot %s: %w", booted, err)
+	}
+	if err := reportMove(out, booted, st, outcome); err != nil {
+		return err
+	}
+	if reboot {
+		fmt.Fprintf(out, "bulkhead: rebooting into slot %s\n", st.Default)
+		if _, err := d.Runner.Run(cmd.Context(), run.Cmd{Name: "systemctl", Args: []string{"reboot", "--no-block"}}); err != nil {
+			return fmt.Errorf("rebooting away from damaged slot %s: %w", booted, err)
+		}
+	}
+	return fmt.Errorf("slot %s: %w", booted, slots.ErrUsrCorrupt)
+}
+
+// reportMove says where the boot went from a damaged slot.
+func reportMove(out io.Writer, booted bootcfg.Slot, st bootcfg.State, outcome bootcfg.CheckOutcome) error {
+	switch outcome {
+	case bootcfg.TrialAbandoned:
+		fmt.Fprintf(out, "bulkhead: slot %s gives up its trial; slot %s boots next\n", booted, st.Default)
+	case bootcfg.SwitchedToOther:
+		fmt.Fprintf(out, "bulkhead: slot %s holds a blessed build and is the default now\n", st.Default)
+	default:
+		return fmt.Errorf("slot %s: %w, and slot %s holds no blessed build to boot instead", booted, slots.ErrUsrCorrupt, booted.Other())
+	}
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/internal/run"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
@@ -55,5 +56,54 @@ func TestVerifyUsrCmd(t *testing.T) {
 	out, _, _ = runHostctl(t, root, rec, "status")
 	if !strings.Contains(out, "/usr failed its check") || !strings.Contains(out, "root hash mismatch") {
 		t.Errorf("status does not report the damage:\n%s", out)
+	}
+}
+
+// TestBlessChecksTrialUsr: a slot on trial is blessed only after its /usr
+// passes its check; a damaged one gives up its trial, is not blessed, and
+// the host reboots to the default. verify-usr leaves trials to bless.
+func TestBlessChecksTrialUsr(t *testing.T) {
+	dir := t.TempDir()
+	runBuilder(t, "keygen", "--dir", dir, "release")
+	sk, err := payload.ReadPrivateKey(filepath.Join(dir, "release.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
+	v1 := updatertest.MakeBuild(t, dir, "1.0.0", 16)
+	for _, damaged := range []bool{false, true} {
+		host := updatertest.MakeHost(t, v1, updatertest.Key{Private: sk, PubFile: pub})
+		h := slots.Host{Root: host.Root}
+		// Booted a stands in for a freshly written slot on trial; b for
+		// the default it falls back to.
+		_, env, _ := h.BootState()
+		if err := h.WriteBootState(bootcfg.State{Default: "b", Try: "a", TriesLeft: 2}, env); err != nil {
+			t.Fatal(err)
+		}
+		if damaged {
+			f, err := os.OpenFile(host.Root.Join("/parts/usr-a"), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{^v1.Usr[9*4096]}, 9*4096); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		rec := &run.Recorder{}
+		out, _, err := runHostctl(t, string(host.Root), rec, "verify-usr", "--reboot")
+		if err != nil || !strings.Contains(out, "hostctl bless checks its /usr") {
+			t.Errorf("verify-usr on a trial: %q, %v, want it left to bless", out, err)
+		}
+		out, _, err = runHostctl(t, string(host.Root), rec, "bless")
+		st, _, _ := h.BootState()
+		blessed, _ := h.Proven("a")
+		switch {
+		case !damaged && (err != nil || st != bootcfg.State{Default: "a"} || !blessed || !strings.Contains(out, "matches its root hash")):
+			t.Errorf("sound trial: %q, %v, state %+v, blessed %v; want blessed and default a", out, err, st, blessed)
+		case damaged && (!errors.Is(err, slots.ErrUsrCorrupt) || st != bootcfg.State{Default: "b"} || blessed ||
+			rec.Transcript() != "systemctl reboot --no-block\n" || !strings.Contains(out, "gives up its trial")):
+			t.Errorf("damaged trial: %q, %v, state %+v, blessed %v, commands %q; want the trial given up, a reboot, no blessing", out, err, st, blessed, rec.Transcript())
+		}
 	}
 }
