@@ -378,10 +378,7 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 		// backup; the check finds the block and hands over to slot b,
 		// which holds v2, blessed, writing both copies of the block.
 		mark := vm.Console().Len()
-		cmd := `blk=$(filefrag -v -b4096 /usr/bin/shuf | awk '$1=="0:" {sub(/\.\./, "", $4); print $4; exit}') && [ -n "$blk" ] && ` +
-			`dd if=/dev/urandom of=$(readlink -f /dev/disk/by-partlabel/usr-a) bs=4096 seek=$blk count=1 oflag=direct conv=notrunc,fsync status=none && ` +
-			`dd if=/dev/mapper/usr of=/dev/null bs=4096 skip=$blk count=1 iflag=direct status=none`
-		if out, err := g.Run(ctx, cmd); err != nil {
+		if out, err := g.Run(ctx, damageUsr("/usr/bin/shuf", "usr-a")); err != nil {
 			t.Fatalf("reading the damaged block: %v\n%s\nwant the machine restarted", err, out)
 		}
 		if err := g.WaitBoot(ctx); err != nil {
@@ -409,6 +406,17 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 	})
 }
 
+// damageUsr is a guest command that overwrites, on the booted slot's /usr
+// partition (label), the 4 KiB block holding the start of file, then reads
+// that block through dm-verity, bypassing the page cache: with
+// restart-on-corruption the machine restarts (a dd that fails instead is
+// an I/O error handed to the reader, and fails the caller).
+func damageUsr(file, label string) string {
+	return `blk=$(filefrag -v -b4096 ` + file + ` | awk '$1=="0:" {sub(/\.\./, "", $4); print $4; exit}') && [ -n "$blk" ] && ` +
+		`dd if=/dev/urandom of=$(readlink -f /dev/disk/by-partlabel/` + label + `) bs=4096 seek=$blk count=1 oflag=direct conv=notrunc,fsync status=none && ` +
+		`dd if=/dev/mapper/usr of=/dev/null bs=4096 skip=$blk count=1 iflag=direct status=none`
+}
+
 // TestUpdateBootPathCorruption damages the first block of hostd in the
 // booted, blessed slot b on the disk. Every boot of b then restarts the
 // machine when hostd starts (dm-verity, restart-on-corruption), before the
@@ -431,10 +439,7 @@ func TestUpdateBootPathCorruption(t *testing.T) {
 		t.Fatalf("after the upgrade: %v\n%s\nwant slot a as the spare", err, out)
 	}
 	mark := vm.Console().Len()
-	cmd := `blk=$(filefrag -v -b4096 /usr/bin/hostd | awk '$1=="0:" {sub(/\.\./, "", $4); print $4; exit}') && [ -n "$blk" ] && ` +
-		`dd if=/dev/urandom of=$(readlink -f /dev/disk/by-partlabel/usr-b) bs=4096 seek=$blk count=1 oflag=direct conv=notrunc,fsync status=none && ` +
-		`dd if=/dev/mapper/usr of=/dev/null bs=4096 skip=$blk count=1 iflag=direct status=none`
-	if out, err := g.Run(ctx, cmd); err != nil {
+	if out, err := g.Run(ctx, damageUsr("/usr/bin/hostd", "usr-b")); err != nil {
 		t.Fatalf("reading the damaged block: %v\n%s\nwant the machine restarted", err, out)
 	}
 	if err := g.WaitBoot(ctx); err != nil {

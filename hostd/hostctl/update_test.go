@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	"github.com/bulkhead-os/bulkhead/updater"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
-	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/reboot"
 	"github.com/bulkhead-os/bulkhead/updater/reboot/reboottest"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
@@ -27,15 +25,7 @@ import (
 // record-trial step records a spent trial, after which upgrade refuses the
 // version unless --allow-bad names it, and forget-bad clears the record.
 func TestUpdateIntentCLI(t *testing.T) {
-	dir := t.TempDir()
-	runBuilder(t, "keygen", "--dir", dir, "release")
-	sk, err := payload.ReadPrivateKey(filepath.Join(dir, "release.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
-	v1 := updatertest.MakeBuild(t, dir, "1.0.0", 16)
-	host := updatertest.MakeHost(t, v1, updatertest.Key{Private: sk, PubFile: pub})
+	dir, host, _ := keyedHost(t)
 	root := string(host.Root)
 	v2 := updatertest.MakeBuild(t, dir, "1.1.0", 24)
 	repoDir := filepath.Join(dir, "repo")

@@ -32,6 +32,22 @@ func runBuilder(t *testing.T, args ...string) {
 	}
 }
 
+// keyedHost makes a release key with builder keygen in a temp dir and a
+// fake host that trusts it, booted from slot a holding build 1.0.0. It
+// returns the dir (release.key is there), the host and the build.
+func keyedHost(t *testing.T) (string, updatertest.Host, updatertest.Build) {
+	t.Helper()
+	dir := t.TempDir()
+	runBuilder(t, "keygen", "--dir", dir, "release")
+	sk, err := payload.ReadPrivateKey(filepath.Join(dir, "release.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
+	v1 := updatertest.MakeBuild(t, dir, "1.0.0", 16)
+	return dir, updatertest.MakeHost(t, v1, updatertest.Key{Private: sk, PubFile: pub}), v1
+}
+
 func runHostctl(t *testing.T, root string, rec *run.Recorder, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
@@ -46,15 +62,7 @@ func runHostctl(t *testing.T, root string, rec *run.Recorder, args ...string) (s
 // server serves it, and hostctl upgrade, bless and rollback run in-process
 // against a fake root whose partitions are plain files.
 func TestUpgradeRollbackCLI(t *testing.T) {
-	dir := t.TempDir()
-	runBuilder(t, "keygen", "--dir", dir, "release")
-	sk, err := payload.ReadPrivateKey(filepath.Join(dir, "release.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
-	v1 := updatertest.MakeBuild(t, dir, "1.0.0", 16)
-	host := updatertest.MakeHost(t, v1, updatertest.Key{Private: sk, PubFile: pub})
+	dir, host, _ := keyedHost(t)
 	root := string(host.Root)
 	v2 := updatertest.MakeBuild(t, dir, "1.1.0", 24)
 	old := updatertest.MakeBuild(t, dir, "0.9.0", 8)

@@ -3,13 +3,11 @@ package hostctl
 import (
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
-	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
 )
@@ -20,15 +18,7 @@ import (
 // the damage, records it for status and, with no blessed slot to go to,
 // leaves the boot selection alone and does not reboot.
 func TestVerifyUsrCmd(t *testing.T) {
-	dir := t.TempDir()
-	runBuilder(t, "keygen", "--dir", dir, "release")
-	sk, err := payload.ReadPrivateKey(filepath.Join(dir, "release.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
-	v1 := updatertest.MakeBuild(t, dir, "1.0.0", 16)
-	host := updatertest.MakeHost(t, v1, updatertest.Key{Private: sk, PubFile: pub})
+	_, host, v1 := keyedHost(t)
 	root := string(host.Root)
 	rec := &run.Recorder{}
 
@@ -37,14 +27,7 @@ func TestVerifyUsrCmd(t *testing.T) {
 		t.Fatalf("sound slot: %q, %v, commands %q", out, err, rec.Transcript())
 	}
 
-	f, err := os.OpenFile(host.Root.Join("/parts/usr-a"), os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt([]byte{0x5a ^ v1.Usr[5*4096+7]}, 5*4096+7); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	damageUsrA(t, host, v1, 5*4096+7)
 	before, _, _ := slots.Host{Root: host.Root}.BootState()
 	out, _, err = runHostctl(t, root, rec, "verify-usr", "--reboot")
 	if !errors.Is(err, slots.ErrUsrCorrupt) || !strings.Contains(err.Error(), "no blessed build") || rec.Transcript() != "" {
@@ -63,16 +46,8 @@ func TestVerifyUsrCmd(t *testing.T) {
 // passes its check; a damaged one gives up its trial, is not blessed, and
 // the host reboots to the default. verify-usr leaves trials to bless.
 func TestBlessChecksTrialUsr(t *testing.T) {
-	dir := t.TempDir()
-	runBuilder(t, "keygen", "--dir", dir, "release")
-	sk, err := payload.ReadPrivateKey(filepath.Join(dir, "release.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _ := os.ReadFile(filepath.Join(dir, "release.pub"))
-	v1 := updatertest.MakeBuild(t, dir, "1.0.0", 16)
 	for _, damaged := range []bool{false, true} {
-		host := updatertest.MakeHost(t, v1, updatertest.Key{Private: sk, PubFile: pub})
+		_, host, v1 := keyedHost(t)
 		h := slots.Host{Root: host.Root}
 		// Booted a stands in for a freshly written slot on trial; b for
 		// the default it falls back to.
@@ -81,14 +56,7 @@ func TestBlessChecksTrialUsr(t *testing.T) {
 			t.Fatal(err)
 		}
 		if damaged {
-			f, err := os.OpenFile(host.Root.Join("/parts/usr-a"), os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.WriteAt([]byte{^v1.Usr[9*4096]}, 9*4096); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
+			damageUsrA(t, host, v1, 9*4096)
 		}
 		rec := &run.Recorder{}
 		out, _, err := runHostctl(t, string(host.Root), rec, "verify-usr", "--reboot")
@@ -105,5 +73,18 @@ func TestBlessChecksTrialUsr(t *testing.T) {
 			rec.Transcript() != "systemctl reboot --no-block\n" || !strings.Contains(out, "gives up its trial")):
 			t.Errorf("damaged trial: %q, %v, state %+v, blessed %v, commands %q; want the trial given up, a reboot, no blessing", out, err, st, blessed, rec.Transcript())
 		}
+	}
+}
+
+// damageUsrA flips the byte at off of slot a's /usr partition.
+func damageUsrA(t *testing.T, host updatertest.Host, b updatertest.Build, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(host.Root.Join("/parts/usr-a"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte{^b.Usr[off]}, off); err != nil {
+		t.Fatal(err)
 	}
 }

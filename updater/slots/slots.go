@@ -311,51 +311,71 @@ func (h Host) build(s bootcfg.Slot) (*Build, error) {
 
 // BlessedBuilds returns, by slot, the builds that booted and were blessed.
 func (h Host) BlessedBuilds() (map[bootcfg.Slot]Build, error) {
-	p := h.Root.Join(StateDir, BlessedFile)
+	return readBySlot[Build](h, BlessedFile, "blessed slots")
+}
+
+// readBySlot reads a state file that holds a JSON object by slot; a
+// missing file is an empty one.
+func readBySlot[T any](h Host, file, what string) (map[bootcfg.Slot]T, error) {
+	p := h.Root.Join(StateDir, file)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
-		return map[bootcfg.Slot]Build{}, nil
+		return map[bootcfg.Slot]T{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading blessed slots: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", what, err)
 	}
-	v := map[bootcfg.Slot]Build{}
+	v := map[bootcfg.Slot]T{}
 	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("reading blessed slots %s: %w", p, err)
+		return nil, fmt.Errorf("reading %s %s: %w", what, p, err)
 	}
 	return v, nil
 }
 
-// Proven tells whether slot s holds the very build that was blessed in it.
-func (h Host) Proven(s bootcfg.Slot) (bool, error) {
+// setBySlot records (v != nil) or forgets (v == nil) slot s's entry in
+// a state file readBySlot reads, writing only when that changes it.
+func setBySlot[T comparable](h Host, file, what string, s bootcfg.Slot, v *T) error {
+	all, err := readBySlot[T](h, file, what)
+	if err != nil {
+		return err
+	}
+	if old, ok := all[s]; (v == nil && !ok) || (v != nil && ok && old == *v) {
+		return nil
+	}
+	if v == nil {
+		delete(all, s)
+	} else {
+		all[s] = *v
+	}
+	out, _ := json.Marshal(all)
+	return fsroot.WriteFile(h.Root.Join(StateDir, file), out, 0o644)
+}
+
+// holds tells whether slot s holds the very build b names, when ok.
+func (h Host) holds(s bootcfg.Slot, b Build, ok bool) (bool, error) {
+	if !ok {
+		return false, nil
+	}
 	cur, err := h.build(s)
 	if err != nil || cur == nil {
 		return false, err
 	}
+	return b == *cur, nil
+}
+
+// Proven tells whether slot s holds the very build that was blessed in it.
+func (h Host) Proven(s bootcfg.Slot) (bool, error) {
 	all, err := h.BlessedBuilds()
 	if err != nil {
 		return false, err
 	}
 	b, ok := all[s]
-	return ok && b == *cur, nil
+	return h.holds(s, b, ok)
 }
 
 // setBlessed records (b != nil) or forgets (b == nil) the blessed build of s.
 func (h Host) setBlessed(s bootcfg.Slot, b *Build) error {
-	all, err := h.BlessedBuilds()
-	if err != nil {
-		return err
-	}
-	if old, ok := all[s]; (b == nil && !ok) || (b != nil && ok && old == *b) {
-		return nil
-	}
-	if b == nil {
-		delete(all, s)
-	} else {
-		all[s] = *b
-	}
-	out, _ := json.Marshal(all)
-	return fsroot.WriteFile(h.Root.Join(StateDir, BlessedFile), out, 0o644)
+	return setBySlot(h, BlessedFile, "blessed slots", s, b)
 }
 
 // ForgetBlessed drops slot s's blessing: the updater calls it before it

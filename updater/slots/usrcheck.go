@@ -2,7 +2,6 @@ package slots
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -10,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
@@ -106,52 +104,23 @@ type UsrFailure struct {
 
 // UsrFailures returns the recorded /usr check failures by slot.
 func (h Host) UsrFailures() (map[bootcfg.Slot]UsrFailure, error) {
-	p := h.Root.Join(StateDir, UsrCheckFile)
-	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return map[bootcfg.Slot]UsrFailure{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading /usr check failures: %w", err)
-	}
-	v := map[bootcfg.Slot]UsrFailure{}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return nil, fmt.Errorf("reading /usr check failures %s: %w", p, err)
-	}
-	return v, nil
+	return readBySlot[UsrFailure](h, UsrCheckFile, "/usr check failures")
 }
 
 // Corrupt tells whether slot s holds the very build that failed its /usr
 // check (a slot rewritten since holds another build and is not).
 func (h Host) Corrupt(s bootcfg.Slot) (bool, error) {
-	cur, err := h.build(s)
-	if err != nil || cur == nil {
-		return false, err
-	}
 	all, err := h.UsrFailures()
 	if err != nil {
 		return false, err
 	}
 	f, ok := all[s]
-	return ok && f.Build == *cur, nil
+	return h.holds(s, f.Build, ok)
 }
 
 // setUsrFailure records (f != nil) or forgets (f == nil) slot s's failure.
 func (h Host) setUsrFailure(s bootcfg.Slot, f *UsrFailure) error {
-	all, err := h.UsrFailures()
-	if err != nil {
-		return err
-	}
-	if _, ok := all[s]; !ok && f == nil {
-		return nil
-	}
-	if f == nil {
-		delete(all, s)
-	} else {
-		all[s] = *f
-	}
-	out, _ := json.Marshal(all)
-	return fsroot.WriteFile(h.Root.Join(StateDir, UsrCheckFile), out, 0o644)
+	return setBySlot(h, UsrCheckFile, "/usr check failures", s, f)
 }
 
 // UsrChecked records that the booted slot's /usr passed its check: an
