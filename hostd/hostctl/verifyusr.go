@@ -41,16 +41,21 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 				return nil
 			}
 			cerr := h.CheckBootedUsr(progressPrinter(cmd.ErrOrStderr()))
-			if cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt) {
-				return cerr
-			}
-			// Both outcomes write the update state, and a failure the
-			// GRUB environment: not under a running upgrade's feet.
+			// Every outcome writes the update state or the GRUB
+			// environment: not under a running upgrade's feet.
 			lock, err := updater.WaitLockFor(cmd.Context(), d.Root, blessLockWait)
 			if err != nil {
 				return err
 			}
 			defer lock.Unlock()
+			if cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt) {
+				// Not a damaged slot: the boot got this far, which is
+				// what GRUB's count is about.
+				if err := h.ConfirmBoot(); err != nil {
+					return fmt.Errorf("%w; and confirming the boot: %w", cerr, err)
+				}
+				return cerr
+			}
 			out := cmd.OutOrStdout()
 			if s, err := h.RecordGaveUp(); err != nil {
 				return err

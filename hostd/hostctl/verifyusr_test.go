@@ -88,3 +88,35 @@ func damageUsrA(t *testing.T, host updatertest.Host, b updatertest.Build, off in
 		t.Fatal(err)
 	}
 }
+
+// TestVerifyUsrCannotReadConfirmsBoot: a check that cannot run (here the
+// data partition's link is gone) fails naming it, records no damage, and
+// still confirms the boot, so GRUB's count of boots that restart before
+// the check does not climb.
+func TestVerifyUsrCannotReadConfirmsBoot(t *testing.T) {
+	_, host, _ := keyedHost(t)
+	h := slots.Host{Root: host.Root}
+	st, env, _ := h.BootState()
+	env["bulkhead_boots"] = "2"
+	if err := h.WriteBootState(st, env); err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.BootedUsr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(d.Data); err != nil {
+		t.Fatal(err)
+	}
+	rec := &run.Recorder{}
+	_, _, err = runHostctl(t, string(host.Root), rec, "verify-usr", "--reboot")
+	if err == nil || errors.Is(err, slots.ErrUsrCorrupt) || !strings.Contains(err.Error(), d.Data) || rec.Transcript() != "" {
+		t.Errorf("got %v, commands %q; want an error naming %s, not damage, and no reboot", err, rec.Transcript(), d.Data)
+	}
+	if _, env, _ := h.BootState(); env["bulkhead_boots"] != "0" {
+		t.Errorf("boots %q after a check that could not run, want 0", env["bulkhead_boots"])
+	}
+	if c, _ := h.Corrupt("a"); c {
+		t.Error("slot a recorded corrupt")
+	}
+}

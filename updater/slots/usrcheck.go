@@ -124,15 +124,27 @@ func (h Host) setUsrFailure(s bootcfg.Slot, f *UsrFailure) error {
 }
 
 // UsrChecked records that the booted slot's /usr passed its check: an
-// earlier failure of the slot is forgotten, GRUB's count of unconfirmed
-// boots goes back to 0 and the spare slot it may move to is brought up to
-// date.
+// earlier failure of the slot is forgotten and the boot is confirmed
+// (ConfirmBoot).
 func (h Host) UsrChecked() error {
 	booted, err := h.Booted()
 	if err != nil {
 		return err
 	}
 	if err := h.setUsrFailure(booted, nil); err != nil {
+		return err
+	}
+	return h.ConfirmBoot()
+}
+
+// ConfirmBoot records that this boot came up far enough to check its
+// /usr: GRUB's count of unconfirmed boots goes back to 0, and the spare
+// slot GRUB may move to is brought up to date. A check that could not run
+// (not a damaged slot) confirms the boot too: the count is for boots that
+// restart before they get there.
+func (h Host) ConfirmBoot() error {
+	booted, err := h.Booted()
+	if err != nil {
 		return err
 	}
 	st, env, err := h.BootState()
