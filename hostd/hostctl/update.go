@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-os/bulkhead/updater"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 )
 
@@ -61,15 +62,23 @@ func newUpdateCmd(d Deps) *cobra.Command {
 	}
 	record := &cobra.Command{
 		Use:   "record-trial",
-		Short: "Record a failed trial's version as bad (run early in boot by bulkhead-record-trial.service)",
+		Short: "Record a failed trial's version as bad, and a slot GRUB gave up on as failing (run early in boot by bulkhead-record-trial.service)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, err := slots.Host{Root: d.Root}.RecordFailedTrial()
+			h := slots.Host{Root: d.Root}
+			v, err := h.RecordFailedTrial()
 			if err != nil {
 				return fmt.Errorf("recording a failed trial: %w", err)
 			}
 			if v != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: the trial of version %s failed: recorded bad, it will not be staged again\n", v)
+			}
+			s, err := h.RecordGaveUp()
+			if err != nil {
+				return fmt.Errorf("recording the slot GRUB gave up on: %w", err)
+			}
+			if s != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: slot %s restarted %d boots running before its /usr check; GRUB moved the default away from it\n", s, bootcfg.MaxBoots)
 			}
 			return nil
 		},

@@ -48,6 +48,11 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 				return err
 			}
 			defer lock.Unlock()
+			// Usually done early in boot (record-trial); a boot that
+			// skipped it must not lose GRUB's note, cleared below.
+			if _, err := h.RecordGaveUp(); err != nil {
+				return err
+			}
 			if cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt) {
 				// Not a damaged slot: the boot got this far, which is
 				// what GRUB's count is about.
@@ -55,12 +60,6 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 					return fmt.Errorf("%w; and confirming the boot: %w", cerr, err)
 				}
 				return cerr
-			}
-			out := cmd.OutOrStdout()
-			if s, err := h.RecordGaveUp(); err != nil {
-				return err
-			} else if s != "" {
-				fmt.Fprintf(out, "bulkhead: slot %s restarted %d boots running before its check; GRUB moved to slot %s\n", s, bootcfg.MaxBoots, booted)
 			}
 			return usrChecked(cmd, d, h, cerr, reboot)
 		},

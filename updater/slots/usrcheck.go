@@ -156,6 +156,8 @@ func (h Host) ConfirmBoot() error {
 		return err
 	}
 	out[bootcfg.VarBoots] = "0"
+	// RecordGaveUp has recorded the slot GRUB gave up on, early in boot.
+	out[bootcfg.VarGaveUp] = ""
 	if maps.Equal(out, env) {
 		return nil
 	}
@@ -194,14 +196,17 @@ func (h Host) withSpare(st bootcfg.State, env grubenv.Env) (grubenv.Env, error) 
 // default restarted bootcfg.MaxBoots boots running before its check, and
 // GRUB moved to the spare): its build is recorded as failing and loses its
 // blessing, so it is never the spare again until it boots and is blessed.
-// It returns that slot, or "" when GRUB gave up on none.
+// It returns that slot, or "" when GRUB gave up on none. Like
+// RecordFailedTrial it writes only the state directory, so it runs early
+// in boot (bulkhead-record-trial.service), before bless and status can
+// take the slot for good; ConfirmBoot clears GRUB's note.
 func (h Host) RecordGaveUp() (bootcfg.Slot, error) {
 	st, env, err := h.BootState()
 	if err != nil {
 		return "", err
 	}
 	s, err := bootcfg.ParseSlot(env[bootcfg.VarGaveUp])
-	if err != nil {
+	if err != nil || s == st.Default {
 		return "", nil
 	}
 	cur, err := h.build(s)
@@ -209,6 +214,9 @@ func (h Host) RecordGaveUp() (bootcfg.Slot, error) {
 		return "", err
 	}
 	if cur != nil {
+		if done, err := h.Corrupt(s); err != nil || done {
+			return "", err
+		}
 		f := UsrFailure{Build: *cur, Time: time.Now().UTC(), Error: fmt.Sprintf(
 			"restarted %d boots running before its /usr check; GRUB moved to slot %s", bootcfg.MaxBoots, st.Default)}
 		if err := h.setUsrFailure(s, &f); err != nil {
@@ -217,11 +225,6 @@ func (h Host) RecordGaveUp() (bootcfg.Slot, error) {
 	}
 	if err := h.ForgetBlessed(s); err != nil {
 		return "", err
-	}
-	out := maps.Clone(env)
-	out[bootcfg.VarGaveUp] = ""
-	if err := h.WriteBootState(st, out); err != nil {
-		return "", fmt.Errorf("recording that GRUB gave up on slot %s: %w", s, err)
 	}
 	return s, nil
 }

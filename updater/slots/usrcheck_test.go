@@ -249,8 +249,8 @@ func TestBootCounterState(t *testing.T) {
 	if err != nil || s != "a" {
 		t.Fatalf("RecordGaveUp: %q, %v, want a", s, err)
 	}
-	if e := env(); e["bulkhead_gave_up"] != "" {
-		t.Errorf("gave-up note left: %v", e)
+	if e := env(); e["bulkhead_gave_up"] != "a" {
+		t.Errorf("gave-up note cleared before the boot is confirmed: %v", e)
 	}
 	if p, _ := h.Proven("a"); p {
 		t.Error("slot a kept its blessing after GRUB gave up on it")
@@ -265,6 +265,12 @@ func TestBootCounterState(t *testing.T) {
 	}
 	if s, err := h.RecordGaveUp(); s != "" || err != nil {
 		t.Errorf("second RecordGaveUp: %q, %v, want nothing to do", s, err)
+	}
+	if err := h.ConfirmBoot(); err != nil {
+		t.Fatal(err)
+	}
+	if e := env(); e["bulkhead_gave_up"] != "" || e["bulkhead_spare"] != "" {
+		t.Errorf("after the boot on b is confirmed: %v, want the note cleared and no spare", e)
 	}
 }
 
