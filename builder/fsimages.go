@@ -250,7 +250,8 @@ func (s *buildState) entry() bootabi.Entry {
 		Slot: bootabi.SlotA, Version: s.def.Version,
 		RootPartUUID: s.part(LabelRoot).UUID, UsrPartUUID: s.part(LabelUsrA).UUID,
 		VerityPartUUID: s.part(LabelUsrAVerity).UUID, RootHash: s.rootHash,
-		Args: s.def.Kernel.Cmdline,
+		// GrubConfig counts restarts.
+		Args: s.def.Kernel.Cmdline, VerityOptions: bootabi.VerityOptions,
 	}
 }
 

@@ -331,6 +331,7 @@ func (u *Updater) decide(ctx context.Context, o Options, p *Plan, st bootcfg.Sta
 	p.Entry = bootcfg.Entry{
 		Slot: p.Target, Version: m.Version, RootPartUUID: rootUUID, UsrPartUUID: usr.UUID,
 		VerityPartUUID: ver.UUID, RootHash: m.RootHash, Args: m.KernelArgs,
+		VerityOptions: h.VerityOptions(),
 	}
 	p.OldCmdline, p.NewCmdline = cmdline, p.Entry.Cmdline()
 	p.DownloadDir = u.Root.Join(DownloadDir, m.Version)

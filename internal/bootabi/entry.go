@@ -36,6 +36,11 @@ type Entry struct {
 	VerityPartUUID string   // usr-<slot>-verity
 	RootHash       string   // dm-verity root hash of the /usr image, hex
 	Args           []string // the image definition's extra kernel arguments
+	// VerityOptions are /usr's dm-verity options (VerityOptions, or "" for
+	// the kernel's default of failing the read): restarting at a damaged
+	// block needs a grub.cfg that counts restarts (VarBoots), or a slot
+	// damaged on its boot path would restart for ever.
+	VerityOptions string
 }
 
 // Cmdline renders the kernel command line. The initrd (systemd's
@@ -54,13 +59,15 @@ func (e Entry) Cmdline() string {
 		"usrhash=" + e.RootHash,
 		"systemd.verity_usr_data=PARTUUID=" + e.UsrPartUUID,
 		"systemd.verity_usr_hash=PARTUUID=" + e.VerityPartUUID,
+	}
+	if e.VerityOptions != "" {
 		// Fail closed: a block that does not match its hash restarts the
 		// machine instead of handing its reader an I/O error. On a trial
 		// the restart spends a try; hostctl verify-usr finds the damage
 		// of a blessed slot and moves to the other one.
-		"systemd.verity_usr_options=" + VerityOptions,
-		"bulkhead.slot=" + string(e.Slot),
+		args = append(args, "systemd.verity_usr_options="+e.VerityOptions)
 	}
+	args = append(args, "bulkhead.slot="+string(e.Slot))
 	return strings.Join(append(args, e.Args...), " ")
 }
 

@@ -29,8 +29,10 @@ const (
 	DefaultTries = bootabi.DefaultTries
 	MaxTries     = bootabi.MaxTries
 	MaxBoots     = bootabi.MaxBoots
-	ESPGrubDir   = bootabi.ESPGrubDir
-	ESPGrubEnv   = bootabi.ESPGrubEnv
+	// VerityOptions: see bootabi.VerityOptions.
+	VerityOptions = bootabi.VerityOptions
+	ESPGrubDir    = bootabi.ESPGrubDir
+	ESPGrubEnv    = bootabi.ESPGrubEnv
 	// ESPGrubEnvBackup is ESPGrubEnv's copy (bootabi.ESPGrubEnvBackup).
 	ESPGrubEnvBackup = bootabi.ESPGrubEnvBackup
 	KernelFile       = bootabi.KernelFile

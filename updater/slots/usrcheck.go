@@ -1,6 +1,7 @@
 package slots
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +22,19 @@ const UsrCheckFile = "usr-check.json"
 // ErrUsrCorrupt means the booted slot's /usr partitions do not match the
 // root hash the kernel booted with.
 var ErrUsrCorrupt = errors.New("/usr does not match its dm-verity root hash")
+
+// VerityOptions are the dm-verity options a new slot's entry may give /usr
+// on this host: restart at a damaged block (bootcfg.VerityOptions) only
+// where the ESP's grub.cfg counts boots that restart before their check
+// (images built before it do not: a bootloader update brings it), else
+// none, the kernel's default of failing the read.
+func (h Host) VerityOptions() string {
+	b, err := os.ReadFile(h.ESP(bootcfg.ESPGrubDir, "grub.cfg"))
+	if err != nil || !bytes.Contains(b, []byte(bootcfg.VarBoots)) {
+		return ""
+	}
+	return bootcfg.VerityOptions
+}
 
 // UsrDevices are the booted /usr's partitions and root hash, as the kernel
 // command line names them.

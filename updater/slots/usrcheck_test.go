@@ -287,3 +287,25 @@ func TestNewDefaultCountsAfresh(t *testing.T) {
 		t.Errorf("after blessing b: %v, want default b, boots 0, spare a", e)
 	}
 }
+
+// TestVerityOptionsFollowGrubCfg: a new slot's entry restarts at a damaged
+// block only where the ESP's grub.cfg counts restarts; on a host whose
+// grub.cfg predates the counter (or has none) it keeps the kernel's default.
+func TestVerityOptionsFollowGrubCfg(t *testing.T) {
+	h := fakeHost(t, "bulkhead.slot=a", grubenv.Env{"bulkhead_default": "a"}, nil)
+	if got := h.VerityOptions(); got != "" {
+		t.Errorf("no grub.cfg: %q, want none", got)
+	}
+	cfg := h.ESP("grub", "grub.cfg")
+	for _, tc := range []struct{ content, want string }{
+		{"set slot=a\nsave_env bulkhead_tries\n", ""},
+		{"if [ \"$bulkhead_boots\" = \"3\" ]; then\n", bootcfg.VerityOptions},
+	} {
+		if err := os.WriteFile(cfg, []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := h.VerityOptions(); got != tc.want {
+			t.Errorf("grub.cfg %q: %q, want %q", tc.content, got, tc.want)
+		}
+	}
+}
