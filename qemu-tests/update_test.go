@@ -381,6 +381,14 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 		if out, err := g.Run(ctx, damageUsr("/usr/bin/shuf", "usr-a")); err != nil {
 			t.Fatalf("reading the damaged block: %v\n%s\nwant the machine restarted", err, out)
 		}
+		// a comes up and is blessed as the default before its check (at
+		// idle priority, after hostd) finds the damage and moves to b:
+		// wait for b's boot, then for its blessing.
+		match, end, err := vm.Console().Wait(ctx, bootsOf(updateV2, "b"), mark)
+		if err != nil {
+			t.Fatalf("waiting for the move to slot b: %v", err)
+		}
+		g.mark = end - len(match)
 		if err := g.WaitBoot(ctx); err != nil {
 			t.Fatal(err)
 		}

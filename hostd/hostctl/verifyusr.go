@@ -19,7 +19,7 @@ import (
 // read yet, so a damaged slot is left for a good one rather than found one
 // restart at a time.
 func newVerifyUsrCmd(d Deps) *cobra.Command {
-	var reboot bool
+	var reboot, atBoot, cleanStop bool
 	cmd := &cobra.Command{
 		Use:   "verify-usr",
 		Short: "Check the booted /usr slot against its dm-verity root hash; leave a damaged one",
@@ -28,17 +28,46 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 			"boot; a slot on trial is checked by hostctl bless before it is blessed). When they\n" +
 			"do not match, the slot's build is recorded as corrupt and the boot moves away from\n" +
 			"it: a slot on trial gives up its trial, a default slot hands over to the other slot\n" +
-			"if that holds its blessed build. With --reboot, the host then reboots into it.",
+			"if that holds its blessed build. With --reboot, the host then reboots into it.\n\n" +
+			"With --boot (bulkhead-verify-usr.service) it reads /usr only when the previous boot\n" +
+			"did not end in a clean shutdown (dm-verity's restart at a damaged block is such an\n" +
+			"end; so is a power cut), and confirms this boot for GRUB's count either way;\n" +
+			"--clean-stop (the service's stop at shutdown) records the clean end.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			h := slots.Host{Root: d.Root}
+			if cleanStop {
+				return h.MarkCleanStop()
+			}
 			booted, err := h.Booted()
 			if err != nil {
 				return err
 			}
+			unclean := true
+			if atBoot {
+				if unclean, err = h.MarkRunning(); err != nil {
+					return err
+				}
+			}
 			if st, _, err := h.BootState(); err == nil && st.Try == booted && st.Default != booted {
 				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: slot %s is on trial: hostctl bless checks its /usr before blessing it\n", booted)
 				return nil
+			}
+			if atBoot {
+				if !unclean {
+					// Confirm the boot for GRUB's count; nothing to read.
+					lock, err := updater.WaitLockFor(cmd.Context(), d.Root, blessLockWait)
+					if err != nil {
+						return err
+					}
+					defer lock.Unlock()
+					if _, err := h.RecordGaveUp(); err != nil {
+						return err
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: the previous boot ended cleanly: /usr of slot %s not read\n", booted)
+					return h.ConfirmBoot()
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: the previous boot did not end cleanly: checking /usr of slot %s\n", booted)
 			}
 			cerr := h.CheckBootedUsr(progressPrinter(cmd.ErrOrStderr()))
 			// Every outcome writes the update state or the GRUB
@@ -65,6 +94,9 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&reboot, "reboot", false, "reboot when the boot selection moved away from the booted slot")
+	cmd.Flags().BoolVar(&atBoot, "boot", false, "check only when the previous boot did not end cleanly (the boot-time service)")
+	cmd.Flags().BoolVar(&cleanStop, "clean-stop", false, "record that this boot ends cleanly (the service's stop at shutdown)")
+	cmd.MarkFlagsMutuallyExclusive("boot", "clean-stop")
 	return cmd
 }
 

@@ -120,3 +120,45 @@ func TestVerifyUsrCannotReadConfirmsBoot(t *testing.T) {
 		t.Error("slot a recorded corrupt")
 	}
 }
+
+// TestVerifyUsrAtBoot: the boot-time mode reads /usr only after a boot
+// that did not end with --clean-stop, and confirms the boot either way.
+func TestVerifyUsrAtBoot(t *testing.T) {
+	_, host, v1 := keyedHost(t)
+	h := slots.Host{Root: host.Root}
+	root := string(host.Root)
+	rec := &run.Recorder{}
+	setBoots := func() {
+		st, env, _ := h.BootState()
+		env["bulkhead_boots"] = "2"
+		if err := h.WriteBootState(st, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	boots := func() string { _, env, _ := h.BootState(); return env["bulkhead_boots"] }
+
+	// First boot of the disk: nothing before it to have ended badly.
+	damageUsrA(t, host, v1, 3*4096)
+	setBoots()
+	out, _, err := runHostctl(t, root, rec, "verify-usr", "--boot", "--reboot")
+	if err != nil || !strings.Contains(out, "not read") || boots() != "0" {
+		t.Errorf("first boot: %q, %v, boots %s; want /usr not read and the boot confirmed", out, err, boots())
+	}
+	// A clean shutdown, then a boot: still not read.
+	if _, _, err := runHostctl(t, root, rec, "verify-usr", "--clean-stop"); err != nil {
+		t.Fatal(err)
+	}
+	setBoots()
+	if out, _, err := runHostctl(t, root, rec, "verify-usr", "--boot", "--reboot"); err != nil || !strings.Contains(out, "not read") || boots() != "0" {
+		t.Errorf("after a clean shutdown: %q, %v, boots %s", out, err, boots())
+	}
+	// No clean shutdown (a restart at the damaged block): /usr is read and
+	// the damage found.
+	out, _, err = runHostctl(t, root, rec, "verify-usr", "--boot", "--reboot")
+	if !errors.Is(err, slots.ErrUsrCorrupt) || !strings.Contains(out, "did not end cleanly") {
+		t.Errorf("after an unclean end: %q, %v; want the damage found", out, err)
+	}
+	if c, _ := h.Corrupt("a"); !c {
+		t.Error("slot a not recorded corrupt")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
@@ -18,6 +19,32 @@ import (
 
 // UsrCheckFile records the builds whose /usr failed its check, by slot.
 const UsrCheckFile = "usr-check.json"
+
+// RunningFile is there while a boot runs (MarkRunning) and gone after a
+// clean shutdown (MarkCleanStop): found at boot, the previous boot ended
+// otherwise, in a power cut, a panic or dm-verity's restart at a damaged
+// block.
+const RunningFile = "running"
+
+// MarkRunning records that this boot runs, and tells whether the previous
+// boot ended without a clean shutdown.
+func (h Host) MarkRunning() (unclean bool, err error) {
+	p := h.Root.Join(StateDir, RunningFile)
+	_, err = os.Stat(p)
+	unclean = err == nil
+	if err := fsroot.WriteFile(p, []byte("a boot runs; a clean shutdown removes this\n"), 0o644); err != nil {
+		return unclean, fmt.Errorf("recording the running boot: %w", err)
+	}
+	return unclean, nil
+}
+
+// MarkCleanStop records that this boot ends in a clean shutdown.
+func (h Host) MarkCleanStop() error {
+	if err := os.Remove(h.Root.Join(StateDir, RunningFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("recording a clean shutdown: %w", err)
+	}
+	return nil
+}
 
 // ErrUsrCorrupt means the booted slot's /usr partitions do not match the
 // root hash the kernel booted with.
