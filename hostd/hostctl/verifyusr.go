@@ -53,23 +53,15 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: slot %s is on trial: hostctl bless checks its /usr before blessing it\n", booted)
 				return nil
 			}
-			if atBoot {
-				if !unclean {
-					// Confirm the boot for GRUB's count; nothing to read.
-					lock, err := updater.WaitLockFor(cmd.Context(), d.Root, blessLockWait)
-					if err != nil {
-						return err
-					}
-					defer lock.Unlock()
-					if _, err := h.RecordGaveUp(); err != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: the previous boot ended cleanly: /usr of slot %s not read\n", booted)
-					return h.ConfirmBoot()
+			var cerr error
+			if atBoot && !unclean {
+				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: the previous boot ended cleanly: /usr of slot %s not read\n", booted)
+			} else {
+				if atBoot {
+					fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: the previous boot did not end cleanly: checking /usr of slot %s\n", booted)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: the previous boot did not end cleanly: checking /usr of slot %s\n", booted)
+				cerr = h.CheckBootedUsr(progressPrinter(cmd.ErrOrStderr()))
 			}
-			cerr := h.CheckBootedUsr(progressPrinter(cmd.ErrOrStderr()))
 			// Every outcome writes the update state or the GRUB
 			// environment: not under a running upgrade's feet.
 			lock, err := updater.WaitLockFor(cmd.Context(), d.Root, blessLockWait)
@@ -82,11 +74,11 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 			if _, err := h.RecordGaveUp(); err != nil {
 				return err
 			}
-			if cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt) {
-				// Not a damaged slot: the boot got this far, which is
-				// what GRUB's count is about.
+			if (atBoot && !unclean) || (cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt)) {
+				// Nothing read, or not a damaged slot: the boot got this
+				// far, which is what GRUB's count is about.
 				if err := h.ConfirmBoot(); err != nil {
-					return fmt.Errorf("%w; and confirming the boot: %w", cerr, err)
+					return errors.Join(cerr, fmt.Errorf("confirming the boot: %w", err))
 				}
 				return cerr
 			}
