@@ -44,7 +44,7 @@ func newBlessCmd(d Deps) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if st.Try == booted && st.Default != booted {
+			if st.OnTrial(booted) {
 				cerr := h.CheckBootedUsr(progressPrinter(cmd.ErrOrStderr()))
 				if cerr != nil && !errors.Is(cerr, slots.ErrUsrCorrupt) {
 					return cerr

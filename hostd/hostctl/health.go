@@ -72,7 +72,7 @@ func rebootIfTrial(ctx context.Context, d Deps, out io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if st.Try != booted || booted == st.Default {
+	if !st.OnTrial(booted) {
 		return false, nil
 	}
 	fmt.Fprintf(out, "bulkhead: slot %s is on trial (%d tries left): rebooting\n", booted, st.TriesLeft)

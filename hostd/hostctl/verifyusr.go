@@ -49,7 +49,7 @@ func newVerifyUsrCmd(d Deps) *cobra.Command {
 					return err
 				}
 			}
-			if st, _, err := h.BootState(); err == nil && st.Try == booted && st.Default != booted {
+			if st, _, err := h.BootState(); err == nil && st.OnTrial(booted) {
 				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: slot %s is on trial: hostctl bless checks its /usr before blessing it\n", booted)
 				return nil
 			}

@@ -91,6 +91,10 @@ func FromEnv(env grubenv.Env) State {
 	return st
 }
 
+// OnTrial tells whether slot s is on trial: the slot GRUB tries, not the
+// default it falls back to.
+func (st State) OnTrial(s Slot) bool { return st.Try == s && st.Default != s }
+
 // Env renders the state into a copy of env, leaving other variables alone.
 func (st State) Env(env grubenv.Env) grubenv.Env {
 	out := grubenv.Env{}

@@ -131,7 +131,7 @@ const (
 // the very build that was blessed in it.
 func UsrCorrupt(st State, booted Slot, otherProven bool) (State, CheckOutcome) {
 	switch {
-	case st.Try == booted && st.Default != booted:
+	case st.OnTrial(booted):
 		return State{Default: st.Default}, TrialAbandoned
 	case otherProven:
 		return State{Default: booted.Other()}, SwitchedToOther

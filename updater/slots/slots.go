@@ -478,7 +478,7 @@ func (h Host) Bless() (bootcfg.Outcome, error) {
 		return "", err
 	}
 	after, outcome := bootcfg.Bless(st, booted)
-	if outcome == bootcfg.Blessed && st.Try == booted && st.Default != booted {
+	if outcome == bootcfg.Blessed && st.OnTrial(booted) {
 		if err := h.recordBlessed(st.Default); err != nil {
 			return "", err
 		}
