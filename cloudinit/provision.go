@@ -50,11 +50,12 @@ type Options struct {
 	Cmdline string
 	// Stage is what to run; "" means StageAll.
 	Stage Stage
-	// HTTP, IMDSBase, NetWait are passed to the datasources; see
-	// datasource.Options. Zero values take the production defaults.
-	HTTP     *http.Client
-	IMDSBase string
-	NetWait  time.Duration
+	// HTTP, IMDSBase, WireServer, NetWait are passed to the datasources;
+	// see datasource.Options. Zero values take the production defaults.
+	HTTP       *http.Client
+	IMDSBase   string
+	WireServer string
+	NetWait    time.Duration
 	// Now is the clock; tests pass a fake one so reports are stable.
 	Now func() time.Time
 	// NewHostKey makes an SSH host key of a type (ed25519, ecdsa, rsa);
@@ -197,7 +198,8 @@ func (p *provisioner) run(ctx context.Context) {
 		}
 		d, err := datasource.Detect(ctx, datasource.Options{
 			Root: o.Root, Cmdline: o.Cmdline, Log: o.Log, Runner: dsRunner,
-			HTTP: o.HTTP, IMDSBase: o.IMDSBase, NetWait: o.NetWait,
+			HTTP: o.HTTP, IMDSBase: o.IMDSBase, WireServer: o.WireServer, NetWait: o.NetWait,
+			DefaultUser: defaultUser.Name,
 		})
 		switch {
 		case errors.Is(err, datasource.ErrNotFound):
@@ -210,6 +212,14 @@ func (p *provisioner) run(ctx context.Context) {
 		p.data = d
 		if err := saveData(o.Root, d); err != nil {
 			p.fail(fmt.Errorf("saving instance data: %w", err))
+		}
+		// Azure waits for "ready" once the data is taken, and may then
+		// take its DVD away: report once the data is saved, before the
+		// modules run (a slow runcmd must not make the VM look failed),
+		// as cloud-init reports from its datasource. The final stage
+		// reads the saved data and does not report again.
+		if err := d.ReportReady(ctx); err != nil {
+			p.fail(fmt.Errorf("datasource: %w", err))
 		}
 	}
 	rep.Source = p.data.Source

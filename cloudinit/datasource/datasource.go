@@ -32,6 +32,22 @@ type Data struct {
 	Ignition []byte
 
 	metaRaw []byte // NoCloud meta-data until parsed
+	// ready tells the platform the data was received (Azure); nil for
+	// datasources that need no such report, and after a JSON round trip.
+	ready func(ctx context.Context) error
+}
+
+// ReportReady tells the platform that provisioning data was received, as
+// Azure requires: a VM that never reports ready is marked failed. The
+// caller calls it once it has saved the data, before applying it (the
+// platform may take the provisioning media away after the report), as
+// cloud-init does. It does nothing for other datasources, or for Data
+// read back from a file.
+func (d *Data) ReportReady(ctx context.Context) error {
+	if d.ready == nil {
+		return nil
+	}
+	return d.ready(ctx)
 }
 
 // Options are what the datasources read. Nothing is read from absolute
@@ -42,16 +58,28 @@ type Options struct {
 	Log     *slog.Logger
 	Runner  run.Runner // for modprobe qemu_fw_cfg; nil skips it
 	HTTP    *http.Client
-	// IMDSBase is the EC2 metadata service ("http://169.254.169.254").
+	// IMDSBase is the link-local metadata service ("http://169.254.169.254"):
+	// EC2's IMDS, Compute Engine's metadata server and Azure's IMDS all
+	// answer there.
 	IMDSBase string
+	// WireServer is Azure's fabric endpoint ("http://168.63.129.16"), told
+	// that provisioning data was received (Data.ReportReady).
+	WireServer string
+	// DefaultUser names the default user: Compute Engine's ssh-keys lines
+	// for that user (and for "cloudinit") become MetaData.PublicKeys.
+	DefaultUser string
 	// NetWait bounds how long network sources (IMDS, ds=nocloud;s=http,
 	// ignition.config.url=) are retried while the network comes up or the
 	// server answers 5xx/429; each is tried at least 3 times. Only spent
-	// on hosts that identify as EC2 or ask for a network source.
+	// on hosts that identify as EC2, GCE or Azure or ask for a network
+	// source.
 	NetWait time.Duration
 	// RequestTimeout bounds each HTTP request, its body included (short: a
 	// link-local IMDS answers in milliseconds). Default 2s.
 	RequestTimeout time.Duration
+	// retryGone makes fetch retry 410 Gone too: Azure's IMDS and
+	// wireserver answer it while the VM's provisioning state moves.
+	retryGone bool
 	// FetchTimeout is RequestTimeout for servers elsewhere on the network
 	// (ds=nocloud;s=http, ignition.config.url=), which may be slow to
 	// answer and send up to 16 MiB. Default 30s.
@@ -67,6 +95,9 @@ func (o *Options) defaults() {
 	}
 	if o.IMDSBase == "" {
 		o.IMDSBase = "http://169.254.169.254"
+	}
+	if o.WireServer == "" {
+		o.WireServer = "http://168.63.129.16"
 	}
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = 2 * time.Second
@@ -89,10 +120,18 @@ func Detect(ctx context.Context, o Options) (*Data, error) {
 			return d, err
 		}
 	}
-	if ds.name == "ec2" || (ds.name == "" && IsEC2(o.Root)) {
-		d, err := EC2(ctx, o)
-		if !errors.Is(err, ErrNotFound) {
-			return d, err
+	// The clouds, each asked only on its own hardware (or by ds=NAME):
+	// other hosts never wait for a metadata service that is not there.
+	for _, c := range []struct {
+		name string
+		on   func(fsroot.Root) bool
+		read func(context.Context, Options) (*Data, error)
+	}{{"ec2", IsEC2, EC2}, {"gce", IsGCE, GCE}, {"azure", IsAzure, Azure}} {
+		if ds.name == c.name || (ds.name == "" && c.on(o.Root)) {
+			d, err := c.read(ctx, o)
+			if !errors.Is(err, ErrNotFound) {
+				return d, err
+			}
 		}
 	}
 	if ds.name == "" || ds.name == "ignition" {
@@ -141,7 +180,7 @@ func kernelDS(o Options) dsSpec {
 			return parseDS(v)
 		}
 	}
-	serial := readSmall(o.Root.Join("/sys/class/dmi/id/product_serial"))
+	serial := dmi(o.Root, "product_serial")
 	if v, ok := strings.CutPrefix(serial, "ds="); ok {
 		return parseDS(v)
 	}
@@ -152,11 +191,15 @@ func kernelDS(o Options) dsSpec {
 // alike), the check cloud-init's ds-identify makes before touching the
 // network: other hosts never wait for an IMDS that is not there.
 func IsEC2(root fsroot.Root) bool {
-	dmi := func(name string) string { return readSmall(root.Join("/sys/class/dmi/id", name)) }
-	return dmi("sys_vendor") == "Amazon EC2" ||
-		strings.HasPrefix(strings.ToLower(dmi("product_uuid")), "ec2") ||
-		strings.HasPrefix(dmi("board_asset_tag"), "i-") ||
+	return dmi(root, "sys_vendor") == "Amazon EC2" ||
+		strings.HasPrefix(strings.ToLower(dmi(root, "product_uuid")), "ec2") ||
+		strings.HasPrefix(dmi(root, "board_asset_tag"), "i-") ||
 		strings.HasPrefix(strings.ToLower(readSmall(root.Join("/sys/hypervisor/uuid"))), "ec2")
+}
+
+// dmi reads an SMBIOS field the kernel shows in /sys/class/dmi/id.
+func dmi(root fsroot.Root, name string) string {
+	return readSmall(root.Join("/sys/class/dmi/id", name))
 }
 
 // readSmall reads a small sysfs-like file, trimmed; "" when absent.
@@ -180,7 +223,7 @@ func FwCfg(ctx context.Context, o Options) (*Data, error) {
 	o.defaults()
 	path := o.Root.Join(fwCfgPath)
 	if _, err := os.Stat(o.Root.Join("/sys/firmware/qemu_fw_cfg")); err != nil && o.Runner != nil &&
-		readSmall(o.Root.Join("/sys/class/dmi/id/sys_vendor")) == "QEMU" {
+		dmi(o.Root, "sys_vendor") == "QEMU" {
 		// The driver is a module; udev loads it from the ACPI alias, but
 		// we may run before udev got there.
 		if _, err := o.Runner.Run(ctx, run.Cmd{Name: "modprobe", Args: []string{"qemu_fw_cfg"}}); err != nil {

@@ -32,15 +32,17 @@ type retryAfter struct {
 func (e *retryAfter) Error() string { return e.err.Error() }
 func (e *retryAfter) Unwrap() error { return e.err }
 
-// response is what one HTTP exchange gave: the status, and the body when
-// the status was 200.
+// response is what one HTTP exchange gave: the status, the headers, and
+// the body when the status was 200.
 type response struct {
 	status int
+	header http.Header
 	body   []byte
 }
 
 // fetch makes the request newReq builds, retrying with backoff (see
-// retryNet) on connection errors, timeouts, 5xx and 429. The body of a 200
+// retryNet) on connection errors, timeouts, 5xx and 429 (and 410 where
+// Options.retryGone says so). The body of a 200
 // is read within the per-request timeout and must fit in limit bytes: a
 // larger one is an error wrapping seed.ErrTooLarge, never a truncation.
 // Other statuses are returned for the caller to judge.
@@ -57,9 +59,10 @@ func fetch(ctx context.Context, o Options, newReq func(context.Context) (*http.R
 			return true, fmt.Errorf("%s: %w", what, err)
 		}
 		defer resp.Body.Close()
-		out = response{status: resp.StatusCode}
+		out = response{status: resp.StatusCode, header: resp.Header}
 		switch {
-		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests ||
+			(o.retryGone && resp.StatusCode == http.StatusGone):
 			err := fmt.Errorf("%s: %s", what, resp.Status)
 			// Retry-After in seconds (RFC 9110 10.2.3), as IMDS sends
 			// when it throttles; an HTTP date is ignored.
