@@ -200,6 +200,16 @@ func (s *buildState) part(label string) manifest.Partition {
 	panic("no partition " + label)
 }
 
+// partNum is the partition's GPT number (1-based, in the layout's order).
+func (s *buildState) partNum(label string) int {
+	for i, p := range s.parts {
+		if p.Label == label {
+			return i + 1
+		}
+	}
+	panic("no partition " + label)
+}
+
 // rootTree copies the cached mmdebstrap tree into the work directory.
 func (s *buildState) rootTree(ctx context.Context) error {
 	in := newRootfsInputs(s.def, s.b.Epoch)

@@ -13,6 +13,7 @@ import (
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 )
 
@@ -50,7 +51,7 @@ func WriteGPT(path string, size int64, diskGUID string, parts []manifest.Partiti
 // BIOS boot code in sector 0 and the BIOS boot partition. Slot B stays empty.
 func (s *buildState) disk(ctx context.Context) error {
 	raw := s.path(manifest.DiskRaw)
-	if err := WriteGPT(raw, s.diskSize, s.ids.UUID("disk"), s.parts); err != nil {
+	if err := WriteGPT(raw, s.diskSize, bootabi.PristineDiskGUID, s.parts); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(raw, os.O_RDWR, 0)

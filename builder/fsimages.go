@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
+	"github.com/bulkhead-os/bulkhead/updater/etcmerge"
 )
 
 // biosModules go into GRUB's i386-pc core image, so that no module directory
@@ -24,6 +25,8 @@ var biosModules = []string{
 	"biosdisk", "part_gpt", "part_msdos", "fat", "normal", "linux", "loadenv", "test", "echo",
 	"serial", "terminal", "configfile", "search", "search_fs_uuid", "regexp", "sleep",
 	"minicmd", "reboot", "halt", "cat", "ls", "gzio", "true",
+	// entry.cfg reads the boot disk's PARTUUIDs
+	"probe",
 }
 
 // bootloaders makes GRUB's BIOS core image with the tree's own grub-mkimage,
@@ -136,8 +139,13 @@ func (s *buildState) fits(file, label string) error {
 func (s *buildState) rootImage(ctx context.Context) error {
 	img := filepath.Join(s.work, "root.img")
 	p := s.part(LabelRoot)
+	if err := s.etcMerged(ctx); err != nil {
+		return err
+	}
 	_, err := s.b.Runner.Run(ctx, run.Cmd{Name: "mkfs.ext4", Args: []string{
-		"-q", "-F", "-L", "root", "-U", s.ids.UUID("root-fs"),
+		// metadata_csum_seed: the first boot gives the mounted root a
+		// UUID of its own (hostctl identity) without rewriting checksums.
+		"-q", "-F", "-L", "root", "-U", s.ids.UUID("root-fs"), "-O", "metadata_csum_seed",
 		"-E", "hash_seed=" + s.ids.UUID("root-fs-hash") + ",root_owner=0:0",
 		"-d", s.tree, img, fmt.Sprintf("%dk", p.Size>>10),
 	}, Env: []string{fmt.Sprintf("E2FSPROGS_FAKE_TIME=%d", s.b.Epoch), fmt.Sprintf("SOURCE_DATE_EPOCH=%d", s.b.Epoch)}})
@@ -145,6 +153,25 @@ func (s *buildState) rootImage(ctx context.Context) error {
 		return err
 	}
 	return s.stampExt4(ctx, img)
+}
+
+// etcMerged records /etc as merged with this /usr's factory tree, as the
+// first boot's merge would: the factory tree as the merge base, and the
+// root hash it was merged with. The first boot then skips the merge.
+func (s *buildState) etcMerged(ctx context.Context) error {
+	dir := strings.TrimPrefix(filepath.Dir(etcmerge.BaseDir), "/")
+	if err := mkdirTree(s.root(), dir, 0o755); err != nil {
+		return err
+	}
+	base, err := s.inTree(etcmerge.BaseDir)
+	if err != nil {
+		return err
+	}
+	factory := filepath.Join(s.work, strings.TrimPrefix(etcmerge.FactoryDir, "/"))
+	if _, err := s.b.Runner.Run(ctx, run.Cmd{Name: "cp", Args: []string{"-a", factory, base}}); err != nil {
+		return fmt.Errorf("recording the merge base of /etc: %w", err)
+	}
+	return s.root().WriteFile(etcmerge.MergedFile, []byte(s.rootHash+"\n"), 0o644)
 }
 
 // stampExt4 sets every inode's atime, ctime and mtime in the ext4 image to
@@ -252,6 +279,7 @@ func (s *buildState) entry() bootabi.Entry {
 		VerityPartUUID: s.part(LabelUsrAVerity).UUID, RootHash: s.rootHash,
 		// GrubConfig counts restarts.
 		Args: s.def.Kernel.Cmdline, VerityOptions: bootabi.VerityOptions,
+		RootPart: s.partNum(LabelRoot), UsrPart: s.partNum(LabelUsrA), VerityPart: s.partNum(LabelUsrAVerity),
 	}
 }
 
@@ -359,7 +387,7 @@ func (s *buildState) manifest(ctx context.Context) error {
 		Name: s.def.Name, Version: s.def.Version, SourceDateEpoch: s.b.Epoch,
 		KernelVersion: s.kver, KernelArgs: s.def.Kernel.Cmdline,
 		RootHash: s.rootHash, VeritySalt: s.ids.Hex("verity-salt", 32),
-		DiskGUID: s.ids.UUID("disk"), DiskSize: s.diskSize, Parts: map[string]manifest.Part{},
+		DiskGUID: bootabi.PristineDiskGUID, DiskSize: s.diskSize, Parts: map[string]manifest.Part{},
 		Partitions: s.parts, Builder: builderTool(), Binaries: s.binaries, Packages: s.packages,
 	}
 	for key, file := range map[string]string{

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/bulkhead-os/bulkhead/cloudinit/cloudconfig"
+	"github.com/bulkhead-os/bulkhead/internal/bootdisk"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/growpart"
 	"github.com/bulkhead-os/bulkhead/internal/run"
@@ -26,22 +28,6 @@ func (p *provisioner) mountSource(ctx context.Context, mnt string) (dev, fstype 
 		return "", "", fmt.Errorf("finding the device of %s: findmnt said %q", mnt, strings.TrimSpace(string(out)))
 	}
 	return f[0], f[1], nil
-}
-
-// partition finds the disk and partition number of a partition device
-// through sysfs: /sys/class/block/vda9/partition holds 9, and the link
-// /sys/class/block/vda9 points into .../vda/vda9.
-func partition(root fsroot.Root, dev string) (disk, num string, err error) {
-	name := filepath.Base(dev)
-	num = strings.TrimSpace(readFile(root.Join("/sys/class/block", name, "partition")))
-	if num == "" {
-		return "", "", fmt.Errorf("%s is not a partition", dev)
-	}
-	link, err := os.Readlink(root.Join("/sys/class/block", name))
-	if err != nil {
-		return "", "", fmt.Errorf("finding the disk of %s: %w", dev, err)
-	}
-	return "/dev/" + filepath.Base(filepath.Dir(link)), num, nil
 }
 
 // growpart grows the partition of each listed mount point to the end of
@@ -82,14 +68,14 @@ func (p *provisioner) growpart(ctx context.Context) error {
 				continue
 			}
 		}
-		disk, num, err := partition(p.o.Root, dev)
+		disk, num, err := bootdisk.Partition(p.o.Root, dev)
 		if err != nil {
 			p.o.Log.Info("not growing", "device", dev, "why", err)
 			continue
 		}
 		// A partition that already fills its disk is the normal case on
 		// every boot after the first; Grow reports it as unchanged.
-		changed, err := growpart.Grow(ctx, p.o.Runner, disk, num)
+		changed, err := growpart.Grow(ctx, p.o.Runner, disk, strconv.Itoa(num))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("growpart.devices[%d]: %w", i, err))
 			continue

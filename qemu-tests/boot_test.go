@@ -2,11 +2,17 @@ package qemutests
 
 import (
 	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
+	"github.com/bulkhead-os/bulkhead/internal/manifest"
 )
 
 // checkBooted asserts what every good boot shows: slot A booted and blessed,
@@ -90,6 +96,102 @@ func TestBootBIOS(t *testing.T) {
 	})
 }
 
+// checkIdentity (issue 14, part 4): the first boot gave the disk a GUID,
+// partition UUIDs and a root filesystem UUID of its own; booted again with a
+// second, never-booted copy of the image attached, the host boots its own
+// root, /usr and ESP, names its disk, and leaves the copy as it was.
+func checkIdentity(t *testing.T, vm *VM, fw Firmware) {
+	m, err := manifest.Read(image(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := map[string]string{}
+	for _, p := range m.Partitions {
+		built[p.Label] = strings.ToLower(p.UUID)
+	}
+	// label -> PARTUUID on the guest's vda now
+	partUUIDs := func(t *testing.T, disk string) (string, map[string]string) {
+		var tbl struct {
+			PartitionTable struct {
+				ID         string `json:"id"`
+				Partitions []struct {
+					UUID string `json:"uuid"`
+					Name string `json:"name"`
+				} `json:"partitions"`
+			} `json:"partitiontable"`
+		}
+		if err := json.Unmarshal([]byte(sh(t, vm, "sfdisk --json "+disk)), &tbl); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, p := range tbl.PartitionTable.Partitions {
+			out[p.Name] = strings.ToLower(p.UUID)
+		}
+		return strings.ToLower(tbl.PartitionTable.ID), out
+	}
+	var ours map[string]string
+	var guid string
+	if !t.Run("first boot gave the disk an identity of its own", func(t *testing.T) {
+		guid, ours = partUUIDs(t, "/dev/vda")
+		if guid == bootabi.PristineDiskGUID || len(ours) != len(built) {
+			t.Fatalf("disk GUID %s, partitions %v", guid, ours)
+		}
+		for label, u := range ours {
+			if u == built[label] {
+				t.Errorf("partition %s kept the image's PARTUUID %s", label, u)
+			}
+		}
+		st := status(t, vm)
+		if st.Slots.Disk != "/dev/vda" || st.Slots.DiskGUID != guid || st.Slots.DiskPristine {
+			t.Errorf("status names disk %q GUID %q (pristine %v); want /dev/vda, %s", st.Slots.Disk, st.Slots.DiskGUID, st.Slots.DiskPristine, guid)
+		}
+		fstab := sh(t, vm, "cat /etc/fstab")
+		for _, want := range []string{"PARTUUID=" + ours["root"] + " / ", "PARTUUID=" + ours["esp"] + " /efi "} {
+			if !strings.Contains(fstab, want) {
+				t.Errorf("fstab lacks %q:\n%s", want, fstab)
+			}
+		}
+		consoleHas(t, vm, `boot disk /dev/vda has an identity of its own`, 0)
+	}) {
+		return
+	}
+
+	t.Run("a second copy of the image attached: boots its own disk", func(t *testing.T) {
+		disk := vm.Cfg.Disk
+		rootFS := sh(t, vm, "blkid -s UUID -o value /dev/vda7")
+		vm.Shutdown(2 * time.Minute)
+		twin := filepath.Join(t.TempDir(), "twin.qcow2")
+		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+			filepath.Join(image(t), "disk.qcow2"), twin).CombinedOutput(); err != nil {
+			t.Fatalf("creating the second disk: %v: %s", err, out)
+		}
+		vm = bootVM(t, BootOpts{Firmware: fw, Overlay: disk, Extra: []Disk{{File: twin, Format: "qcow2", Bus: "virtio", Serial: "twin"}}})
+		checkBooted(t, vm)
+		if s := sh(t, vm, "cat /sys/block/vdb/serial"); s != "twin" {
+			t.Fatalf("the copy is not vdb (serial %q)", s)
+		}
+		cmdline := sh(t, vm, "cat /proc/cmdline")
+		for _, want := range []string{"root=PARTUUID=" + ours["root"], "systemd.verity_usr_data=PARTUUID=" + ours["usr-a"], "systemd.verity_usr_hash=PARTUUID=" + ours["usr-a-verity"]} {
+			if !strings.Contains(cmdline, want) {
+				t.Errorf("GRUB did not pass the disk's own PARTUUIDs: %q lacks %q", cmdline, want)
+			}
+		}
+		mounts := sh(t, vm, "findmnt -n -o SOURCE / ; findmnt -n -o SOURCE /efi; ls /sys/block/$(basename $(readlink -f /dev/mapper/usr))/slaves | sort | tr '\\n' ' '")
+		if want := "/dev/vda7\n/dev/vda2\nvda3 vda4"; mounts != want {
+			t.Errorf("root, ESP and /usr come from %q, want %q", mounts, want)
+		}
+		if u := sh(t, vm, "blkid -s UUID -o value /dev/vda7"); u != rootFS || u == sh(t, vm, "blkid -s UUID -o value /dev/vdb7") {
+			t.Errorf("root filesystem UUID %s (was %s), the copy's %s: want ours kept and different from the copy's", u, rootFS, sh(t, vm, "blkid -s UUID -o value /dev/vdb7"))
+		}
+		if g, copyParts := partUUIDs(t, "/dev/vdb"); g != bootabi.PristineDiskGUID || copyParts["root"] != built["root"] {
+			t.Errorf("the copy changed: disk GUID %s, root PARTUUID %s", g, copyParts["root"])
+		}
+		if out := sh(t, vm, "hostctl status"); !strings.Contains(out, "Disk:    /dev/vda (disk GUID "+guid+")") {
+			t.Errorf("hostctl status does not name /dev/vda:\n%s", out)
+		}
+	})
+}
+
 // TestBootUEFI boots with OVMF (no Secure Boot): shim, then Debian's GRUB.
 func TestBootUEFI(t *testing.T) {
 	vm := bootVM(t, BootOpts{Firmware: UEFI})
@@ -97,6 +199,11 @@ func TestBootUEFI(t *testing.T) {
 	if sh(t, vm, "test -d /sys/firmware/efi && echo efi") != "efi" {
 		t.Error("booted without EFI")
 	}
+	// Here rather than under SeaBIOS: Debian's signed GRUB reads the new
+	// PARTUUIDs at the second boot. Every BIOS test that reboots needs
+	// the core image's probe the same way (the image's PARTUUIDs are gone
+	// after the first boot).
+	checkIdentity(t, vm, UEFI)
 }
 
 // TestBootSecureBoot boots with OVMF's Secure Boot build and Microsoft's

@@ -177,7 +177,11 @@ type hostStatus struct {
 		Version string `json:"version"`
 		Booted  string `json:"booted"`
 		Default string `json:"default"`
-		Slots   []struct {
+		// The boot disk (issue 14, part 4).
+		Disk         string `json:"disk"`
+		DiskGUID     string `json:"diskGUID"`
+		DiskPristine bool   `json:"diskPristine"`
+		Slots        []struct {
 			Slot      string `json:"slot"`
 			State     string `json:"state"`
 			Version   string `json:"version"`

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/reboot"
 )
 
@@ -45,6 +46,18 @@ type Config struct {
 	Policy string `yaml:"policy,omitempty"`
 	// Interval between periodic checks, a Go duration ("" is CheckInterval).
 	Interval string `yaml:"interval,omitempty"`
+	// Tries is how many boots a new version gets to bless itself before
+	// GRUB falls back (greenboot's boot attempts); 0 is
+	// bootcfg.DefaultTries.
+	Tries int `yaml:"tries,omitempty"`
+}
+
+// TrialTries is the configured number of tries, DefaultTries when unset.
+func (c Config) TrialTries() int {
+	if c.Tries < 1 || c.Tries > bootcfg.MaxTries {
+		return bootcfg.DefaultTries
+	}
+	return c.Tries
 }
 
 // PolicyName is the configured policy, apply when unset.
@@ -80,6 +93,9 @@ func (c Config) Validate() []string {
 		} else if d < MinInterval {
 			p = append(p, fmt.Sprintf("interval: %s is shorter than %s", c.Interval, MinInterval))
 		}
+	}
+	if c.Tries != 0 && (c.Tries < 1 || c.Tries > bootcfg.MaxTries) {
+		p = append(p, fmt.Sprintf("tries: %d is not between 1 and %d", c.Tries, bootcfg.MaxTries))
 	}
 	return p
 }

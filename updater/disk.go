@@ -2,6 +2,7 @@ package updater
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootdisk"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
@@ -32,18 +34,36 @@ type partition struct {
 	Dev   string // what the link resolves to (host path)
 	UUID  string // PARTUUID, lowercase
 	Size  int64
+	Num   int // partition number on the boot disk; 0 when not known
 }
 
-// findPartition resolves a label under the root and reads its size and
-// PARTUUID. The PARTUUID comes from the by-partuuid links; blkid (through the
-// runner) is the fallback when udev made none.
+// findPartition finds a label on the boot disk (the disk holding the mounted
+// root, never a second disk made from the same image that udev's
+// by-partlabel link may name) and reads its size and PARTUUID. A root that
+// is not a running host (no mountinfo: the tests' fake roots) has only the
+// by-partlabel links. The PARTUUID comes from the by-partuuid links; blkid
+// (through the runner) is the fallback when udev made none, or made it for
+// another disk.
 func (u *Updater) findPartition(ctx context.Context, label string) (partition, error) {
 	p := partition{Label: label, Path: u.Root.Join(byPartLabel, label)}
-	dev, err := filepath.EvalSymlinks(p.Path)
-	if err != nil {
+	d, err := bootdisk.Find(u.Root)
+	switch {
+	case err == nil:
+		bp, ok := d.Part(label)
+		if !ok {
+			return p, fmt.Errorf("finding partition %s: the boot disk %s has none: %w", label, d.Dev, os.ErrNotExist)
+		}
+		p.Path, p.Dev, p.Num = u.Root.Join(bp.Dev), u.Root.Join(bp.Dev), bp.Num
+	case errors.Is(err, bootdisk.ErrNoMountinfo):
+		dev, err := filepath.EvalSymlinks(p.Path)
+		if err != nil {
+			return p, fmt.Errorf("finding partition %s: %w", label, err)
+		}
+		p.Dev = dev
+	default:
 		return p, fmt.Errorf("finding partition %s: %w", label, err)
 	}
-	p.Dev = dev
+	dev := p.Dev
 	f, err := os.Open(dev)
 	if err != nil {
 		return p, fmt.Errorf("opening partition %s: %w", label, err)

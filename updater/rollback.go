@@ -39,7 +39,7 @@ type RollbackResult struct {
 // blessed with the build it holds now (or that already is GRUB's default)
 // becomes the default and any trial is cancelled. Any other slot holding a
 // complete version is refused with its state, unless o.Force: then it goes
-// on trial with bootcfg.DefaultTries, the booted slot staying the default,
+// on trial with update.yaml's tries, the booted slot staying the default,
 // so a bad slot costs a few boots, never the host. A recorded-bad version
 // goes on trial only when o.AllowBad names it. It writes only the GRUB
 // environment block (in place), under the update lock, and holds the
@@ -101,7 +101,11 @@ func (u *Updater) Rollback(ctx context.Context, o RollbackOptions) (RollbackResu
 		// either way, so cancelling the booted trial is all there is to do.
 		next = bootcfg.Rollback(st, r.To)
 	default:
-		if next, err = bootcfg.SetNext(st, r.To, bootcfg.DefaultTries); err != nil {
+		cfg, err := LoadConfig(u.Root)
+		if err != nil {
+			return r, err
+		}
+		if next, err = bootcfg.SetNext(st, r.To, cfg.TrialTries()); err != nil {
 			return r, err
 		}
 		r.Trial = true

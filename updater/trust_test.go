@@ -312,6 +312,9 @@ func TestParseConfig(t *testing.T) {
 		{"bad interval", "interval: hourly\n", `interval: "hourly" is not a duration`},
 		{"short interval", "interval: 5s\n", "interval: 5s is shorter than 1m0s"},
 		{"every problem at once", "policy: x\ninterval: 1s\nstrategy: y\n", "interval: 1s"},
+		{"tries", "tries: 1\n", ""},
+		{"too many tries", "tries: 10\n", "tries: 10 is not between 1 and 9"},
+		{"negative tries", "tries: -1\n", "tries: -1 is not between 1 and 9"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := ParseConfig([]byte(c.yaml))
@@ -326,8 +329,11 @@ func TestParseConfig(t *testing.T) {
 		})
 	}
 	cfg, _ := ParseConfig([]byte("interval: 30m\n"))
-	if cfg.CheckEvery() != 30*time.Minute || cfg.PolicyName() != PolicyApply {
-		t.Errorf("got interval %s policy %s", cfg.CheckEvery(), cfg.PolicyName())
+	if cfg.CheckEvery() != 30*time.Minute || cfg.PolicyName() != PolicyApply || cfg.TrialTries() != bootcfg.DefaultTries {
+		t.Errorf("got interval %s policy %s tries %d", cfg.CheckEvery(), cfg.PolicyName(), cfg.TrialTries())
+	}
+	if cfg, _ := ParseConfig([]byte("tries: 5\n")); cfg.TrialTries() != 5 {
+		t.Errorf("tries: 5 gave %d tries", cfg.TrialTries())
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/golden"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/reboot"
 	"github.com/bulkhead-os/bulkhead/updater/repo"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
@@ -407,6 +408,19 @@ func TestUpgradeReplacesPendingTrial(t *testing.T) {
 	}
 	if got := e.bootState(); got != (bootcfg.State{Default: "a", Try: "b", TriesLeft: bootcfg.DefaultTries}) {
 		t.Errorf("got %+v", got)
+	}
+}
+
+// TestUpgradeTriesFromConfig: update.yaml's tries is what the new slot gets.
+func TestUpgradeTriesFromConfig(t *testing.T) {
+	e := newEnv(t)
+	e.publish("1.1.0", "")
+	updatertest.WriteFile(t, e.host.Root.Join(reboot.ConfigPath), []byte("tries: 1\n"))
+	if _, err := e.u.Upgrade(context.Background(), e.opts()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.bootState(); got != (bootcfg.State{Default: "a", Try: "b", TriesLeft: 1}) {
+		t.Errorf("got %+v, want slot b on trial with the configured 1 try", got)
 	}
 }
 

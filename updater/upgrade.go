@@ -102,6 +102,7 @@ type Plan struct {
 	Policy        string            `json:"policy,omitempty"` // update.yaml's policy, for periodic checks
 	DryRun        bool              `json:"dryRun,omitempty"` // planned only: nothing written
 	failedTrial   string            // the version GRUB fell back from in this boot, if any
+	Tries         int               `json:"tries"` // boots the new version gets (update.yaml's tries)
 	SignedBy      string            `json:"signedBy,omitempty"`
 	Manifest      *payload.Manifest `json:"manifest,omitempty"`
 	Usr           Partition         `json:"usr"`
@@ -217,6 +218,7 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if p.Channel == "" {
 		p.Channel = cfg.Channel
 	}
+	p.Tries = cfg.TrialTries()
 	if p.Source == "" {
 		return nil, ErrNoSource
 	}
@@ -332,6 +334,11 @@ func (u *Updater) decide(ctx context.Context, o Options, p *Plan, st bootcfg.Sta
 		Slot: p.Target, Version: m.Version, RootPartUUID: rootUUID, UsrPartUUID: usr.UUID,
 		VerityPartUUID: ver.UUID, RootHash: m.RootHash, Args: m.KernelArgs,
 		VerityOptions: h.VerityOptions(),
+	}
+	// With the partitions' numbers the entry follows the boot disk's
+	// PARTUUIDs as GRUB reads them at boot.
+	if root, err := u.findPartition(ctx, "root"); err == nil && usr.Num > 0 && ver.Num > 0 {
+		p.Entry.RootPart, p.Entry.UsrPart, p.Entry.VerityPart = root.Num, usr.Num, ver.Num
 	}
 	p.OldCmdline, p.NewCmdline = cmdline, p.Entry.Cmdline()
 	p.DownloadDir = u.Root.Join(DownloadDir, m.Version)
@@ -495,7 +502,7 @@ func (u *Updater) apply(ctx context.Context, o Options, p *Plan, files map[strin
 		return err
 	}
 	u.progress("set trial", 1, 1)
-	log.Info("slot on trial", "tries", bootcfg.DefaultTries)
+	log.Info("slot on trial", "tries", p.Tries)
 	u.keepIndexes(p)
 	return nil
 }
@@ -636,7 +643,7 @@ func (u *Updater) commit(p *Plan) error {
 	if err != nil {
 		return err
 	}
-	next, err := bootcfg.SetNext(st, p.Target, bootcfg.DefaultTries)
+	next, err := bootcfg.SetNext(st, p.Target, p.Tries)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,10 @@ func newEtcMergeCmd(d Deps) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if rep.Unchanged {
+				fmt.Fprintln(out, "/etc already merged with this /usr's defaults")
+				return nil
+			}
 			for _, c := range rep.Changes {
 				if c.Reason != "" {
 					fmt.Fprintf(out, "%-9s /etc/%s: %s\n", c.Action, c.Path, c.Reason)

@@ -41,6 +41,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newRollbackCmd(d),
 		newRepairBootCmd(d),
 		newVerifyUsrCmd(d),
+		newIdentityCmd(d),
 		newUpdateCmd(d),
 		newEtcMergeCmd(d),
 		newRunCmd(d),

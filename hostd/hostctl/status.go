@@ -100,6 +100,14 @@ func printStatus(w io.Writer, rep StatusReport) {
 		fmt.Fprintf(w, "OS:      %s %s\n", s.OS, s.Version)
 		fmt.Fprintf(w, "Booted:  slot %s\n", s.Booted)
 		fmt.Fprintf(w, "Default: slot %s\n", s.Default)
+		switch {
+		case s.DiskError != "":
+			fmt.Fprintf(w, "Disk:    %s (%s)\n", s.Disk, s.DiskError)
+		case s.DiskPristine:
+			fmt.Fprintf(w, "Disk:    %s (disk GUID %s: the image's, never given its own)\n", s.Disk, s.DiskGUID)
+		case s.Disk != "":
+			fmt.Fprintf(w, "Disk:    %s (disk GUID %s)\n", s.Disk, s.DiskGUID)
+		}
 		if s.BootEnvDamage != "" {
 			fmt.Fprintf(w, "Boot environment damaged: %s\n  run hostctl repair-boot to rewrite it\n", s.BootEnvDamage)
 		}

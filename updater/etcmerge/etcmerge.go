@@ -25,6 +25,11 @@ const (
 	FactoryDir    = "/usr/share/factory/etc"
 	EtcDir        = "/etc"
 	ConflictsFile = "/var/lib/bulkhead/updater/etc-conflicts.json"
+	// MergedFile holds the root hash (usrhash=) of the /usr whose factory
+	// tree the last merge completed with: while the booted /usr is that
+	// one, there is nothing new to merge and the boot skips the walk (the
+	// builder writes it, with BaseDir, so a first boot skips it too).
+	MergedFile = "/var/lib/bulkhead/updater/etc-merged-usrhash"
 )
 
 // Skipped are top-level /etc entries the merge never touches: they belong to
@@ -62,7 +67,10 @@ const NewSuffix = ".bulkhead-new"
 // Report is the outcome of a merge; its conflicts are what
 // /var/lib/bulkhead/updater/etc-conflicts.json holds.
 type Report struct {
-	FirstBoot bool     `json:"firstBoot,omitempty"`
+	FirstBoot bool `json:"firstBoot,omitempty"`
+	// Unchanged: the booted /usr is the one the last merge completed with
+	// (MergedFile); nothing was read but the pending conflicts.
+	Unchanged bool     `json:"unchanged,omitempty"`
 	Changes   []Change `json:"changes"`
 	// BaseCurrent: the base already equals the new factory tree (no new
 	// version since the last merge), so it need not be rewritten.
@@ -498,26 +506,64 @@ func Run(ctx context.Context, root fsroot.Root, log *slog.Logger) (Report, error
 	if err != nil {
 		return Report{}, err
 	}
+	hash := bootedUsrHash(root)
+	if hash != "" && mergedWith(root) == hash {
+		if _, err := os.Stat(t.Base); err == nil {
+			// Conflicts the operator resolved since leave the list.
+			if now := Pending(t.Local, prev, nil); len(now) != len(prev) {
+				if err := writeConflicts(root, now); err != nil {
+					return Report{}, err
+				}
+			}
+			return Report{Unchanged: true}, nil
+		}
+	}
 	rep, err := Merge(ctx, t, log)
 	if err != nil {
 		return rep, err
 	}
-	b, err := json.MarshalIndent(struct {
-		Conflicts []Change `json:"conflicts"`
-	}{Pending(t.Local, prev, rep.Conflicts())}, "", "  ")
-	if err != nil {
-		return rep, fmt.Errorf("encoding /etc conflicts: %w", err)
-	}
-	if err := fsroot.WriteFile(root.Join(ConflictsFile), append(b, '\n'), 0o644); err != nil {
+	if err := writeConflicts(root, Pending(t.Local, prev, rep.Conflicts())); err != nil {
 		return rep, err
 	}
-	if rep.BaseCurrent {
-		return rep, nil
+	if !rep.BaseCurrent {
+		if err := replaceTree(t.New, t.Base); err != nil {
+			return rep, fmt.Errorf("recording factory defaults in %s: %w", t.Base, err)
+		}
 	}
-	if err := replaceTree(t.New, t.Base); err != nil {
-		return rep, fmt.Errorf("recording factory defaults in %s: %w", t.Base, err)
+	if hash != "" {
+		if err := fsroot.WriteFile(root.Join(MergedFile), []byte(hash+"\n"), 0o644); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
+}
+
+func writeConflicts(root fsroot.Root, c []Change) error {
+	b, err := json.MarshalIndent(struct {
+		Conflicts []Change `json:"conflicts"`
+	}{c}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding /etc conflicts: %w", err)
+	}
+	return fsroot.WriteFile(root.Join(ConflictsFile), append(b, '\n'), 0o644)
+}
+
+// bootedUsrHash is the usrhash= of the running kernel's command line; ""
+// when there is none.
+func bootedUsrHash(root fsroot.Root) string {
+	b, _ := os.ReadFile(root.Join("/proc/cmdline"))
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, "usrhash="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// mergedWith is MergedFile's root hash; "" when there is none.
+func mergedWith(root fsroot.Root) string {
+	b, _ := os.ReadFile(root.Join(MergedFile))
+	return strings.TrimSpace(string(b))
 }
 
 // Pending is the conflict list to keep: this merge's conflicts, and every

@@ -341,3 +341,48 @@ func TestRunRecoversFromCutSwap(t *testing.T) {
 		t.Errorf("got %q, want %q", b, "v2\n")
 	}
 }
+
+// TestRunSkipsWhenUsrUnchanged: a boot of the /usr the last merge completed
+// with reads nothing but the pending conflicts; a boot of another /usr
+// merges, and records its root hash.
+func TestRunSkipsWhenUsrUnchanged(t *testing.T) {
+	root := fsroot.Root(t.TempDir())
+	base.write(t, root.Join(BaseDir))
+	newFactory.write(t, root.Join(FactoryDir))
+	local.write(t, root.Join(EtcDir))
+	cmdline := func(hash string) {
+		tree{"cmdline": "root=PARTUUID=x usrhash=" + hash + " quiet\n"}.write(t, root.Join("/proc"))
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	cmdline("aaaa")
+	rep, err := Run(context.Background(), root, quiet)
+	if err != nil || rep.Unchanged || len(rep.Conflicts()) == 0 {
+		t.Fatalf("first merge: %+v, %v; want a merge with conflicts", rep, err)
+	}
+	if got := mergedWith(root); got != "aaaa" {
+		t.Errorf("recorded %q, want the booted usrhash", got)
+	}
+	conflicts, _ := ReadConflicts(root)
+	// The same /usr again: nothing merged, even with the factory tree
+	// changed under it (it cannot change without a new usrhash).
+	tree{"untouched": "v3\n"}.write(t, root.Join(FactoryDir))
+	os.Remove(root.Join(EtcDir, conflicts[0].New)) // the operator resolves one
+	rep, err = Run(context.Background(), root, quiet)
+	if err != nil || !rep.Unchanged {
+		t.Fatalf("same /usr: %+v, %v; want unchanged", rep, err)
+	}
+	if b, _ := os.ReadFile(root.Join(EtcDir, "untouched")); string(b) != "v2\n" {
+		t.Errorf("same /usr merged anyway: untouched is %q", b)
+	}
+	if now, _ := ReadConflicts(root); len(now) != len(conflicts)-1 {
+		t.Errorf("conflicts %v after resolving one of %v", now, conflicts)
+	}
+	// Another /usr merges.
+	cmdline("bbbb")
+	if rep, err = Run(context.Background(), root, quiet); err != nil || rep.Unchanged {
+		t.Fatalf("new /usr: %+v, %v", rep, err)
+	}
+	if b, _ := os.ReadFile(root.Join(EtcDir, "untouched")); string(b) != "v3\n" || mergedWith(root) != "bbbb" {
+		t.Errorf("new /usr: untouched %q, recorded %q", b, mergedWith(root))
+	}
+}

@@ -94,10 +94,16 @@ func (g *simGuest) WaitBoot(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("GRUB: slot %s has no entry: %w", slot, err)
 		}
+		// entry.cfg's top-level variables (the recorded PARTUUIDs: a
+		// fake root has no disk for GRUB's probe), then its linux line.
 		var cmdline string
+		vars := map[string]string{}
 		for _, l := range strings.Split(string(entry), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimPrefix(l, "set "), "="); ok && strings.HasPrefix(l, "set ") {
+				vars[k] = v
+			}
 			if f := strings.Fields(l); len(f) > 2 && f[0] == "linux" {
-				cmdline = strings.Join(f[2:], " ")
+				cmdline = os.Expand(strings.Join(f[2:], " "), func(k string) string { return vars[k] })
 			}
 		}
 		updatertest.WriteFile(g.t, g.host.Root.Join("/proc/cmdline"), []byte(cmdline+"\n"))

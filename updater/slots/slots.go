@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
+	"github.com/bulkhead-os/bulkhead/internal/bootdisk"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
@@ -406,6 +408,14 @@ type Status struct {
 	// BootEnvDamage is what is wrong with the GRUB environment block or
 	// its backup (hostctl repair-boot mends it); empty when both are sound.
 	BootEnvDamage string `json:"bootEnvDamage,omitempty"`
+	// Disk is the boot disk (the disk holding the mounted root) and
+	// DiskGUID its GPT disk GUID; DiskError says why they are unknown.
+	Disk      string `json:"disk,omitempty"`
+	DiskGUID  string `json:"diskGUID,omitempty"`
+	DiskError string `json:"diskError,omitempty"`
+	// DiskPristine: the disk still has the image's GUID (hostctl identity
+	// gives it its own at the first boot).
+	DiskPristine bool `json:"diskPristine,omitempty"`
 }
 
 // ReadStatus gathers the slot status.
@@ -422,6 +432,15 @@ func (h Host) ReadStatus() (Status, error) {
 		return s, err
 	}
 	s.BootEnvDamage = h.BootEnvDamage()
+	if d, err := bootdisk.Find(h.Root); err == nil {
+		s.Disk = d.Dev
+		if s.DiskGUID, err = bootdisk.GUID(h.Root.Join(d.Dev)); err != nil {
+			s.DiskError = err.Error()
+		}
+		s.DiskPristine = s.DiskGUID == bootabi.PristineDiskGUID
+	} else if !errors.Is(err, bootdisk.ErrNoMountinfo) {
+		s.DiskError = err.Error()
+	}
 	st, _, err := h.BootState()
 	if err != nil {
 		return s, err

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
+	"github.com/bulkhead-os/bulkhead/internal/bootdisk/bootdisktest"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
@@ -165,5 +167,39 @@ func TestRepairBootEnv(t *testing.T) {
 	}
 	if d := h.BootEnvDamage(); d != "" {
 		t.Errorf("after repair: %s", d)
+	}
+}
+
+// TestStatusNamesBootDisk: with a second disk made from the same image
+// attached (its root mounted), status names the disk the root came from and
+// its GUID as the disk has it now.
+func TestStatusNamesBootDisk(t *testing.T) {
+	h := fakeHost(t, "root=x bulkhead.slot=a", grubenv.Env{"bulkhead_default": "a"}, map[bootcfg.Slot]string{"a": "1.0.0"})
+	bootdisktest.Layout(t, string(h.Root), 7,
+		bootdisktest.Disk{Name: "vdb", Major: 252, Labels: bootdisktest.Labels},
+		bootdisktest.Disk{Name: "vda", Major: 253, Labels: bootdisktest.Labels})
+	header := func(name string, guid []byte) {
+		b := make([]byte, 1024)
+		copy(b[512:], "EFI PART")
+		copy(b[512+56:], guid)
+		if err := os.WriteFile(h.Root.Join("/dev", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(h.Root.Join("/dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	header("vdb", []byte{0x5e, 0x2c, 0x3f, 0x8a, 0x1d, 0x7b, 0x6f, 0x4e, 0x9a, 0x0b, 0xc1, 0xd2, 0xe3, 0xf4, 0x05, 0x16})
+	header("vda", []byte{0, 0, 0, 0, 0, 0, 0, 0x40, 0x80, 0, 0x62, 0x75, 0x6c, 0x6b, 0x68, 0x64})
+	s, err := h.ReadStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Disk != "/dev/vdb" || s.DiskGUID != "8a3f2c5e-7b1d-4e6f-9a0b-c1d2e3f40516" || s.DiskPristine || s.DiskError != "" {
+		t.Errorf("got disk %q GUID %q pristine %v error %q; want /dev/vdb, its GUID", s.Disk, s.DiskGUID, s.DiskPristine, s.DiskError)
+	}
+	header("vdb", []byte{0, 0, 0, 0, 0, 0, 0, 0x40, 0x80, 0, 0x62, 0x75, 0x6c, 0x6b, 0x68, 0x64})
+	if s, _ := h.ReadStatus(); !s.DiskPristine || s.DiskGUID != bootabi.PristineDiskGUID {
+		t.Errorf("the image's GUID: got %q pristine %v", s.DiskGUID, s.DiskPristine)
 	}
 }

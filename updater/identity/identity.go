@@ -1,0 +1,272 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
+	"github.com/bulkhead-os/bulkhead/internal/bootdisk"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/internal/run"
+	"github.com/bulkhead-os/bulkhead/updater/slotwriter"
+)
+
+// Paths under the root.
+const (
+	Fstab = "/etc/fstab"
+	// UdevRule keeps this boot's by-partuuid names on the boot disk's
+	// partitions after their UUIDs change on disk (/run: this boot only).
+	UdevRule = "/run/udev/rules.d/61-bulkhead-identity.rules"
+)
+
+// Mount points whose fstab lines name a partition of the boot disk, by label.
+var fstabParts = map[string]string{"/": "root", "/efi": "esp"}
+
+// Options are what Ensure reads and runs.
+type Options struct {
+	Root   fsroot.Root
+	Runner run.Runner
+	Log    *slog.Logger
+	// NewUUID makes a random UUID (tests pass their own).
+	NewUUID func() string
+}
+
+// Result is what Ensure found and did.
+type Result struct {
+	Disk string `json:"disk"` // the boot disk (/dev/vda)
+	GUID string `json:"guid"` // its GPT disk GUID, after
+	// Randomized: this boot gave the disk its identity.
+	Randomized bool `json:"randomized,omitempty"`
+	// Skipped says why a pristine boot disk kept the image's identity.
+	Skipped string `json:"skipped,omitempty"`
+	// FstabChanged: fstab's / or /efi line was made to name the boot disk.
+	FstabChanged bool `json:"fstabChanged,omitempty"`
+	// RootFSUUIDError: the root filesystem kept its UUID (the partitions
+	// changed anyway).
+	RootFSUUIDError string `json:"rootFSUUIDError,omitempty"`
+}
+
+// table is what `sfdisk --json` prints of a GPT disk.
+type table struct {
+	PartitionTable struct {
+		Label      string `json:"label"`
+		ID         string `json:"id"`
+		Partitions []struct {
+			Node string `json:"node"`
+			UUID string `json:"uuid"`
+			Name string `json:"name"`
+		} `json:"partitions"`
+	} `json:"partitiontable"`
+}
+
+func (o *Options) defaults() {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.NewUUID == nil {
+		o.NewUUID = randomUUID
+	}
+}
+
+// randomUUID is a version 4 UUID.
+func randomUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// Ensure gives a pristine boot disk its identity, unless another pristine
+// disk is attached (then the initrd may have mounted either, and neither is
+// touched), and makes fstab name the boot disk's partitions.
+func Ensure(ctx context.Context, o Options) (Result, error) {
+	o.defaults()
+	var res Result
+	d, err := bootdisk.Find(o.Root)
+	if err != nil {
+		return res, err
+	}
+	res.Disk = d.Dev
+	t, err := readTable(ctx, o, d.Dev)
+	if err != nil {
+		return res, err
+	}
+	res.GUID = strings.ToLower(t.PartitionTable.ID)
+	if strings.EqualFold(t.PartitionTable.ID, bootabi.PristineDiskGUID) {
+		others, err := pristineDisks(ctx, o, d.Name)
+		if err != nil {
+			return res, err
+		}
+		if len(others) > 0 {
+			res.Skipped = fmt.Sprintf("another disk made from an image that never booted is attached (%s): the boot may have used either, so neither gets a new identity; detach it and reboot", strings.Join(others, ", "))
+			o.Log.Warn("boot disk keeps the image's identity", "disk", d.Dev, "why", res.Skipped)
+		} else {
+			if err := randomize(ctx, o, d, t, &res); err != nil {
+				return res, err
+			}
+			if t, err = readTable(ctx, o, d.Dev); err != nil {
+				return res, err
+			}
+			res.GUID = strings.ToLower(t.PartitionTable.ID)
+		}
+	}
+	changed, err := reconcileFstab(o, d, t)
+	if err != nil {
+		return res, err
+	}
+	res.FstabChanged = changed
+	return res, nil
+}
+
+func readTable(ctx context.Context, o Options, dev string) (table, error) {
+	var t table
+	out, err := o.Runner.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"--json", dev}})
+	if err != nil {
+		return t, fmt.Errorf("reading the partition table of %s: %w", dev, err)
+	}
+	if err := json.Unmarshal(out, &t); err != nil {
+		return t, fmt.Errorf("reading the partition table of %s: %w", dev, err)
+	}
+	if t.PartitionTable.Label != "gpt" {
+		return t, fmt.Errorf("the boot disk %s has a %q partition table, not GPT", dev, t.PartitionTable.Label)
+	}
+	return t, nil
+}
+
+// pristineDisks lists the whole disks other than skip whose GPT carries the
+// image's disk GUID.
+func pristineDisks(ctx context.Context, o Options, skip string) ([]string, error) {
+	ents, err := os.ReadDir(o.Root.Join("/sys/class/block"))
+	if err != nil {
+		return nil, fmt.Errorf("listing disks: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		if name == skip {
+			continue
+		}
+		if _, err := os.Stat(o.Root.Join("/sys/class/block", name, "partition")); err == nil {
+			continue
+		}
+		d, err := bootdisk.Read(o.Root, name)
+		if err != nil || len(d.Parts) == 0 {
+			continue
+		}
+		id, err := o.Runner.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"--disk-id", d.Dev}})
+		if err == nil && strings.EqualFold(strings.TrimSpace(string(id)), bootabi.PristineDiskGUID) {
+			out = append(out, d.Dev)
+		}
+	}
+	return out, nil
+}
+
+// randomize writes new UUIDs: the udev rule first (so a re-probe keeps this
+// boot's names), then each partition's, the root filesystem's, and the disk
+// GUID last: until it changes the disk still counts as pristine, so a power
+// cut before it means the next boot does it all again.
+func randomize(ctx context.Context, o Options, d bootdisk.Disk, t table, res *Result) error {
+	var rule bytes.Buffer
+	rule.WriteString("# Written by hostctl identity at this host's first boot: the partitions' old\n" +
+		"# by-partuuid names stay on this disk until the next boot reads the new ones.\n")
+	type change struct{ num, old, new string }
+	var changes []change
+	for _, p := range t.PartitionTable.Partitions {
+		_, num, err := bootdisk.Partition(o.Root, p.Node)
+		if err != nil {
+			return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+		}
+		c := change{num: strconv.Itoa(num), old: strings.ToLower(p.UUID), new: o.NewUUID()}
+		changes = append(changes, c)
+		fmt.Fprintf(&rule, "ENV{DEVTYPE}==\"partition\", ENV{ID_PART_ENTRY_UUID}==\"%s\", SYMLINK+=\"disk/by-partuuid/%s\", OPTIONS+=\"link_priority=100\"\n", c.new, c.old)
+	}
+	if err := o.Root.WriteFile(UdevRule, rule.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+	}
+	if _, err := o.Runner.Run(ctx, run.Cmd{Name: "udevadm", Args: []string{"control", "--reload"}}); err != nil {
+		return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+	}
+	sfdisk := func(args ...string) error {
+		_, err := o.Runner.Run(ctx, run.Cmd{Name: "sfdisk", Args: append([]string{"--no-reread", "--no-tell-kernel"}, args...)})
+		if err != nil {
+			return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+		}
+		return nil
+	}
+	for _, c := range changes {
+		if err := sfdisk("--part-uuid", d.Dev, c.num, c.new); err != nil {
+			return err
+		}
+	}
+	if root, ok := d.Part("root"); ok {
+		if _, err := o.Runner.Run(ctx, run.Cmd{Name: "tune2fs", Args: []string{"-U", o.NewUUID(), root.Dev}}); err != nil {
+			res.RootFSUUIDError = err.Error()
+			o.Log.Warn("the root filesystem keeps the image's UUID", "device", root.Dev, "err", err)
+		}
+	}
+	if err := sfdisk("--disk-id", d.Dev, o.NewUUID()); err != nil {
+		return err
+	}
+	res.Randomized = true
+	// The new names appear now, beside the old ones (the rule).
+	args := []string{"trigger", "--action=change", "--settle"}
+	for _, p := range d.Parts {
+		args = append(args, "/sys/class/block/"+p.Name)
+	}
+	if _, err := o.Runner.Run(ctx, run.Cmd{Name: "udevadm", Args: args}); err != nil {
+		o.Log.Warn("udev did not re-read the boot disk's partitions; the new names appear at the next boot", "disk", d.Dev, "err", err)
+	}
+	o.Log.Info("boot disk given an identity of its own", "disk", d.Dev)
+	return nil
+}
+
+// reconcileFstab makes the / and /efi lines that name a partition by
+// PARTUUID name the boot disk's root and ESP.
+func reconcileFstab(o Options, d bootdisk.Disk, t table) (bool, error) {
+	path := o.Root.Join(Fstab)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", Fstab, err)
+	}
+	uuidOf := map[string]string{}
+	for _, p := range t.PartitionTable.Partitions {
+		for _, bp := range d.Parts {
+			if "/dev/"+bp.Name == p.Node || bp.Dev == p.Node {
+				uuidOf[bp.Label] = strings.ToLower(p.UUID)
+			}
+		}
+	}
+	lines := strings.SplitAfter(string(b), "\n")
+	changed := false
+	for i, line := range lines {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || !strings.HasPrefix(f[0], "PARTUUID=") {
+			continue
+		}
+		label, ok := fstabParts[f[1]]
+		if !ok || uuidOf[label] == "" || strings.EqualFold(f[0], "PARTUUID="+uuidOf[label]) {
+			continue
+		}
+		lines[i] = strings.Replace(line, f[0], "PARTUUID="+uuidOf[label], 1)
+		changed = true
+	}
+	if !changed {
+		return false, nil
+	}
+	if _, _, err := slotwriter.Install(context.Background(), strings.NewReader(strings.Join(lines, "")), path, 0o644); err != nil {
+		return false, fmt.Errorf("writing %s: %w", Fstab, err)
+	}
+	return true, nil
+}
