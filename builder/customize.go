@@ -63,7 +63,11 @@ func (s *buildState) customize(ctx context.Context) error {
 		if err := s.root().WriteFile("/usr/bin/"+bin, data, 0o755); err != nil {
 			return fmt.Errorf("installing %s: %w", bin, err)
 		}
-		s.binaries = append(s.binaries, binaryInfo(bin, data))
+		info := binaryInfo(bin, data)
+		if askVersion[bin] && (info.Version == "" || info.Version == "(devel)") {
+			info.Version = s.askVersion(ctx, filepath.Join(s.b.BinDir, bin), info.Version)
+		}
+		s.binaries = append(s.binaries, info)
 	}
 	for _, name := range slices.Sorted(maps.Keys(Links)) {
 		link := s.root().Join("/usr/bin", name) // the link itself, not what it points to

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"debug/buildinfo"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
+	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
 // Version is the builder's version, set at link time (-X) by make bin.
@@ -228,6 +230,21 @@ func binaryInfo(name string, data []byte) manifest.Binary {
 	b.GoVersion = info.GoVersion
 	b.Version = linkedVersion(info)
 	return b
+}
+
+// askVersion lists the binaries that answer --version (cobra's "NAME
+// version V"): make bin links their version with -X, which a -trimpath
+// build leaves out of the build information.
+var askVersion = map[string]bool{"hostd": true}
+
+// askVersion runs a binary with --version and returns the version it
+// prints, or fallback when it prints none.
+func (s *buildState) askVersion(ctx context.Context, path, fallback string) string {
+	out, err := s.b.Runner.Run(ctx, run.Cmd{Name: path, Args: []string{"--version"}})
+	if f := strings.Fields(string(out)); err == nil && len(f) == 3 && f[1] == "version" {
+		return f[2]
+	}
+	return fallback
 }
 
 // linkedVersion finds the version given with -X in the binary's -ldflags.

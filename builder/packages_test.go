@@ -2,7 +2,9 @@ package builder
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -13,6 +15,7 @@ import (
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
+	"github.com/bulkhead-os/bulkhead/internal/run"
 )
 
 const dpkgStatus = `Package: bsdutils
@@ -184,5 +187,28 @@ func TestLinkedVersion(t *testing.T) {
 	}
 	if b := binaryInfo("script", []byte("#!/bin/sh\n")); b.GoVersion != "" || b.Version != "" {
 		t.Errorf("a script's info %+v", b)
+	}
+}
+
+// versionRunner answers `PATH --version` as cobra does.
+type versionRunner string
+
+func (v versionRunner) Run(_ context.Context, c run.Cmd) ([]byte, error) {
+	if len(c.Args) != 1 || c.Args[0] != "--version" {
+		return nil, fmt.Errorf("unexpected %s %v", c.Name, c.Args)
+	}
+	return []byte(string(v)), nil
+}
+
+// TestAskVersion: the manifest gets hostd's linked version from the binary
+// itself, since a -trimpath build's information has no -ldflags.
+func TestAskVersion(t *testing.T) {
+	s := &buildState{b: &Builder{Runner: versionRunner("hostd version 1.4.2\n")}}
+	if v := s.askVersion(context.Background(), "/bin/hostd", "(devel)"); v != "1.4.2" {
+		t.Errorf("got %q, want 1.4.2", v)
+	}
+	s.b.Runner = versionRunner("Usage: hostd-shim ...\n")
+	if v := s.askVersion(context.Background(), "/bin/hostd-shim", "(devel)"); v != "(devel)" {
+		t.Errorf("got %q from a binary that printed no version, want the fallback", v)
 	}
 }

@@ -24,6 +24,7 @@ func NewRootCmd(log *slog.Logger, rt ...runtime.Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "hostd",
 		Short:         "The Bulkhead host daemon",
+		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,

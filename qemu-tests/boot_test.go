@@ -132,6 +132,10 @@ func checkIdentity(t *testing.T, vm *VM, fw Firmware) {
 	var ours map[string]string
 	var guid string
 	if !t.Run("first boot gave the disk an identity of its own", func(t *testing.T) {
+		// Off the boot's critical path: it may still be running.
+		if s := waitUnit(t, vm, "bulkhead-identity.service"); s != "active" {
+			t.Fatalf("bulkhead-identity.service is %s\n%s", s, sh(t, vm, "journalctl -u bulkhead-identity --no-pager"))
+		}
 		guid, ours = partUUIDs(t, "/dev/vda")
 		if guid == bootabi.PristineDiskGUID || len(ours) != len(built) {
 			t.Fatalf("disk GUID %s, partitions %v", guid, ours)

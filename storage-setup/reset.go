@@ -38,6 +38,12 @@ func (s Setup) Reset(ctx context.Context) error {
 			}
 		}
 	}
+	if c.VG != "" && h.vgs == nil {
+		// The VG came from the output file: inspect had none to list.
+		if h.vgs, err = listVGs(ctx, s.Runner); err != nil {
+			return err
+		}
+	}
 	if c.VG != "" {
 		if _, ok := h.vgs[c.VG]; !ok {
 			s.log().Info("volume group " + c.VG + " does not exist: nothing to remove in it")

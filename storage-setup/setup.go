@@ -162,8 +162,12 @@ func (s Setup) inspect(ctx context.Context) (*host, error) {
 	if h.vg == "" {
 		h.vg = h.rootVG
 	}
-	if h.vgs, err = listVGs(ctx, s.Runner); err != nil {
-		return nil, err
+	// Without a volume group to use there is nothing to list: a host with
+	// its storage on the root filesystem never scans the disks for LVM.
+	if h.vg != "" {
+		if h.vgs, err = listVGs(ctx, s.Runner); err != nil {
+			return nil, err
+		}
 	}
 	return h, nil
 }

@@ -170,7 +170,11 @@ func TestUpdateStatus(t *testing.T) {
 	e.u.Now = func() time.Time { return time.Date(2026, 11, 23, 1, 2, 3, 0, time.UTC) }
 	updatertest.WriteFile(t, e.host.Root.Join(reboot.ConfigPath), []byte("url: https://updates.example/bulkhead\nchannel: beta\n"))
 	updatertest.WriteFile(t, e.host.Root.Join("/var/lib/bulkhead/updater/etc-conflicts.json"),
-		[]byte(`{"conflicts":[{"path":"ssh/sshd_config","action":"conflict","reason":"changed locally and in the new defaults: kept the local file"}]}`))
+		[]byte(`{"conflicts":[{"path":"ssh/sshd_config","action":"conflict","reason":"changed locally and in the new defaults: kept the local file"},`+
+			`{"path":"resolved","action":"conflict","reason":"the operator removed resolved.bulkhead-new","new":"resolved.bulkhead-new"}]}`))
+	// The first conflict is still there (its local file), the second was
+	// resolved since the merge: status lists the first only.
+	updatertest.WriteFile(t, e.host.Root.Join("/etc/ssh/sshd_config"), []byte("Port 2222\n"))
 	if err := e.u.RecordCheck(&Plan{Channel: "beta", From: "1.0.0", To: "1.1.0"}, nil); err != nil {
 		t.Fatal(err)
 	}

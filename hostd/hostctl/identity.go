@@ -10,9 +10,9 @@ import (
 )
 
 // newIdentityCmd is `hostctl identity`, run by bulkhead-identity.service
-// early in every boot: a disk that never booted gets a disk GUID, partition
-// UUIDs and a root filesystem UUID of its own, and fstab follows the boot
-// disk.
+// until it has done its work once: a disk that never booted gets a disk
+// GUID, partition UUIDs and a root filesystem UUID of its own, and fstab
+// follows the boot disk.
 func newIdentityCmd(d Deps) *cobra.Command {
 	var reload bool
 	cmd := &cobra.Command{
@@ -23,8 +23,9 @@ func newIdentityCmd(d Deps) *cobra.Command {
 			"mounted root) new random ones, so that a second disk made from the same image,\n" +
 			"attached for recovery, is never taken for it; labels and partition types stay. When\n" +
 			"another never-booted disk is attached too it changes nothing and says so: the boot may\n" +
-			"have used either. Every boot it makes fstab's / and /efi lines name the boot disk's\n" +
-			"partitions (--reload then has systemd read fstab again).",
+			"have used either. It makes fstab's / and /efi lines name the boot disk's partitions\n" +
+			"(--reload then has systemd read fstab again), and marks the work done in\n" +
+			"/var/lib/bulkhead/identity (bulkhead-identity.service does not start again).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			res, err := identity.Ensure(cmd.Context(), identity.Options{Root: d.Root, Runner: d.Runner, Log: d.Log})

@@ -7,6 +7,8 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	"github.com/spf13/cobra"
+
+	"github.com/bulkhead-os/bulkhead/hostd"
 )
 
 // Deps is what the verbs need from main. Root is "/" on a host.
@@ -25,6 +27,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hostctl",
 		Short:         "Inspect and manage a Bulkhead host",
+		Version:       hostd.Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -29,6 +29,8 @@ const (
 	// tree the last merge completed with: while the booted /usr is that
 	// one, there is nothing new to merge and the boot skips the walk (the
 	// builder writes it, with BaseDir, so a first boot skips it too).
+	// bulkhead-etc-merge.service makes the same comparison in its
+	// ExecCondition, so such a boot does not even start hostctl.
 	MergedFile = "/var/lib/bulkhead/updater/etc-merged-usrhash"
 )
 
@@ -610,7 +612,9 @@ func ReadConflicts(root fsroot.Root) ([]Change, error) {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return nil, fmt.Errorf("reading /etc conflicts %s: %w", root.Join(ConflictsFile), err)
 	}
-	return v.Conflicts, nil
+	// Those the operator resolved since (a boot that merged nothing does
+	// not rewrite the file) are gone.
+	return Pending(root.Join(EtcDir), v.Conflicts, nil), nil
 }
 
 // replaceTree copies src to dst.new, then swaps it in for dst.

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
+	"sort"
 	"strings"
 
 	"github.com/bulkhead-os/bulkhead/internal/bootabi"
@@ -25,6 +25,13 @@ const (
 	// UdevRule keeps this boot's by-partuuid names on the boot disk's
 	// partitions after their UUIDs change on disk (/run: this boot only).
 	UdevRule = "/run/udev/rules.d/61-bulkhead-identity.rules"
+	// PlanFile holds the identity being given, written before anything
+	// else: a boot cut short applies the same one next time, so fstab and
+	// the disk always end up naming the same UUIDs.
+	PlanFile = "/var/lib/bulkhead/identity-plan.json"
+	// DoneFile marks the disk's identity given (bulkhead-identity.service
+	// does not start once it exists).
+	DoneFile = "/var/lib/bulkhead/identity"
 )
 
 // Mount points whose fstab lines name a partition of the boot disk, by label.
@@ -67,6 +74,14 @@ type table struct {
 	} `json:"partitiontable"`
 }
 
+// plan is the identity being given: the new disk GUID, and each partition's
+// old and new UUID by number.
+type plan struct {
+	Disk  string            `json:"disk"`
+	GUID  string            `json:"guid"`
+	Parts map[int][2]string `json:"parts"` // number -> {old, new}
+}
+
 func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -86,8 +101,14 @@ func randomUUID() string {
 }
 
 // Ensure gives a pristine boot disk its identity, unless another pristine
-// disk is attached (then the initrd may have mounted either, and neither is
-// touched), and makes fstab name the boot disk's partitions.
+// disk is attached (then the initrd may have used either, and neither is
+// touched), makes fstab name the boot disk's partitions, and marks the work
+// done (DoneFile). The order survives a cut at any point: the plan, the
+// udev rule, fstab (naming the planned UUIDs), then one write of the
+// partition table, the root filesystem's UUID, and the mark; a boot cut
+// short applies the same plan again, and until the table is written fstab
+// names UUIDs the disk will have (this boot's mounts were made from the
+// fstab read at its start).
 func Ensure(ctx context.Context, o Options) (Result, error) {
 	o.defaults()
 	var res Result
@@ -109,22 +130,41 @@ func Ensure(ctx context.Context, o Options) (Result, error) {
 		if len(others) > 0 {
 			res.Skipped = fmt.Sprintf("another disk made from an image that never booted is attached (%s): the boot may have used either, so neither gets a new identity; detach it and reboot", strings.Join(others, ", "))
 			o.Log.Warn("boot disk keeps the image's identity", "disk", d.Dev, "why", res.Skipped)
-		} else {
-			if err := randomize(ctx, o, d, t, &res); err != nil {
-				return res, err
-			}
-			if t, err = readTable(ctx, o, d.Dev); err != nil {
-				return res, err
-			}
-			res.GUID = strings.ToLower(t.PartitionTable.ID)
+			return res, nil
 		}
+		if err := randomize(ctx, o, d, t, &res); err != nil {
+			return res, err
+		}
+		if t, err = readTable(ctx, o, d.Dev); err != nil {
+			return res, err
+		}
+		res.GUID = strings.ToLower(t.PartitionTable.ID)
 	}
-	changed, err := reconcileFstab(o, d, t)
+	changed, err := reconcileFstab(o, uuidsByLabel(d, t))
 	if err != nil {
 		return res, err
 	}
-	res.FstabChanged = changed
+	res.FstabChanged = res.FstabChanged || changed
+	if err := o.Root.WriteFile(DoneFile, []byte(res.GUID+"\n"), 0o644); err != nil {
+		return res, fmt.Errorf("marking the identity of %s given: %w", d.Dev, err)
+	}
+	if err := os.Remove(o.Root.Join(PlanFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("removing %s: %w", PlanFile, err)
+	}
 	return res, nil
+}
+
+// uuidsByLabel maps the disk's partition labels to their UUIDs in t.
+func uuidsByLabel(d bootdisk.Disk, t table) map[string]string {
+	out := map[string]string{}
+	for _, p := range t.PartitionTable.Partitions {
+		for _, bp := range d.Parts {
+			if bp.Dev == p.Node {
+				out[bp.Label] = strings.ToLower(p.UUID)
+			}
+		}
+	}
+	return out
 }
 
 func readTable(ctx context.Context, o Options, dev string) (table, error) {
@@ -170,24 +210,23 @@ func pristineDisks(ctx context.Context, o Options, skip string) ([]string, error
 	return out, nil
 }
 
-// randomize writes new UUIDs: the udev rule first (so a re-probe keeps this
-// boot's names), then each partition's, the root filesystem's, and the disk
-// GUID last: until it changes the disk still counts as pristine, so a power
-// cut before it means the next boot does it all again.
+// randomize gives the disk the planned identity (a plan left by a boot cut
+// short, or a new one).
 func randomize(ctx context.Context, o Options, d bootdisk.Disk, t table, res *Result) error {
+	pl, err := loadPlan(o, d, t)
+	if err != nil {
+		return err
+	}
 	var rule bytes.Buffer
 	rule.WriteString("# Written by hostctl identity at this host's first boot: the partitions' old\n" +
 		"# by-partuuid names stay on this disk until the next boot reads the new ones.\n")
-	type change struct{ num, old, new string }
-	var changes []change
-	for _, p := range t.PartitionTable.Partitions {
-		_, num, err := bootdisk.Partition(o.Root, p.Node)
-		if err != nil {
-			return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
-		}
-		c := change{num: strconv.Itoa(num), old: strings.ToLower(p.UUID), new: o.NewUUID()}
-		changes = append(changes, c)
-		fmt.Fprintf(&rule, "ENV{DEVTYPE}==\"partition\", ENV{ID_PART_ENTRY_UUID}==\"%s\", SYMLINK+=\"disk/by-partuuid/%s\", OPTIONS+=\"link_priority=100\"\n", c.new, c.old)
+	nums := make([]int, 0, len(pl.Parts))
+	for n := range pl.Parts {
+		nums = append(nums, n)
+	}
+	sort.Ints(nums)
+	for _, n := range nums {
+		fmt.Fprintf(&rule, "ENV{DEVTYPE}==\"partition\", ENV{ID_PART_ENTRY_UUID}==\"%s\", SYMLINK+=\"disk/by-partuuid/%s\", OPTIONS+=\"link_priority=100\"\n", pl.Parts[n][1], pl.Parts[n][0])
 	}
 	if err := o.Root.WriteFile(UdevRule, rule.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
@@ -195,26 +234,33 @@ func randomize(ctx context.Context, o Options, d bootdisk.Disk, t table, res *Re
 	if _, err := o.Runner.Run(ctx, run.Cmd{Name: "udevadm", Args: []string{"control", "--reload"}}); err != nil {
 		return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
 	}
-	sfdisk := func(args ...string) error {
-		_, err := o.Runner.Run(ctx, run.Cmd{Name: "sfdisk", Args: append([]string{"--no-reread", "--no-tell-kernel"}, args...)})
-		if err != nil {
-			return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+	planned := map[string]string{}
+	for _, p := range d.Parts {
+		if u, ok := pl.Parts[p.Num]; ok {
+			planned[p.Label] = u[1]
 		}
-		return nil
 	}
-	for _, c := range changes {
-		if err := sfdisk("--part-uuid", d.Dev, c.num, c.new); err != nil {
-			return err
-		}
+	if res.FstabChanged, err = reconcileFstab(o, planned); err != nil {
+		return err
+	}
+	// One write of the whole table: its dump with the new UUIDs.
+	dump, err := o.Runner.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"--dump", d.Dev}})
+	if err != nil {
+		return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+	}
+	script, err := withIdentity(string(dump), o, pl)
+	if err != nil {
+		return fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+	}
+	if _, err := o.Runner.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"--quiet", "--no-reread", "--no-tell-kernel", d.Dev},
+		Stdin: strings.NewReader(script)}); err != nil {
+		return fmt.Errorf("giving %s an identity: writing its partition table: %w", d.Dev, err)
 	}
 	if root, ok := d.Part("root"); ok {
 		if _, err := o.Runner.Run(ctx, run.Cmd{Name: "tune2fs", Args: []string{"-U", o.NewUUID(), root.Dev}}); err != nil {
 			res.RootFSUUIDError = err.Error()
 			o.Log.Warn("the root filesystem keeps the image's UUID", "device", root.Dev, "err", err)
 		}
-	}
-	if err := sfdisk("--disk-id", d.Dev, o.NewUUID()); err != nil {
-		return err
 	}
 	res.Randomized = true
 	// The new names appear now, beside the old ones (the rule).
@@ -229,9 +275,71 @@ func randomize(ctx context.Context, o Options, d bootdisk.Disk, t table, res *Re
 	return nil
 }
 
+// loadPlan reads a plan left for this disk by a boot cut short, or writes a
+// new one.
+func loadPlan(o Options, d bootdisk.Disk, t table) (plan, error) {
+	var pl plan
+	if b, err := os.ReadFile(o.Root.Join(PlanFile)); err == nil {
+		if json.Unmarshal(b, &pl) == nil && pl.Disk == d.Dev && len(pl.Parts) == len(t.PartitionTable.Partitions) {
+			return pl, nil
+		}
+	}
+	pl = plan{Disk: d.Dev, GUID: o.NewUUID(), Parts: map[int][2]string{}}
+	for _, p := range t.PartitionTable.Partitions {
+		_, num, err := bootdisk.Partition(o.Root, p.Node)
+		if err != nil {
+			return pl, fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+		}
+		pl.Parts[num] = [2]string{strings.ToLower(p.UUID), o.NewUUID()}
+	}
+	b, err := json.Marshal(pl)
+	if err != nil {
+		return pl, err
+	}
+	if _, _, err := slotwriter.Install(context.Background(), bytes.NewReader(b), o.Root.Join(PlanFile), 0o600); err != nil {
+		return pl, fmt.Errorf("giving %s an identity: %w", d.Dev, err)
+	}
+	return pl, nil
+}
+
+// withIdentity rewrites an `sfdisk --dump` script with the plan's disk GUID
+// and partition UUIDs; every other field stays as dumped.
+func withIdentity(dump string, o Options, pl plan) (string, error) {
+	var out strings.Builder
+	seen := 0
+	for _, line := range strings.SplitAfter(dump, "\n") {
+		switch {
+		case strings.HasPrefix(line, "label-id:"):
+			line = "label-id: " + pl.GUID + "\n"
+		case strings.Contains(line, " : start="):
+			node, _, _ := strings.Cut(line, " : ")
+			_, num, err := bootdisk.Partition(o.Root, strings.TrimSpace(node))
+			if err != nil {
+				return "", err
+			}
+			u, ok := pl.Parts[num]
+			i := strings.Index(line, "uuid=")
+			if !ok || i < 0 {
+				return "", fmt.Errorf("partition %d of the dump has no planned UUID: %q", num, line)
+			}
+			j := strings.IndexAny(line[i:], ",\n")
+			if j < 0 {
+				j = len(line) - i
+			}
+			line = line[:i] + "uuid=" + strings.ToUpper(u[1]) + line[i+j:]
+			seen++
+		}
+		out.WriteString(line)
+	}
+	if seen != len(pl.Parts) {
+		return "", fmt.Errorf("the dump lists %d partitions, the plan %d", seen, len(pl.Parts))
+	}
+	return out.String(), nil
+}
+
 // reconcileFstab makes the / and /efi lines that name a partition by
-// PARTUUID name the boot disk's root and ESP.
-func reconcileFstab(o Options, d bootdisk.Disk, t table) (bool, error) {
+// PARTUUID name the UUIDs given for the root and the ESP (by label).
+func reconcileFstab(o Options, uuidOf map[string]string) (bool, error) {
 	path := o.Root.Join(Fstab)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -239,14 +347,6 @@ func reconcileFstab(o Options, d bootdisk.Disk, t table) (bool, error) {
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading %s: %w", Fstab, err)
-	}
-	uuidOf := map[string]string{}
-	for _, p := range t.PartitionTable.Partitions {
-		for _, bp := range d.Parts {
-			if "/dev/"+bp.Name == p.Node || bp.Dev == p.Node {
-				uuidOf[bp.Label] = strings.ToLower(p.UUID)
-			}
-		}
 	}
 	lines := strings.SplitAfter(string(b), "\n")
 	changed := false

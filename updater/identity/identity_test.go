@@ -37,7 +37,7 @@ func (r *diskRunner) Run(ctx context.Context, c run.Cmd) ([]byte, error) {
 	if c.Name != "sfdisk" {
 		return nil, nil
 	}
-	out, err := run.Exec{}.Run(ctx, run.Cmd{Name: c.Name, Args: args})
+	out, err := run.Exec{}.Run(ctx, run.Cmd{Name: c.Name, Args: args, Stdin: c.Stdin})
 	return bytes.ReplaceAll(out, []byte(r.root), nil), err
 }
 
@@ -67,17 +67,28 @@ func image(t *testing.T, root, name, guid string) {
 	}
 }
 
-func readTableOf(t *testing.T, root, name string) table {
+func readTableOf(t *testing.T, root, name string) fullTable {
 	t.Helper()
 	out, err := exec.Command("sfdisk", "--json", filepath.Join(root, "dev", name)).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tb table
+	var tb fullTable
 	if err := json.Unmarshal(out, &tb); err != nil {
 		t.Fatal(err)
 	}
 	return tb
+}
+
+// fullTable is sfdisk --json with the fields a new identity must keep.
+type fullTable struct {
+	PartitionTable struct {
+		ID         string `json:"id"`
+		Partitions []struct {
+			Node, UUID, Name, Type, Attrs string
+			Start, Size                   int64
+		} `json:"partitions"`
+	} `json:"partitiontable"`
 }
 
 const fstab = "# Bulkhead: / and /usr are mounted by the initrd from the kernel command line.\n" +
@@ -136,15 +147,28 @@ func TestFirstBootGivesTheDiskItsIdentity(t *testing.T) {
 			t.Errorf("partition %d label %q, want %q kept", i+1, p.Name, bootdisktest.Labels[i])
 		}
 	}
-	// The disk GUID is written last: it is what marks the work done.
-	var order []string
+	// One write of the table, after fstab names the planned UUIDs; the
+	// root filesystem after it.
+	var writes []string
 	for _, c := range r.calls {
-		if strings.HasPrefix(c, "sfdisk --no-reread") || strings.HasPrefix(c, "tune2fs") {
-			order = append(order, strings.Fields(c)[0]+" "+strings.Fields(c)[len(strings.Fields(c))-3])
+		if strings.HasPrefix(c, "sfdisk --quiet --no-reread --no-tell-kernel") || strings.HasPrefix(c, "tune2fs") {
+			writes = append(writes, c)
 		}
 	}
-	if len(order) != 9 || !strings.Contains(order[8], "--disk-id") || !strings.HasPrefix(order[7], "tune2fs") {
-		t.Errorf("writes in the order %q, want the 7 partitions, the root filesystem, then the disk GUID", order)
+	if len(writes) != 2 || !strings.HasPrefix(writes[1], "tune2fs") {
+		t.Errorf("writes %q, want the table once, then the root filesystem", writes)
+	}
+	if _, err := os.Stat(root.Join(DoneFile)); err != nil {
+		t.Errorf("no done mark: %v", err)
+	}
+	if _, err := os.Stat(root.Join(PlanFile)); err == nil {
+		t.Error("the plan was left behind")
+	}
+	for i, p := range after.PartitionTable.Partitions {
+		b := before.PartitionTable.Partitions[i]
+		if p.Start != b.Start || p.Size != b.Size || p.Type != b.Type || p.Attrs != b.Attrs {
+			t.Errorf("partition %d changed beyond its UUID: %+v, was %+v", i+1, p, b)
+		}
 	}
 	if !slices.ContainsFunc(r.calls, func(c string) bool { return strings.HasPrefix(c, "tune2fs -U ") && strings.HasSuffix(c, " /dev/vda7") }) {
 		t.Errorf("the root filesystem's UUID was not changed: %q", r.calls)
@@ -230,4 +254,54 @@ func TestFstabFollowsTheBootDisk(t *testing.T) {
 		!strings.Contains(string(f), "PARTUUID=11111111-2222-4333-8444-555555555555 /efi") || !strings.Contains(string(f), "LABEL=data /data") {
 		t.Errorf("fstab:\n%s", f)
 	}
+}
+
+// TestCutShortBootResumesPlan: a boot cut after fstab named the planned
+// UUIDs and before the table was written: the next boot writes the same
+// UUIDs, so fstab and the disk agree.
+func TestCutShortBootResumesPlan(t *testing.T) {
+	root, r := setup(t, "vda")
+	image(t, string(root), "vda", bootabi.PristineDiskGUID)
+	n := 0
+	cut := fmt.Errorf("power cut")
+	var planned fullTable
+	// First boot: the table write never happens.
+	failing := &cutRunner{diskRunner: r, cutAt: "sfdisk --quiet --no-reread --no-tell-kernel", err: cut}
+	if _, err := Ensure(context.Background(), Options{Root: root, Runner: failing, NewUUID: func() string { n++; return fmt.Sprintf("%08x-aaaa-4bbb-8ccc-dddddddddddd", n) }}); err == nil {
+		t.Fatal("the cut boot succeeded")
+	}
+	fstabCut, _ := os.ReadFile(root.Join(Fstab))
+	if strings.Contains(string(fstabCut), "11111116-2222") {
+		t.Fatalf("fstab still names the image's root after the cut boot:\n%s", fstabCut)
+	}
+	if _, err := os.Stat(root.Join(PlanFile)); err != nil {
+		t.Fatalf("no plan left: %v", err)
+	}
+	// Next boot: other random UUIDs on offer, the plan's are used.
+	if _, err := Ensure(context.Background(), Options{Root: root, Runner: r, NewUUID: randomUUID}); err != nil {
+		t.Fatal(err)
+	}
+	planned = readTableOf(t, string(root), "vda")
+	f, _ := os.ReadFile(root.Join(Fstab))
+	if string(f) != string(fstabCut) || !strings.Contains(string(f), "PARTUUID="+strings.ToLower(planned.PartitionTable.Partitions[6].UUID)+" / ") {
+		t.Errorf("fstab after the second boot:\n%s\nafter the cut one:\n%s\nroot is now %s", f, fstabCut, planned.PartitionTable.Partitions[6].UUID)
+	}
+	if !strings.HasPrefix(strings.ToLower(planned.PartitionTable.ID), "0000000") {
+		t.Errorf("disk GUID %s is not the planned one", planned.PartitionTable.ID)
+	}
+}
+
+// cutRunner fails the first command starting with cutAt, as a power cut
+// there would leave things.
+type cutRunner struct {
+	*diskRunner
+	cutAt string
+	err   error
+}
+
+func (c *cutRunner) Run(ctx context.Context, cmd run.Cmd) ([]byte, error) {
+	if strings.HasPrefix(cmd.Name+" "+strings.Join(cmd.Args, " "), c.cutAt) {
+		return nil, c.err
+	}
+	return c.diskRunner.Run(ctx, cmd)
 }
