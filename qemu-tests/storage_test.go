@@ -120,11 +120,20 @@ func storageOutput(t *testing.T, vm *VM) string {
 // XFS container root volume on /var/lib/hostd); a second run changes
 // nothing; hostctl status shows the pool; --reset removes it.
 func TestStorageSetup(t *testing.T) {
-	vm := bootVM(t, BootOpts{Extra: []Disk{newDisk(t, "vdb", "10G"), newDisk(t, "vdc", "10G")}})
-	waitReady(t, vm)
+	// SeaBIOS, as a plain `virt-install --import` does, on a disk larger
+	// than the image: the boot also checks the foundation (checkPlainBoot).
+	vm := bootVM(t, BootOpts{Firmware: BIOS, DiskSize: "8G", Extra: []Disk{newDisk(t, "vdb", "10G"), newDisk(t, "vdc", "10G")}})
+	checkBooted(t, vm)
+	checkPlainBoot(t, vm)
 	if s := waitUnit(t, vm, "bulkhead-storage-setup.service"); s != "active" {
 		t.Fatalf("bulkhead-storage-setup.service is %s\n%s", s, sh(t, vm, "journalctl -b -u bulkhead-storage-setup --no-pager | tail -30"))
 	}
+	t.Run("no LVM scan without a volume group", func(t *testing.T) {
+		// lvm2-monitor runs only where a VG was made here.
+		if got := sh(t, vm, "systemctl show -p ConditionResult --value lvm2-monitor.service"); got != "no" {
+			t.Errorf("lvm2-monitor.service condition result %q, want no (skipped)", got)
+		}
+	})
 
 	t.Run("no config: storage on the root filesystem", func(t *testing.T) {
 		if got := storageOutput(t, vm); got != `DOCKER_STORAGE_OPTIONS="--storage-driver overlay2"` {
