@@ -64,7 +64,7 @@ func (s *buildState) customize(ctx context.Context) error {
 			return fmt.Errorf("installing %s: %w", bin, err)
 		}
 		info := binaryInfo(bin, data)
-		if askVersion[bin] && (info.Version == "" || info.Version == "(devel)") {
+		if askVersion[bin] && info.GoVersion != "" && (info.Version == "" || info.Version == "(devel)") {
 			info.Version = s.askVersion(ctx, filepath.Join(s.b.BinDir, bin), info.Version)
 		}
 		s.binaries = append(s.binaries, info)

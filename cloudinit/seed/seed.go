@@ -1,6 +1,7 @@
 package seed
 
 import (
+	"encoding/binary"
 	"github.com/bulkhead-os/bulkhead/internal/fatstamp"
 
 	"bytes"
@@ -169,6 +170,9 @@ func writeISO(path string, f Files) error {
 	if err := stampVolumeDescriptors(out); err != nil {
 		return err
 	}
+	if err := stampRockRidgeTimes(out); err != nil {
+		return err
+	}
 	// go-diskfs ends the image where the last file's data ends; a CD-ROM
 	// reads whole 2048-byte sectors (and a loop device 512-byte ones), so
 	// an unpadded tail would be cut off. Pad as genisoimage does.
@@ -217,6 +221,66 @@ func stampVolumeDescriptors(f *os.File) error {
 		}
 	}
 	return errors.New("no volume descriptor set terminator")
+}
+
+// stampRockRidgeTimes sets the Rock Ridge TF timestamps of the root
+// directory's records (the seed has no subdirectories) to epoch: go-diskfs
+// takes the attribute-change time from the workspace file's ctime, which
+// no call can set, so two seeds written a second apart would differ there.
+func stampRockRidgeTimes(f *os.File) error {
+	pvd := make([]byte, 2048)
+	if _, err := f.ReadAt(pvd, 16*2048); err != nil {
+		return fmt.Errorf("reading the primary volume descriptor: %w", err)
+	}
+	if pvd[0] != 1 || string(pvd[1:6]) != "CD001" {
+		return errors.New("sector 16 is not a primary volume descriptor")
+	}
+	root := pvd[156 : 156+34]
+	lba, size := binary.LittleEndian.Uint32(root[2:]), binary.LittleEndian.Uint32(root[10:])
+	if size > 1<<20 {
+		return fmt.Errorf("root directory of %d bytes", size)
+	}
+	dir := make([]byte, size)
+	if _, err := f.ReadAt(dir, int64(lba)*2048); err != nil {
+		return fmt.Errorf("reading the root directory: %w", err)
+	}
+	stamp := []byte{byte(epoch.Year() - 1900), byte(epoch.Month()), byte(epoch.Day()), byte(epoch.Hour()), byte(epoch.Minute()), byte(epoch.Second()), 0}
+	for off := 0; off < len(dir); {
+		n := int(dir[off])
+		if n == 0 { // records do not cross sectors: on to the next one
+			off = (off/2048 + 1) * 2048
+			continue
+		}
+		if off+n > len(dir) || n < 34 {
+			return fmt.Errorf("root directory record at %d: bad length %d", off, n)
+		}
+		rec := dir[off : off+n]
+		su := 33 + int(rec[32])
+		if rec[32]%2 == 0 {
+			su++ // the padding byte after an even-length name
+		}
+		for su+4 <= len(rec) {
+			l := int(rec[su+2])
+			if l < 4 || su+l > len(rec) {
+				break
+			}
+			if string(rec[su:su+2]) == "TF" && l >= 5 {
+				w := 7
+				if rec[su+4]&0x80 != 0 {
+					w = 17 // long form: not what go-diskfs writes
+				}
+				for t := su + 5; w == 7 && t+w <= su+l; t += w {
+					copy(rec[t:t+w], stamp)
+				}
+			}
+			su += l
+		}
+		off += n
+	}
+	if _, err := f.WriteAt(dir, int64(lba)*2048); err != nil {
+		return fmt.Errorf("writing the root directory: %w", err)
+	}
+	return nil
 }
 
 func writeVFAT(path string, f Files) error {
