@@ -123,7 +123,7 @@ func Ensure(ctx context.Context, o Options) (Result, error) {
 	}
 	res.GUID = strings.ToLower(t.PartitionTable.ID)
 	if strings.EqualFold(t.PartitionTable.ID, bootabi.PristineDiskGUID) {
-		others, err := pristineDisks(ctx, o, d.Name)
+		others, err := pristineDisks(o, d.Name)
 		if err != nil {
 			return res, err
 		}
@@ -184,7 +184,7 @@ func readTable(ctx context.Context, o Options, dev string) (table, error) {
 
 // pristineDisks lists the whole disks other than skip whose GPT carries the
 // image's disk GUID.
-func pristineDisks(ctx context.Context, o Options, skip string) ([]string, error) {
+func pristineDisks(o Options, skip string) ([]string, error) {
 	ents, err := os.ReadDir(o.Root.Join("/sys/class/block"))
 	if err != nil {
 		return nil, fmt.Errorf("listing disks: %w", err)
@@ -202,8 +202,7 @@ func pristineDisks(ctx context.Context, o Options, skip string) ([]string, error
 		if err != nil || len(d.Parts) == 0 {
 			continue
 		}
-		id, err := o.Runner.Run(ctx, run.Cmd{Name: "sfdisk", Args: []string{"--disk-id", d.Dev}})
-		if err == nil && strings.EqualFold(strings.TrimSpace(string(id)), bootabi.PristineDiskGUID) {
+		if id, err := bootdisk.GUID(o.Root.Join(d.Dev)); err == nil && id == bootabi.PristineDiskGUID {
 			out = append(out, d.Dev)
 		}
 	}
