@@ -2,6 +2,7 @@ package qemutests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -136,15 +137,15 @@ func buildUpdateRepos(v1 string) updateFixture {
 }
 
 // buildVersion builds def as version into out/update-<version>, unless a
-// build there is newer than every input.
-func buildVersion(top, version, def string, inputs []string) (string, error) {
+// build there is newer than every input; args go to builder build.
+func buildVersion(top, version, def string, inputs []string, args ...string) (string, error) {
 	out := filepath.Join(top, "out", "update-"+version)
 	if newer(filepath.Join(out, "manifest.json"), inputs...) {
 		return out, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(top, "out/bin/builder"), "build", "--version", version, "--out", out, def)
+	cmd := exec.CommandContext(ctx, filepath.Join(top, "out/bin/builder"), append([]string{"build", "--version", version, "--out", out, def}, args...)...)
 	cmd.Dir = top
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("building %s: %w: %s", version, err, b)
@@ -167,13 +168,8 @@ func newer(file string, inputs ...string) bool {
 }
 
 // v3Definition writes images/default.yaml plus testdata/update-v3.yaml into
-// a temporary directory, the signing key's path made absolute (paths in a
-// definition are relative to its file).
+// a temporary directory (see derivedDefinition).
 func v3Definition(top string) (string, error) {
-	d, err := images.Load(filepath.Join(top, "images/default.yaml"))
-	if err != nil {
-		return "", err
-	}
 	b, err := os.ReadFile(filepath.Join(top, "qemu-tests/testdata/update-v3.yaml"))
 	if err != nil {
 		return "", err
@@ -185,8 +181,21 @@ func v3Definition(top string) (string, error) {
 	if err := yaml.Unmarshal(b, &add); err != nil {
 		return "", fmt.Errorf("reading testdata/update-v3.yaml: %w", err)
 	}
-	d.Version = add.Version
-	d.Files = append(d.Files, add.Files...)
+	return derivedDefinition(top, func(d *images.Definition) {
+		d.Version = add.Version
+		d.Files = append(d.Files, add.Files...)
+	})
+}
+
+// derivedDefinition writes images/default.yaml, changed by edit, into a
+// temporary directory, the signing key's path made absolute (paths in a
+// definition are relative to its file), and returns its path.
+func derivedDefinition(top string, edit func(*images.Definition)) (string, error) {
+	d, err := images.Load(filepath.Join(top, "images/default.yaml"))
+	if err != nil {
+		return "", err
+	}
+	edit(d)
 	for i := range d.Keys {
 		d.Keys[i] = d.KeyPath(i)
 	}
@@ -194,13 +203,13 @@ func v3Definition(top string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "bulkhead-update-v3-")
+	dir, err := os.MkdirTemp("", "bulkhead-update-def-")
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(dir, "v3.yaml")
+	p := filepath.Join(dir, "image.yaml")
 	if _, err := images.Parse(out, dir); err != nil {
-		return "", fmt.Errorf("the v3 definition: %w", err)
+		return "", fmt.Errorf("the derived definition: %w", err)
 	}
 	return p, os.WriteFile(p, out, 0o644)
 }
@@ -244,8 +253,20 @@ func tamper(repos string) error {
 // 10.0.2.2 to the host's loopback.
 func serveRepo(t testing.TB, dir string) string {
 	t.Helper()
-	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	return serveHandler(t, http.FileServer(http.Dir(dir)))
+}
+
+// serveHandler serves h for the guest until the test ends and returns its
+// URL as the guest sees it.
+func serveHandler(t testing.TB, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	return guestURL(srv)
+}
+
+// guestURL is srv's URL as the guest sees it.
+func guestURL(srv *httptest.Server) string {
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	return "http://10.0.2.2:" + port
 }
@@ -510,15 +531,17 @@ func TestUpdatePowerCut(t *testing.T) {
 	// binaries boot UEFI with Secure Boot off.
 	for _, fw := range []Firmware{BIOS, SecureBoot} {
 		for _, marker := range guestcheck.Markers {
-			t.Run(string(fw)+"/"+marker, func(t *testing.T) { powerCutAt(t, url, fw, marker) })
+			t.Run(string(fw)+"/"+marker.String(), func(t *testing.T) { powerCutAt(t, url, fw, marker) })
 		}
 	}
 }
 
 // powerCutAt upgrades v1 to v2 under firmware fw, cuts the power when the
-// upgrade prints marker, and checks the host boots a good slot and can
-// finish the update.
-func powerCutAt(t *testing.T, url string, fw Firmware, marker string) {
+// upgrade reaches marker, and checks the host boots a good slot and can
+// finish the update. The repository offers a delta, and the upgrade must
+// take it; cut in the middle of writing usr, the next upgrade fetches
+// nothing again: the chunks fetched before the cut are kept.
+func powerCutAt(t *testing.T, url string, fw Firmware, marker guestcheck.Marker) {
 	vm := bootVM(t, BootOpts{Firmware: fw})
 	v1 := checkBooted(t, vm).Slots.Version
 	g := &qemuGuest{vm: vm}
@@ -529,11 +552,14 @@ func powerCutAt(t *testing.T, url string, fw Firmware, marker string) {
 	if err := guestcheck.StartUpgrade(ctx, g, url); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := vm.Console().Wait(ctx, regexp.MustCompile(regexp.QuoteMeta(marker)), mark); err != nil {
+	if _, _, err := vm.Console().Wait(ctx, regexp.MustCompile(marker.Pattern()), mark); err != nil {
 		t.Fatal(err)
 	}
 	vm.Kill()
 	t.Logf("power cut at %q under %s", marker, fw)
+	if strings.Contains(vm.Console().String()[mark:], "full payload") {
+		t.Errorf("the upgrade cut at %q was not a delta:\n%s", marker, vm.Console().tail(3000))
+	}
 	g.mark = vm.Console().Len()
 	if err := vm.Restart(); err != nil {
 		t.Fatal(err)
@@ -541,68 +567,25 @@ func powerCutAt(t *testing.T, url string, fw Firmware, marker string) {
 	if err := g.WaitBoot(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if marker.Phase == "write usr" && marker.Percent > 0 {
+		var p struct {
+			Delta         bool  `json:"delta"`
+			DownloadBytes int64 `json:"downloadBytes"`
+			FullBytes     int64 `json:"fullBytes"`
+		}
+		out, err := g.Run(ctx, "hostctl upgrade --dry-run --json --from "+url+" 2>/dev/null")
+		if err == nil {
+			err = json.Unmarshal([]byte(out), &p)
+		}
+		// Left to fetch: the chunk indexes (a few hundred KB), no chunk.
+		if err != nil || !p.Delta || p.DownloadBytes > p.FullBytes/50 {
+			t.Errorf("resuming after a cut at %q: %v, delta %v, %d of %d bytes to fetch; want a delta fetching no chunk again\n%s",
+				marker, err, p.Delta, p.DownloadBytes, p.FullBytes, out)
+		}
+	}
 	if err := guestcheck.AfterPowerCut(ctx, g, url, updateV2, v1, updateV2); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// BenchmarkUpdate measures v1 -> v2: the payload size, the time hostctl
-// upgrade takes to download and apply it, and the downtime from the reboot
-// to hostd ready on the new version. Each iteration boots a VM: run it with
-// -benchtime 1x.
-func BenchmarkUpdate(b *testing.B) {
-	f := updateRepos(b)
-	url := serveRepo(b, f.repos) + "/v2"
-	var apply, down time.Duration
-	for i := 0; i < b.N; i++ {
-		a, d := measureUpdate(b, url)
-		apply += a
-		down += d
-	}
-	b.ReportMetric(float64(f.payloadBytes), "payload-bytes")
-	b.ReportMetric(apply.Seconds()/float64(b.N), "apply-s/op")
-	b.ReportMetric(down.Seconds()/float64(b.N), "downtime-s/op")
-}
-
-func measureUpdate(b *testing.B, url string) (apply, down time.Duration) {
-	b.StopTimer()
-	vm := bootVM(b, BootOpts{Firmware: BIOS})
-	defer vm.Shutdown(time.Minute)
-	waitReady(b, vm)
-	waitUnit(b, vm, "bulkhead-bless.service")
-	g := &qemuGuest{vm: vm}
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
-	defer cancel()
-	b.StartTimer()
-
-	start := time.Now()
-	if out, err := g.Run(ctx, "hostctl upgrade --from "+url); err != nil {
-		b.Fatalf("%v: %s", err, out)
-	}
-	apply = time.Since(start)
-	start = time.Now()
-	if out, err := g.Run(ctx, "systemctl reboot"); err != nil {
-		b.Fatalf("%v: %s", err, out)
-	}
-	if _, _, err := vm.Console().Wait(ctx, regexp.MustCompile(`Booting Bulkhead `+regexp.QuoteMeta(updateV2)), g.mark); err != nil {
-		b.Fatal(err)
-	}
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, 20*time.Second)
-		r, err := vm.Exec(pctx, "systemctl", "is-active", "hostd.service")
-		pcancel()
-		if err == nil && strings.TrimSpace(r.Stdout) == "active" {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			b.Fatalf("waiting for hostd after the reboot: %v", ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
-	down = time.Since(start)
-	b.StopTimer()
-	return apply, down
 }
 
 // TestUpdateTrialEmergency: a trial boot that ends in emergency mode, where

@@ -48,9 +48,13 @@ func (u *Updater) notice(msg string) {
 // its digest there, and the booted version's index of at least one part is
 // known (kept from its install, or published with it) to find its chunks in
 // the booted slot. When it cannot, the plan keeps the full payload and says
-// why.
-func (u *Updater) planDelta(ctx context.Context, p *Plan) error {
+// why. With o.NoDelta the plan keeps the full payload, and says so.
+func (u *Updater) planDelta(ctx context.Context, o Options, p *Plan) error {
 	p.FullBytes = p.DownloadBytes
+	if o.NoDelta {
+		p.DeltaNote = "the full payload was asked for (--no-delta)"
+		return nil
+	}
 	err := u.tryPlanDelta(ctx, p)
 	if err == nil || ctx.Err() != nil {
 		return err

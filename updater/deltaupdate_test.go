@@ -146,6 +146,35 @@ func TestDeltaUpgrade(t *testing.T) {
 	e.keptIndexes("1.0.0", "1.1.0")
 }
 
+// TestNoDeltaFetchesFullPayload: with NoDelta (hostctl upgrade
+// --no-delta) a repository with chunk indexes still gets the full payload:
+// no chunk and no index is fetched, every part is, and the plan says why.
+func TestNoDeltaFetchesFullPayload(t *testing.T) {
+	e := newDeltaEnv(t)
+	v2 := e.publishEdit("1.1.0", false)
+	o := e.opts()
+	o.NoDelta = true
+	p, err := e.u.Upgrade(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stagedSlotB(v2)
+	if p.Delta || !strings.Contains(p.DeltaNote, "--no-delta") || p.DownloadBytes != p.FullBytes {
+		t.Errorf("plan: delta %v, note %q, %d of %d bytes; want the full payload and a note naming --no-delta", p.Delta, p.DeltaNote, p.DownloadBytes, p.FullBytes)
+	}
+	if n, reqs := e.srv.Served("/chunks/"); reqs != 0 {
+		t.Errorf("%d chunk bytes fetched in %d requests", n, reqs)
+	}
+	for part, file := range partFiles {
+		if n, _ := e.srv.ServedExactly("/versions/1.1.0/" + file); n != p.Manifest.Parts[part].Size {
+			t.Errorf("%s: %d bytes served, want the whole part (%d)", file, n, p.Manifest.Parts[part].Size)
+		}
+		if _, reqs := e.srv.ServedExactly("/versions/1.1.0/" + payload.IndexFile(file)); reqs != 0 {
+			t.Errorf("the chunk index of %s was fetched", file)
+		}
+	}
+}
+
 // keptIndexes checks that IndexDir holds the chunk indexes of exactly these
 // versions, as the repository published them.
 func (e *deltaEnv) keptIndexes(versions ...string) {

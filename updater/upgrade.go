@@ -73,6 +73,10 @@ type Options struct {
 	// (`hostctl upgrade --allow-bad VERSION`); nothing else stages one.
 	AllowBad string
 	DryRun   bool
+	// NoDelta downloads the full payload even where the repository offers
+	// a delta (`hostctl upgrade --no-delta`): to rule the delta path out
+	// when diagnosing, or to measure against it.
+	NoDelta bool
 	// HonourRollout makes the channel's staged rollout apply (hostd's
 	// periodic checks). A person running hostctl upgrade is not held back.
 	HonourRollout bool
@@ -413,7 +417,7 @@ func (u *Updater) Upgrade(ctx context.Context, o Options) (*Plan, error) {
 			p.DryRun = true
 		}
 		if err == nil && p.Ready() {
-			err = u.planDelta(ctx, p)
+			err = u.planDelta(ctx, o, p)
 		}
 		return p, err
 	}
@@ -426,7 +430,7 @@ func (u *Updater) Upgrade(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil || !p.Ready() {
 		return p, err
 	}
-	if err := u.planDelta(ctx, p); err != nil {
+	if err := u.planDelta(ctx, o, p); err != nil {
 		return p, err
 	}
 	files, err := u.download(ctx, p)

@@ -19,18 +19,19 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 	var rb rebootFlags
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "upgrade [--to VERSION] [--from URL|DIR] [--channel NAME] [--dry-run] [--reboot [--now]] [--allow-downgrade] [--allow-bad VERSION]",
+		Use:   "upgrade [--to VERSION] [--from URL|DIR] [--channel NAME] [--dry-run] [--no-delta] [--reboot [--now]] [--allow-downgrade] [--allow-bad VERSION]",
 		Short: "Download, verify and write the next version into the other slot",
 		Long: "Checks the update repository (--from, or url in /etc/bulkhead/update.yaml), downloads the\n" +
 			"version (resumable), verifies its signature and digests, writes it into the inactive\n" +
 			"slot, verifies the slot against its dm-verity root hash, installs its kernel and puts it\n" +
-			"on trial for " + fmt.Sprint(bootcfg.DefaultTries) + " boots. --reboot reboots into it through the configured reboot strategy\n" +
-			"(--now: at once); otherwise the next reboot does. --to VERSION pins that version: periodic\n" +
-			"updates hold it until `hostctl update unpin`.\n" +
+			"on trial for " + fmt.Sprint(bootcfg.DefaultTries) + " boots (tries: in update.yaml). --reboot reboots into it\n" +
+			"through the configured reboot strategy (--now: at once); otherwise the next reboot does.\n" +
+			"--to VERSION pins that version: periodic updates hold it until `hostctl update unpin`.\n" +
 			"A repository with chunk indexes gives a delta update: only the chunks the booted slot lacks are\n" +
 			"downloaded (the booted version's own indexes, kept from its install or published with it, say\n" +
 			"where its chunks lie), and usr is assembled straight into its partition; without them, or when\n" +
-			"a chunk fails, the full payload is downloaded (and the progress output says so).\n" +
+			"a chunk fails, the full payload is downloaded (and the progress output says so); --no-delta\n" +
+			"downloads the full payload from the start.\n" +
 			"--dry-run shows sizes, the bytes to download, free space, the version and kernel command-line\n" +
 			"change, and writes nothing.",
 		Args: cobra.NoArgs,
@@ -77,7 +78,7 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 				return nil
 			default:
 				fmt.Fprintf(out, "Version %s written to slot %s and on trial for %d boots (slot %s kept as fallback).\n",
-					p.To, p.Target, bootcfg.DefaultTries, p.Booted)
+					p.To, p.Target, p.Tries, p.Booted)
 			}
 			if !rb.reboot {
 				fmt.Fprintln(out, "Reboot to start it (or run hostctl upgrade --reboot).")
@@ -91,6 +92,7 @@ func newUpgradeCmd(d Deps) *cobra.Command {
 	fl.StringVar(&o.Source, "from", "", "update repository: http(s)://, file:// or a directory (default: url in update.yaml)")
 	fl.StringVar(&o.Channel, "channel", "", "channel (default: channel in update.yaml, else stable)")
 	fl.BoolVar(&o.DryRun, "dry-run", false, "show what would happen; write nothing")
+	fl.BoolVar(&o.NoDelta, "no-delta", false, "download the full payload even where the repository offers a delta")
 	fl.BoolVar(&o.AllowDowngrade, "allow-downgrade", false, "accept a version older than the booted one")
 	fl.StringVar(&o.AllowBad, "allow-bad", "", "accept this `VERSION` although its trial failed on this host")
 	rb.add(cmd, "reboot into the new version when it is staged,")

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/run"
 	"github.com/bulkhead-os/bulkhead/updater"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/guestcheck"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 	"github.com/bulkhead-os/bulkhead/updater/updatertest"
@@ -84,6 +86,10 @@ func TestUpgradeRollbackCLI(t *testing.T) {
 		}
 	}
 	updatertest.SameSnapshot(t, before, host.Snapshot(t))
+	out, _, err = runHostctl(t, root, rec, "upgrade", "--from", srv.URL, "--dry-run", "--no-delta")
+	if err != nil || !strings.Contains(out, "full payload, no delta: the full payload was asked for (--no-delta)") {
+		t.Errorf("dry run with --no-delta: %v\n%s\nwant the full payload, and why", err, out)
+	}
 
 	_, _, err = runHostctl(t, root, rec, "upgrade", "--from", srv.URL, "--channel", "old")
 	if !errors.Is(err, updater.ErrDowngrade) {
@@ -152,5 +158,27 @@ func TestEtcMergeCmd(t *testing.T) {
 	}
 	if want := "added     /etc/motd\n/etc merged: 1 changes, 0 conflicts\n"; out != want {
 		t.Errorf("got %q, want %q", out, want)
+	}
+}
+
+// TestProgressMatchesPowerCutMarkers: every point the power-cut tests wait
+// for on the console (guestcheck.Markers) is a line the progress printer
+// writes, at the point it names and not before.
+func TestProgressMatchesPowerCutMarkers(t *testing.T) {
+	for _, m := range guestcheck.Markers {
+		var out bytes.Buffer
+		p := progressPrinter(&out)
+		re := regexp.MustCompile(m.Pattern())
+		const total = 1000
+		for done := int64(0); done <= total; done += 7 {
+			p(m.Phase, done, total)
+			if !m.Reached(m.Phase, done, total) && re.MatchString(out.String()) {
+				t.Errorf("%s: matched at %d of %d:\n%s", m, done, total, out.String())
+				break
+			}
+		}
+		if !re.MatchString(out.String()) {
+			t.Errorf("%s: pattern %q matches no progress line:\n%s", m, m.Pattern(), out.String())
+		}
 	}
 }

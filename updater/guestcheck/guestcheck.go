@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -25,16 +26,50 @@ type Guest interface {
 	WaitBoot(ctx context.Context) error
 }
 
-// Markers are the progress lines `hostctl upgrade` prints on stderr, in the
-// order of its phases. A power-cut test starts StartUpgrade, waits for one
-// of them on the serial console, kills QEMU, boots again and calls
-// AfterPowerCut.
-var Markers = []string{
-	"download usr",       // downloading the slot image
-	"write usr",          // streaming into usr-<slot>
-	"verify usr",         // reading the slot back against the root hash
-	"install boot files", // kernel, initrd, entry.cfg, release on the ESP
-	"set trial",          // after the GRUB environment write (the commit)
+// Marker is a point in an upgrade where a power-cut test cuts: the progress
+// line `hostctl upgrade` prints on stderr for Phase once Percent (a multiple
+// of ten) of it is done. Its first line, at 0%, is where the phase starts.
+type Marker struct {
+	Phase   string
+	Percent int
+}
+
+func (m Marker) String() string {
+	if m.Percent == 0 {
+		return m.Phase
+	}
+	return fmt.Sprintf("%s %d%%", m.Phase, m.Percent)
+}
+
+// Pattern is a regular expression for m's line on the console: the
+// progress printer writes one line per tenth of a phase, with the exact
+// percentage, so the line for 50 reads 50% to 59%.
+func (m Marker) Pattern() string {
+	if m.Percent == 0 {
+		return regexp.QuoteMeta(m.Phase)
+	}
+	return regexp.QuoteMeta(m.Phase) + fmt.Sprintf(`\s+%d\d%%`, m.Percent/10)
+}
+
+// Reached tells whether a progress report (what, done of total) is at or
+// past m.
+func (m Marker) Reached(what string, done, total int64) bool {
+	return what == m.Phase && total > 0 && done*100/total >= int64(m.Percent)
+}
+
+// Markers are the points of an upgrade, in the order of its phases. A
+// power-cut test starts StartUpgrade, waits for one of them on the serial
+// console, kills QEMU, boots again and calls AfterPowerCut. From a
+// repository that offers a delta, "download usr" fetches the chunks the
+// booted slot lacks and "write usr" assembles the image from the booted
+// slot and those chunks: halfway through it is the middle of a delta.
+var Markers = []Marker{
+	{"download usr", 0},       // downloading the slot image (or its missing chunks)
+	{"write usr", 0},          // streaming (or assembling) into usr-<slot>
+	{"write usr", 50},         // half of usr-<slot> written
+	{"verify usr", 0},         // reading the slot back against the root hash
+	{"install boot files", 0}, // kernel, initrd, entry.cfg, release on the ESP
+	{"set trial", 0},          // after the GRUB environment write (the commit)
 }
 
 // status is the slot part of `hostctl status --json`.
