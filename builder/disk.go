@@ -86,7 +86,7 @@ func (s *buildState) disk(ctx context.Context) error {
 		return err
 	}
 	coreLBA := uint64(s.part(LabelBIOS).Start / sectorSize)
-	sector0, core, err := PatchBootSectors(bootImg, mbr, s.coreImg, coreLBA)
+	sector0, core, err := bootabi.PatchBootSectors(bootImg, mbr, s.coreImg, coreLBA)
 	if err != nil {
 		return err
 	}
