@@ -504,4 +504,3 @@ func TestRestore(t *testing.T) {
 		t.Errorf("restored host reports chain %q, want %q", v, Unknown)
 	}
 }
-
