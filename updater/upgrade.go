@@ -130,6 +130,8 @@ type Plan struct {
 	FreeDownload           int64 `json:"freeDownload"`
 	ESPBytes               int64 `json:"espBytes"`
 	FreeESP                int64 `json:"freeESP"`
+	// BootChain is what the update does to the boot chain.
+	BootChain *BootChainPlan `json:"bootChain,omitempty"`
 }
 
 // Ready tells whether the plan calls for writing the slot.
@@ -352,6 +354,9 @@ func (u *Updater) decide(ctx context.Context, o Options, p *Plan, st bootcfg.Sta
 		}
 	}
 	p.ESPBytes = m.Parts[payload.PartKernel].Size + m.Parts[payload.PartInitrd].Size
+	if err := u.planBootChainBytes(ctx, p); err != nil {
+		return err
+	}
 	if p.FreeDownload, err = freeBytes(p.DownloadDir); err != nil {
 		return err
 	}
@@ -469,6 +474,10 @@ func (u *Updater) apply(ctx context.Context, o Options, p *Plan, files map[strin
 		return err
 	}
 	log.Info("payload downloaded and verified", "delta", p.Delta)
+	chain, err := u.loadBootChain(p, files)
+	if err != nil {
+		return err
+	}
 	if err := u.clearSlot(p.Target); err != nil {
 		return err
 	}
@@ -498,6 +507,9 @@ func (u *Updater) apply(ctx context.Context, o Options, p *Plan, files map[strin
 		return err
 	}
 	u.progress("install boot files", p.ESPBytes, p.ESPBytes)
+	if err := u.installBootChain(ctx, p, chain); err != nil {
+		return err
+	}
 	if err := u.commit(p); err != nil {
 		return err
 	}
@@ -552,7 +564,7 @@ func (u *Updater) download(ctx context.Context, p *Plan) (map[string]string, err
 	if p.Delta {
 		files, err := u.fetchDelta(ctx, p)
 		if err == nil {
-			return files, nil
+			return files, u.downloadBootChain(ctx, p, files)
 		}
 		if ctx.Err() != nil {
 			if !errors.Is(err, ctx.Err()) {
@@ -575,7 +587,7 @@ func (u *Updater) download(ctx context.Context, p *Plan) (map[string]string, err
 		}
 		files[name] = path
 	}
-	return files, nil
+	return files, u.downloadBootChain(ctx, p, files)
 }
 
 // clearSlot makes slot read as empty before its partitions change: a trial of

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 	"github.com/bulkhead-os/bulkhead/internal/bootdisk/bootdisktest"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/updatertest"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -37,30 +37,9 @@ var esps = map[string]string{ // chain file -> ESP path
 	bootabi.ChainGrubCfg: "grub/grub.cfg",
 }
 
-// fakeCore is a core image of n sectors as grub-mkimage lays it out: the
-// first sector's blocklist says how many follow.
-func fakeCore(tag string, n int) []byte {
-	b := bytes.Repeat([]byte(tag), n*sector/len(tag)+1)[:n*sector]
-	binary.LittleEndian.PutUint16(b[sector-12+8:], uint16(n-1))
-	return b
-}
-
-// fakeBootImg is a boot.img whose code bytes say which one it is.
-func fakeBootImg(tag byte) []byte {
-	return bytes.Repeat([]byte{tag}, sector)
-}
-
 // chainFiles is a chain's file contents, tagged.
 func chainFiles(tag string, coreSectors int) map[string][]byte {
-	return map[string][]byte{
-		bootabi.ChainGrubEFI:  []byte("grub efi " + tag),
-		bootabi.ChainMM:       []byte("mok manager " + tag),
-		bootabi.ChainShim:     []byte("shim " + tag),
-		bootabi.ChainCore:     fakeCore("core "+tag+" ", coreSectors),
-		bootabi.ChainBootImg:  fakeBootImg(tag[0]),
-		bootabi.ChainGrubCfg:  []byte("# grub.cfg " + tag + "\n"),
-		bootabi.ChainPackages: []byte("shim-signed=1." + tag + "\ngrub-efi-amd64-signed=2." + tag + "\n"),
-	}
+	return updatertest.BootChain(tag, coreSectors)
 }
 
 type fixture struct {
@@ -255,7 +234,7 @@ func TestInstallFreshHost(t *testing.T) {
 	if st.Version != c.Version || st.Previous != Unknown || !st.PreviousKept || !st.OK() || st.BIOS.Half != 2 {
 		t.Errorf("status %+v (BIOS %+v), want version %s, previous unknown and kept, all sound, half 2", st, st.BIOS, c.Version)
 	}
-	if !strings.Contains(st.Description, "shim-signed 1.new") {
+	if !strings.Contains(st.Description, "shim-signed 15.new") {
 		t.Errorf("description %q names no package version", st.Description)
 	}
 }
@@ -340,7 +319,7 @@ func TestInstallRefusesSpillingCore(t *testing.T) {
 	d, _ := os.OpenFile(f.disk, os.O_RDWR, 0)
 	mbr := make([]byte, sector)
 	d.ReadAt(mbr, 0)
-	s0, core, _ := bootabi.PatchBootSectors(f.old[bootabi.ChainBootImg], mbr, fakeCore("huge old ", 1100), biosStart)
+	s0, core, _ := bootabi.PatchBootSectors(f.old[bootabi.ChainBootImg], mbr, chainFiles("huge old", 1100)[bootabi.ChainCore], biosStart)
 	d.WriteAt(s0, 0)
 	d.WriteAt(core, biosStart*sector)
 	d.Close()
