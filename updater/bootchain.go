@@ -31,7 +31,7 @@ type BootChainPlan struct {
 	FromNote string `json:"fromNote,omitempty"` // its package versions, for people
 	To       string `json:"to,omitempty"`       // the version's chain; "" when its manifest has none
 	ToNote   string `json:"toNote,omitempty"`   // the new chain's package versions, for people
-	Install bool   `json:"install,omitempty"` // To differs from From: installed before the trial is set
+	Install  bool   `json:"install,omitempty"`  // To differs from From: installed before the trial is set
 	// ESPBytes is what installing it needs on the ESP: the new files and
 	// the .prev copies of the old ones.
 	ESPBytes int64 `json:"espBytes,omitempty"`
