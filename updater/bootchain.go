@@ -200,3 +200,89 @@ func packagesNote(pkgs map[string]string) string {
 	d := bootabi.DescribeChain("", pkgs)
 	return strings.TrimSuffix(strings.TrimPrefix(d, " ("), ")")
 }
+
+// BootChainOptions select where `hostctl bootloader update` takes the
+// booted version's chain from.
+type BootChainOptions struct {
+	Source  string // repository URL or directory; "" for update.yaml's url
+	Channel string // "" for update.yaml's channel
+}
+
+// BootChainResult says what UpdateBootChain did.
+type BootChainResult struct {
+	Version string `json:"version"` // the booted version whose chain was installed
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Changed bool   `json:"changed"` // a chain of another version was replaced
+}
+
+// ErrNoBootChain means the version was published without a boot chain.
+var ErrNoBootChain = errors.New("version published without a boot chain")
+
+// UpdateBootChain installs the boot chain of the booted version from the
+// repository, verified as an upgrade is (TUF metadata, the signed
+// manifest, each file's size and sha256), under the update lock. Run again
+// it repairs files that no longer match and writes nothing else.
+func (u *Updater) UpdateBootChain(ctx context.Context, o BootChainOptions) (*BootChainResult, error) {
+	h := u.host()
+	booted, err := h.Booted()
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Booted: booted, Source: o.Source, Channel: o.Channel}
+	if p.From, err = u.bootedVersion(booted); err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(u.Root)
+	if err != nil {
+		return nil, err
+	}
+	if p.Source == "" {
+		p.Source = cfg.URL
+	}
+	if p.Channel == "" {
+		p.Channel = cfg.Channel
+	}
+	if p.Source == "" {
+		return nil, ErrNoSource
+	}
+	image, err := u.bootedImage(booted)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := u.resolve(ctx, p, p.From, image)
+	if err != nil {
+		return nil, err
+	}
+	p.To, p.Manifest = p.From, rel.Manifest
+	if _, ok := p.Manifest.BootChain(); !ok {
+		return nil, fmt.Errorf("installing the boot chain of %s: %w", p.From, ErrNoBootChain)
+	}
+	res := &BootChainResult{Version: p.From, To: p.Manifest.BootChainVersion()}
+	if res.From, err = bootchain.InstalledVersion(h.ESP()); err != nil {
+		return nil, err
+	}
+	res.Changed = res.From != res.To
+	p.DownloadDir = u.Root.Join(DownloadDir, "bootchain-"+p.From)
+	p.BootChain = &BootChainPlan{From: res.From, To: res.To, Install: true}
+	files := map[string]string{}
+	if err := u.downloadBootChain(ctx, p, files); err != nil {
+		return nil, err
+	}
+	chain, err := u.loadBootChain(p, files)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := WaitLockFor(ctx, u.Root, DefaultLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	if err := u.installBootChain(ctx, p, chain); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(p.DownloadDir); err != nil {
+		u.log().Warn("removing downloads", "err", err)
+	}
+	return res, nil
+}
