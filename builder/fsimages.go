@@ -46,8 +46,11 @@ func (s *buildState) bootloaders(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading GRUB's core image: %w", err)
 	}
-	if int64(len(core)) > s.part(LabelBIOS).Size {
-		return fmt.Errorf("GRUB core image is %d bytes, the BIOS boot partition %d", len(core), s.part(LabelBIOS).Size)
+	// Half the partition: an update writes the next core into the half
+	// not in use (updater/bootchain), so that a cut never leaves none.
+	if half := s.part(LabelBIOS).Size / 2; int64(len(core)) > half {
+		return fmt.Errorf("GRUB core image is %d bytes, more than half the BIOS boot partition (%d of %d): an update needs the other half free",
+			len(core), half, s.part(LabelBIOS).Size)
 	}
 	s.coreImg = core
 	return os.Remove(p)

@@ -92,7 +92,6 @@ func (u *Updater) planBootChainBytes(ctx context.Context, p *Plan) error {
 			p.DownloadBytes += pt.Size
 		}
 	}
-	p.ESPBytes += bp.ESPBytes
 	return nil
 }
 
@@ -229,7 +228,7 @@ func (u *Updater) UpdateBootChain(ctx context.Context, o BootChainOptions) (*Boo
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Booted: booted, Source: o.Source, Channel: o.Channel}
+	p := &Plan{Booted: booted}
 	if p.From, err = u.bootedVersion(booted); err != nil {
 		return nil, err
 	}
@@ -237,14 +236,8 @@ func (u *Updater) UpdateBootChain(ctx context.Context, o BootChainOptions) (*Boo
 	if err != nil {
 		return nil, err
 	}
-	if p.Source == "" {
-		p.Source = cfg.URL
-	}
-	if p.Channel == "" {
-		p.Channel = cfg.Channel
-	}
-	if p.Source == "" {
-		return nil, ErrNoSource
+	if err := p.setSource(cfg, o.Source, o.Channel); err != nil {
+		return nil, err
 	}
 	image, err := u.bootedImage(booted)
 	if err != nil {

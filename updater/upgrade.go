@@ -213,16 +213,9 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Source, p.Channel = o.Source, o.Channel
-	if p.Source == "" {
-		p.Source = cfg.URL
-	}
-	if p.Channel == "" {
-		p.Channel = cfg.Channel
-	}
 	p.Tries = cfg.TrialTries()
-	if p.Source == "" {
-		return nil, ErrNoSource
+	if err := p.setSource(cfg, o.Source, o.Channel); err != nil {
+		return nil, err
 	}
 	image, err := u.bootedImage(booted)
 	if err != nil {
@@ -246,6 +239,22 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	p.failedTrial = failed
 	return p, u.decide(ctx, o, p, st)
+}
+
+// setSource sets the repository and channel: the given ones, else
+// update.yaml's.
+func (p *Plan) setSource(cfg Config, source, channel string) error {
+	p.Source, p.Channel = source, channel
+	if p.Source == "" {
+		p.Source = cfg.URL
+	}
+	if p.Channel == "" {
+		p.Channel = cfg.Channel
+	}
+	if p.Source == "" {
+		return ErrNoSource
+	}
+	return nil
 }
 
 // resolve verifies the repository's metadata and returns the release of
@@ -381,8 +390,12 @@ func checkSpace(p *Plan, slotDir string) error {
 	}
 	// Install writes each file beside the old one before the rename, but
 	// clearSlot has removed the old ones by then.
-	if p.ESPBytes > p.FreeESP+reclaim {
-		return fmt.Errorf("installing %s on the ESP: %s needed, %s free: %w", p.To, HumanBytes(p.ESPBytes), HumanBytes(p.FreeESP+reclaim), ErrNoSpace)
+	need := p.ESPBytes
+	if p.BootChain != nil && p.BootChain.Install {
+		need += p.BootChain.ESPBytes
+	}
+	if need > p.FreeESP+reclaim {
+		return fmt.Errorf("installing %s on the ESP: %s needed, %s free: %w", p.To, HumanBytes(need), HumanBytes(p.FreeESP+reclaim), ErrNoSpace)
 	}
 	return nil
 }
