@@ -152,9 +152,11 @@ type Installer struct {
 	Log *slog.Logger
 	// Progress is told each write point (a Markers string) before its write.
 	Progress func(what string, done, total int64)
-	// Hook, when set, runs at each write point before its write; an error
-	// stops the install there, as a power cut would. Tests cut with it.
-	Hook func(marker string) error
+	// Hook, when set, runs at each write point before its write, and
+	// between the steps of one (a Markers string and ": new written",
+	// ": previous kept", ": written"); an error stops the install there,
+	// as a power cut would. Tests cut with it.
+	Hook func(point string) error
 }
 
 func (in Installer) log() *slog.Logger {
@@ -168,6 +170,19 @@ func (in Installer) mark(m string) error {
 	if in.Progress != nil {
 		in.Progress(m, 0, 1)
 	}
+	return in.step(m)
+}
+
+// substep runs the hook between the writes of write point mark.
+func (in Installer) substep(mark, what string) error {
+	if mark == "" {
+		return nil
+	}
+	return in.step(mark + what)
+}
+
+// step runs the hook at a point between writes.
+func (in Installer) step(m string) error {
 	if in.Hook != nil {
 		if err := in.Hook(m); err != nil {
 			return fmt.Errorf("at %q: %w", m, err)
@@ -300,6 +315,9 @@ func (in Installer) Install(ctx context.Context, c *Chain) error {
 		if err := writeRecord(ctx, in.ESP, rec); err != nil {
 			return fmt.Errorf("installing boot chain %s: %w", c.Version, err)
 		}
+		if err := in.substep(MarkRecord, ": written"); err != nil {
+			return err
+		}
 	}
 	if err := os.Remove(filepath.Join(in.ESP, PendingFile)); err == nil {
 		slotwriter.SyncDir(in.ESP)
@@ -329,7 +347,7 @@ func writeRecordFile(ctx context.Context, esp, name string, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encoding the boot chain record: %w", err)
 	}
-	return replaceFile(ctx, filepath.Join(esp, name), append(b, '\n'), "", false)
+	return Installer{}.replace(ctx, replacement{dst: filepath.Join(esp, name), data: append(b, '\n')})
 }
 
 // installFile puts one ESP file in place (see Install). keep: the current
@@ -339,18 +357,29 @@ func (in Installer) installFile(ctx context.Context, f bootabi.ChainFile, c *Cha
 	if sumFile(dst) == c.Sums[f.Name] {
 		return nil
 	}
-	if err := in.mark("install bootloader " + f.Name); err != nil {
+	m := "install bootloader " + f.Name
+	if err := in.mark(m); err != nil {
 		return err
 	}
-	return replaceFile(ctx, dst, c.Files[f.Name], c.Sums[f.Name], keep)
+	return in.replace(ctx, replacement{dst: dst, data: c.Files[f.Name], sum: c.Sums[f.Name], keep: keep, mark: m})
 }
 
-// replaceFile writes data to dst.new, checks it read back (against sum, or
+// replacement is one file to put in place.
+type replacement struct {
+	dst  string
+	data []byte
+	sum  string // hex sha256 of data, from the manifest; "" to compute
+	keep bool   // keep the current dst as dst.prev
+	mark string // the write point, for the hook's steps; "" for none
+}
+
+// replace writes data to dst.new, checks it read back (against sum, or
 // data's own when sum is ""), syncs the filesystem, copies the current dst
 // to dst.prev (with keep, when there is no dst.prev: an existing one is an
 // older chain's that a blessed boot ran, or this install's own), renames
 // dst.new over dst and syncs.
-func replaceFile(ctx context.Context, dst string, data []byte, sum string, keep bool) error {
+func (in Installer) replace(ctx context.Context, r replacement) error {
+	dst, data, sum := r.dst, r.data, r.sum
 	if sum == "" {
 		s := sha256.Sum256(data)
 		sum = hex.EncodeToString(s[:])
@@ -367,10 +396,19 @@ func replaceFile(ctx context.Context, dst string, data []byte, sum string, keep 
 	if err := slotwriter.SyncFS(dir); err != nil {
 		return err
 	}
-	if _, err := os.Stat(dst + PrevSuffix); keep && errors.Is(err, os.ErrNotExist) {
+	if err := in.substep(r.mark, ": new written"); err != nil {
+		return err
+	}
+	if _, err := os.Stat(dst + PrevSuffix); r.keep && errors.Is(err, os.ErrNotExist) {
 		if _, err := os.Stat(dst); err == nil {
 			if _, _, err := slotwriter.InstallFile(ctx, dst, dst+PrevSuffix, 0o644); err != nil {
 				return fmt.Errorf("keeping the previous %s: %w", dst, err)
+			}
+			if err := slotwriter.SyncFS(dir); err != nil {
+				return err
+			}
+			if err := in.substep(r.mark, ": previous kept"); err != nil {
+				return err
 			}
 		}
 	}
@@ -393,6 +431,9 @@ func (in Installer) installBIOS(disk *os.File, p biosPlan) error {
 		if err := writeSectors(disk, p.target, p.core, "the BIOS core image"); err != nil {
 			return err
 		}
+		if err := in.substep(MarkCore, ": written"); err != nil {
+			return err
+		}
 	}
 	if err := in.mark(MarkMBR); err != nil {
 		return err
@@ -411,6 +452,9 @@ func (in Installer) installBIOS(disk *os.File, p biosPlan) error {
 	// One sector, one write: a cut leaves the old pointer or the new one,
 	// and both name a whole core.
 	if err := writeSectors(disk, 0, next, "the boot sector"); err != nil {
+		return err
+	}
+	if err := in.substep(MarkMBR, ": written"); err != nil {
 		return err
 	}
 	in.log().Info("BIOS boot code installed", "device", disk.Name(), "coreLBA", p.target)

@@ -189,7 +189,7 @@ func TestInstallFreshHost(t *testing.T) {
 	c := f.chain(newFiles)
 	var marks []string
 	in := f.installer("boot-1")
-	in.Hook = func(m string) error { marks = append(marks, m); return nil }
+	in.Progress = func(m string, _, _ int64) { marks = append(marks, m) }
 	if err := in.Install(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
@@ -373,11 +373,20 @@ var errCut = errors.New("power cut")
 func TestPowerCutAtEachWritePoint(t *testing.T) {
 	newFiles := chainFiles("new", 400)
 	ref := newFixture(t)
-	if err := ref.installer("boot-1").Install(context.Background(), ref.chain(newFiles)); err != nil {
+	var points []string
+	in := ref.installer("boot-1")
+	in.Hook = func(p string) error { points = append(points, p); return nil }
+	if err := in.Install(context.Background(), ref.chain(newFiles)); err != nil {
 		t.Fatal(err)
 	}
 	wantESP, wantDisk := ref.snapshot(), ref.image()
-	for _, cut := range Markers {
+	// Every write point, and the steps within them: after .new is
+	// written, after .prev is kept, after the core, sector 0 and the
+	// record are written.
+	if len(points) != len(Markers)+2*4+3 {
+		t.Errorf("hook points %q", points)
+	}
+	for _, cut := range points {
 		t.Run(cut, func(t *testing.T) {
 			f := newFixture(t)
 			writeFile(t, filepath.Join(f.esp, esps[bootabi.ChainShim]+NewSuffix), []byte("half a sh"))

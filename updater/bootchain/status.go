@@ -96,7 +96,9 @@ func biosStatus(t Target, rec *Record) (BIOSStatus, error) {
 	b := BIOSStatus{Device: t.Disk, Partition: t.BIOSPart}
 	f, err := os.Open(t.Disk)
 	if err != nil {
-		return b, fmt.Errorf("reading the BIOS boot code of %s: %w", t.Disk, err)
+		// The ESP part of the status stands without it.
+		b.Problem = fmt.Sprintf("cannot read the boot disk: %v", err)
+		return b, nil
 	}
 	defer f.Close()
 	part, err := readGPTPart(f, t.BIOSPart)
