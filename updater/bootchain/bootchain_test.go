@@ -492,3 +492,29 @@ func TestRestore(t *testing.T) {
 		t.Errorf("restored host reports chain %q, want %q", v, Unknown)
 	}
 }
+
+// TestInstallOverUnblessedChain: a chain installed over one no boot has
+// blessed yet (its .prev copies still kept) keeps the older, blessed
+// files as .prev and names them as the previous chain.
+func TestInstallOverUnblessedChain(t *testing.T) {
+	f := newFixture(t)
+	if err := f.installer("boot-1").Install(context.Background(), f.chain(chainFiles("one", 100))); err != nil {
+		t.Fatal(err)
+	}
+	two := chainFiles("two", 100)
+	c2 := f.chain(two)
+	if err := f.installer("boot-1").Install(context.Background(), c2); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range esps {
+		if got := f.read(p); !bytes.Equal(got, two[name]) {
+			t.Errorf("%s holds %q, want the second chain's", p, got)
+		}
+		if got := f.read(p + PrevSuffix); !bytes.Equal(got, f.old[name]) {
+			t.Errorf("%s.prev holds %q, want the blessed (builder's) one", p, got)
+		}
+	}
+	if rec, err := ReadRecord(f.esp); err != nil || rec.Version != c2.Version || rec.Previous != Unknown {
+		t.Errorf("record %+v, %v: want version %s over the builder's chain", rec, err, c2.Version)
+	}
+}
