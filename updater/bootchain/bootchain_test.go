@@ -518,3 +518,36 @@ func TestInstallOverUnblessedChain(t *testing.T) {
 		t.Errorf("record %+v, %v: want version %s over the builder's chain", rec, err, c2.Version)
 	}
 }
+
+// TestRestoreToRecordedChain: restoring over a recorded chain puts its
+// files, its sector 0 and its record back, and the status checks out.
+func TestRestoreToRecordedChain(t *testing.T) {
+	f := newFixture(t)
+	c1 := f.chain(chainFiles("one", 100))
+	if err := f.installer("boot-1").Install(context.Background(), c1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DropPrevious(f.esp, "boot-2"); err != nil {
+		t.Fatal(err)
+	}
+	esp, disk := f.snapshot(), f.image()
+	if err := f.installer("boot-2").Install(context.Background(), f.chain(chainFiles("two", 100))); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.installer("boot-2").Restore(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(f.image()[:sector], disk[:sector]) {
+		t.Error("sector 0 does not point at the first chain's core again")
+	}
+	st, err := ReadStatus(f.installer("boot-2").Target)
+	if err != nil || st.Version != c1.Version || !st.OK() || st.PreviousKept || st.BIOS.Half != 2 {
+		t.Errorf("status after the restore %+v (BIOS %+v), %v", st, st.BIOS, err)
+	}
+	got := f.snapshot()
+	delete(got, RecordFile)
+	delete(esp, RecordFile)
+	if fmt.Sprint(got) != fmt.Sprint(esp) {
+		t.Errorf("ESP after the restore\n%v\nwant\n%v", got, esp)
+	}
+}

@@ -87,9 +87,14 @@ func (in Installer) Restore(ctx context.Context, force bool) error {
 			return fmt.Errorf("restoring the previous %s: %w", dst, err)
 		}
 	}
+	core := rec.Core // where sector 0 points once the restore is done
 	if in.Disk != "" && rec.PrevCore != nil && len(rec.PrevSector0) == bootabi.BootPartStart {
-		if err := in.restoreBIOS(rec); err != nil {
+		restored, err := in.restoreBIOS(rec)
+		if err != nil {
 			return err
+		}
+		if restored {
+			core = rec.PrevCore
 		}
 	}
 	if rec.Previous == Unknown || rec.Previous == "" {
@@ -99,33 +104,34 @@ func (in Installer) Restore(ctx context.Context, force bool) error {
 		}
 		return slotwriter.SyncFS(in.ESP)
 	}
-	back := &Record{Version: rec.Previous, Files: files, Core: rec.PrevCore, BootID: in.BootID}
+	back := &Record{Version: rec.Previous, Files: files, Core: core, BootID: in.BootID}
 	return writeRecord(ctx, in.ESP, back)
 }
 
 // restoreBIOS points sector 0 back at the previous core when its bytes are
-// still the recorded ones (a later install may have overwritten its half).
-func (in Installer) restoreBIOS(rec *Record) error {
+// still the recorded ones (a later install may have overwritten its half),
+// and tells whether it did.
+func (in Installer) restoreBIOS(rec *Record) (bool, error) {
 	disk, err := os.OpenFile(in.Disk, os.O_RDWR, 0)
 	if err != nil {
-		return fmt.Errorf("opening boot disk %s: %w", in.Disk, err)
+		return false, fmt.Errorf("opening boot disk %s: %w", in.Disk, err)
 	}
 	defer disk.Close()
 	core := make([]byte, rec.PrevCore.Sectors*sector)
 	if _, err := disk.ReadAt(core, int64(rec.PrevCore.LBA)*sector); err != nil {
-		return fmt.Errorf("reading the previous BIOS core at LBA %d of %s: %w", rec.PrevCore.LBA, in.Disk, err)
+		return false, fmt.Errorf("reading the previous BIOS core at LBA %d of %s: %w", rec.PrevCore.LBA, in.Disk, err)
 	}
 	if sum := sha256.Sum256(core); hex.EncodeToString(sum[:]) != rec.PrevCore.SHA256 {
 		in.log().Warn("previous BIOS core overwritten since: the BIOS boot code stays the installed one", "device", in.Disk, "lba", rec.PrevCore.LBA)
-		return nil
+		return false, nil
 	}
 	s0 := make([]byte, sector)
 	if _, err := disk.ReadAt(s0, 0); err != nil {
-		return fmt.Errorf("reading sector 0 of %s: %w", in.Disk, err)
+		return false, fmt.Errorf("reading sector 0 of %s: %w", in.Disk, err)
 	}
 	next := append(slices.Clone(rec.PrevSector0), s0[bootabi.BootPartStart:]...)
 	if bytes.Equal(next, s0) {
-		return nil
+		return true, nil
 	}
-	return writeSectors(disk, 0, next, "the previous boot sector")
+	return true, writeSectors(disk, 0, next, "the previous boot sector")
 }
