@@ -87,6 +87,7 @@ func (b *Builder) Build(ctx context.Context, def *images.Definition, outDir stri
 		{"bootloaders", s.bootloaders},
 		{"usr image + verity", s.usrImage},
 		{"root image", s.rootImage},
+		{"boot chain", s.bootChain},
 		{"esp", s.esp},
 		{"disk.raw", s.disk},
 		{"disk.qcow2", s.qcow2},

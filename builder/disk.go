@@ -73,11 +73,7 @@ func (s *buildState) disk(ctx context.Context) error {
 			return fmt.Errorf("writing partition %s: %w", label, err)
 		}
 	}
-	bootPath, err := inRoot(filepath.Join(s.work, "usr"), "lib/grub/i386-pc/boot.img")
-	if err != nil {
-		return err
-	}
-	bootImg, err := os.ReadFile(bootPath)
+	bootImg, err := os.ReadFile(s.path(manifest.BootChainFile(bootabi.ChainBootImg)))
 	if err != nil {
 		return fmt.Errorf("reading GRUB's boot.img: %w", err)
 	}
@@ -86,7 +82,7 @@ func (s *buildState) disk(ctx context.Context) error {
 		return err
 	}
 	coreLBA := uint64(s.part(LabelBIOS).Start / sectorSize)
-	sector0, core, err := PatchBootSectors(bootImg, mbr, s.coreImg, coreLBA)
+	sector0, core, err := bootabi.PatchBootSectors(bootImg, mbr, s.coreImg, coreLBA)
 	if err != nil {
 		return err
 	}

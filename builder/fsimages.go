@@ -46,8 +46,11 @@ func (s *buildState) bootloaders(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading GRUB's core image: %w", err)
 	}
-	if int64(len(core)) > s.part(LabelBIOS).Size {
-		return fmt.Errorf("GRUB core image is %d bytes, the BIOS boot partition %d", len(core), s.part(LabelBIOS).Size)
+	// Half the partition: an update writes the next core into the half
+	// not in use (updater/bootchain), so that a cut never leaves none.
+	if half := s.part(LabelBIOS).Size / 2; int64(len(core)) > half {
+		return fmt.Errorf("GRUB core image is %d bytes, more than half the BIOS boot partition (%d of %d): an update needs the other half free",
+			len(core), half, s.part(LabelBIOS).Size)
 	}
 	s.coreImg = core
 	return os.Remove(p)
@@ -220,28 +223,22 @@ func (s *buildState) stampExt4(ctx context.Context, img string) error {
 // A's kernel, initrd and entry.
 func (s *buildState) esp(ctx context.Context) error {
 	stage := filepath.Join(s.work, "esp")
-	usr := filepath.Join(s.work, "usr")
 	_, volUUID := s.ids.FATVolumeID("esp")
 	entry := s.entry()
 	env, err := grubenv.Encode(bootabi.State{Default: bootabi.SlotA}.Env(grubenv.Env{}), grubenv.Size)
 	if err != nil {
 		return err
 	}
-	fromUsr := map[string]string{
-		"EFI/BOOT/BOOTX64.EFI": "lib/shim/shimx64.efi.signed",
-		"EFI/BOOT/mmx64.efi":   "lib/shim/mmx64.efi.signed",
-		"EFI/BOOT/grubx64.efi": "lib/grub/x86_64-efi-signed/grubx64.efi.signed",
-	}
 	copies := map[string]string{
 		"a/" + bootabi.KernelFile: s.path(manifest.KernelImage),
 		"a/" + bootabi.InitrdFile: s.path(manifest.InitrdImage),
 	}
-	for dst, rel := range fromUsr {
-		src, err := inRoot(usr, rel)
-		if err != nil {
-			return err
+	// The ESP's bootloaders and grub.cfg are the payload's boot chain, the
+	// same bytes an update installs.
+	for _, f := range bootabi.ChainFiles {
+		if f.ESP != "" {
+			copies[f.ESP] = s.path(manifest.BootChainFile(f.Name))
 		}
-		copies[dst] = src
 	}
 	for dst, src := range copies {
 		if err := copyFile(src, filepath.Join(stage, dst), 0o644); err != nil {
@@ -251,7 +248,6 @@ func (s *buildState) esp(ctx context.Context) error {
 	files := map[string]string{
 		"EFI/BOOT/grub.cfg":        EFIStubConfig(volUUID),
 		"EFI/debian/grub.cfg":      EFIStubConfig(volUUID),
-		"grub/grub.cfg":            GrubConfig(),
 		bootabi.ESPGrubEnv:         string(env),
 		bootabi.ESPGrubEnvBackup:   string(env),
 		"a/" + bootabi.EntryFile:   entry.GrubConfig(),
@@ -269,6 +265,53 @@ func (s *buildState) esp(ctx context.Context) error {
 		Image: filepath.Join(s.work, "esp.img"), Size: s.part(LabelESP).Size, Label: "ESP",
 		VolumeID: s.ids.Hex("esp", 4), Epoch: s.b.Epoch, Source: stage,
 	})
+}
+
+// chainFromUsr are the boot chain's files the tree's packages hold (relative
+// to /usr), by chain file name.
+var chainFromUsr = map[string]string{
+	bootabi.ChainShim:    "lib/shim/shimx64.efi.signed",
+	bootabi.ChainMM:      "lib/shim/mmx64.efi.signed",
+	bootabi.ChainGrubEFI: "lib/grub/x86_64-efi-signed/grubx64.efi.signed",
+	bootabi.ChainBootImg: "lib/grub/i386-pc/boot.img",
+}
+
+// bootChain writes the boot chain into payload/bootchain/: shim, MokManager
+// and GRUB EFI from the tree, GRUB's BIOS boot.img and the core image as
+// grub-mkimage made it (the disk and the updater patch in its location),
+// the shared grub.cfg and the versions of the packages they come from. The
+// ESP and the disk's BIOS boot code are made from these files, and publish
+// signs each as a part of the version.
+func (s *buildState) bootChain(ctx context.Context) error {
+	usr := filepath.Join(s.work, "usr")
+	for name, rel := range chainFromUsr {
+		src, err := inRoot(usr, rel)
+		if err != nil {
+			return err
+		}
+		if err := copyFile(src, s.path(manifest.BootChainFile(name)), 0o644); err != nil {
+			return fmt.Errorf("writing the boot chain: %w", err)
+		}
+	}
+	versions := map[string]string{}
+	for _, p := range s.packages {
+		versions[p.Name] = p.Version
+	}
+	for _, n := range bootabi.ChainPackageNames {
+		if _, ok := versions[n]; !ok {
+			return fmt.Errorf("writing the boot chain: package %s is not in the root tree", n)
+		}
+	}
+	for name, data := range map[string][]byte{
+		bootabi.ChainCore:     s.coreImg,
+		bootabi.ChainGrubCfg:  []byte(GrubConfig()),
+		bootabi.ChainPackages: []byte(bootabi.ChainPackagesFile(versions)),
+	} {
+		if err := writeFile(s.path(manifest.BootChainFile(name)), data, 0o644); err != nil {
+			return fmt.Errorf("writing the boot chain: %w", err)
+		}
+	}
+	return nil
 }
 
 // entry is slot A's boot entry.
@@ -399,6 +442,14 @@ func (s *buildState) manifest(ctx context.Context) error {
 			return err
 		}
 		m.Parts[key] = manifest.Part{File: file, Size: n, SHA256: sum}
+	}
+	for _, f := range bootabi.ChainFiles {
+		file := manifest.BootChainFile(f.Name)
+		n, sum, err := manifest.HashFile(s.path(file))
+		if err != nil {
+			return err
+		}
+		m.Parts[bootabi.ChainPart(f.Name)] = manifest.Part{File: file, Size: n, SHA256: sum}
 	}
 	if m.KernelArgs == nil {
 		m.KernelArgs = []string{}

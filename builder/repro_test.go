@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/internal/run"
 )
@@ -116,12 +117,16 @@ func assemble(t *testing.T, dir string, reverse bool) map[string]string {
 	}
 	synthTree(t, s.tree, reverse)
 	s.kver = "6.1.0-test"
+	s.coreImg = []byte("core image")
+	for _, n := range bootabi.ChainPackageNames {
+		s.packages = append(s.packages, manifest.Package{Name: n, Version: "1.0-" + n})
+	}
 	for _, f := range []string{manifest.KernelImage, manifest.InitrdImage} {
 		if err := os.WriteFile(s.path(f), []byte(f), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err = s.run(context.Background(), []phase{{"factory /etc", s.factoryEtc}, {"usr", s.usrImage}, {"root", s.rootImage}, {"esp", s.esp}})
+	err = s.run(context.Background(), []phase{{"factory /etc", s.factoryEtc}, {"usr", s.usrImage}, {"root", s.rootImage}, {"boot chain", s.bootChain}, {"esp", s.esp}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +137,13 @@ func assemble(t *testing.T, dir string, reverse bool) map[string]string {
 			t.Fatal(err)
 		}
 		sums[filepath.Base(f)] = fmt.Sprintf("%x", sha256.Sum256(data))
+	}
+	for _, f := range bootabi.ChainFiles {
+		data, err := os.ReadFile(s.path(manifest.BootChainFile(f.Name)))
+		if err != nil {
+			t.Fatalf("boot chain file %s: %v", f.Name, err)
+		}
+		sums[f.Name] = fmt.Sprintf("%x", sha256.Sum256(data))
 	}
 	return sums
 }
@@ -156,8 +168,8 @@ func TestAssemblyIndependentOfHost(t *testing.T) {
 			t.Errorf("%s differs between tmpfs/umask 022 and ext4/umask 077/reverse order: %s vs %s", k, first[k], second[k])
 		}
 	}
-	if len(first) != 5 || first["root hash"] == "" {
-		t.Errorf("compared %v, want the root hash and four images", first)
+	if len(first) != 5+len(bootabi.ChainFiles) || first["root hash"] == "" {
+		t.Errorf("compared %v, want the root hash, four images and the boot chain", first)
 	}
 }
 

@@ -31,6 +31,9 @@ func (p *Plan) Describe(w io.Writer) {
 	fmt.Fprintf(w, "  %-14s %s image in a %s partition\n", p.Usr.Label, HumanBytes(m.Parts["usr"].Size), HumanBytes(p.Usr.Size))
 	fmt.Fprintf(w, "  %-14s %s hash tree in a %s partition\n", p.Verity.Label, HumanBytes(m.Parts["verity"].Size), HumanBytes(p.Verity.Size))
 	fmt.Fprintf(w, "ESP:       kernel %s and initrd, %s in total, %s free\n", m.KernelVersion, HumanBytes(p.ESPBytes), HumanBytes(p.FreeESP))
+	if p.BootChain != nil {
+		fmt.Fprintf(w, "Boot chain: %s\n", p.BootChain.Describe())
+	}
 	fmt.Fprintf(w, "Download:  %s to %s, %s free\n", HumanBytes(p.DownloadBytes), p.DownloadDir, HumanBytes(p.FreeDownload))
 	switch {
 	case p.Delta:

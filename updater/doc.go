@@ -4,6 +4,7 @@
 // indexes kept in IndexDir or published with it, see package delta; else
 // the full payload), verify the signed manifest and every digest, write the
 // inactive slot and verify it against its dm-verity root hash, install its
-// kernel, initrd and entry on the ESP, and put it on trial in the GRUB
+// kernel, initrd and entry on the ESP, install the version's boot chain when
+// it changed (package bootchain), and put it on trial in the GRUB
 // environment; and roll back by hand. hostctl and hostd call it under a root.
 package updater

@@ -44,6 +44,12 @@ type RollbackResult struct {
 // goes on trial only when o.AllowBad names it. It writes only the GRUB
 // environment block (in place), under the update lock, and holds the
 // periodic updater to the rolled-back version (see Hold).
+//
+// The boot chain both slots share stays as it is: the host runs on it,
+// so it boots this machine, and its shim may have applied an SBAT
+// revocation of the older GRUB that putting the .prev files back would
+// make unbootable under Secure Boot (bootchain.Installer.Restore refuses
+// that too). grub.cfg reads both slots' entries whatever chain installed it.
 func (u *Updater) Rollback(ctx context.Context, o RollbackOptions) (RollbackResult, error) {
 	var r RollbackResult
 	if err := ctx.Err(); err != nil {

@@ -134,6 +134,8 @@ type Plan struct {
 	FreeDownload           int64 `json:"freeDownload"`
 	ESPBytes               int64 `json:"espBytes"`
 	FreeESP                int64 `json:"freeESP"`
+	// BootChain is what the update does to the boot chain.
+	BootChain *BootChainPlan `json:"bootChain,omitempty"`
 }
 
 // Ready tells whether the plan calls for writing the slot.
@@ -215,16 +217,9 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Source, p.Channel = o.Source, o.Channel
-	if p.Source == "" {
-		p.Source = cfg.URL
-	}
-	if p.Channel == "" {
-		p.Channel = cfg.Channel
-	}
 	p.Tries = cfg.TrialTries()
-	if p.Source == "" {
-		return nil, ErrNoSource
+	if err := p.setSource(cfg, o.Source, o.Channel); err != nil {
+		return nil, err
 	}
 	image, err := u.bootedImage(booted)
 	if err != nil {
@@ -248,6 +243,22 @@ func (u *Updater) Plan(ctx context.Context, o Options) (*Plan, error) {
 	}
 	p.failedTrial = failed
 	return p, u.decide(ctx, o, p, st)
+}
+
+// setSource sets the repository and channel: the given ones, else
+// update.yaml's.
+func (p *Plan) setSource(cfg Config, source, channel string) error {
+	p.Source, p.Channel = source, channel
+	if p.Source == "" {
+		p.Source = cfg.URL
+	}
+	if p.Channel == "" {
+		p.Channel = cfg.Channel
+	}
+	if p.Source == "" {
+		return ErrNoSource
+	}
+	return nil
 }
 
 // resolve verifies the repository's metadata and returns the release of
@@ -356,6 +367,9 @@ func (u *Updater) decide(ctx context.Context, o Options, p *Plan, st bootcfg.Sta
 		}
 	}
 	p.ESPBytes = m.Parts[payload.PartKernel].Size + m.Parts[payload.PartInitrd].Size
+	if err := u.planBootChainBytes(ctx, p); err != nil {
+		return err
+	}
 	if p.FreeDownload, err = freeBytes(p.DownloadDir); err != nil {
 		return err
 	}
@@ -380,8 +394,12 @@ func checkSpace(p *Plan, slotDir string) error {
 	}
 	// Install writes each file beside the old one before the rename, but
 	// clearSlot has removed the old ones by then.
-	if p.ESPBytes > p.FreeESP+reclaim {
-		return fmt.Errorf("installing %s on the ESP: %s needed, %s free: %w", p.To, HumanBytes(p.ESPBytes), HumanBytes(p.FreeESP+reclaim), ErrNoSpace)
+	need := p.ESPBytes
+	if p.BootChain != nil && p.BootChain.Install {
+		need += p.BootChain.ESPBytes
+	}
+	if need > p.FreeESP+reclaim {
+		return fmt.Errorf("installing %s on the ESP: %s needed, %s free: %w", p.To, HumanBytes(need), HumanBytes(p.FreeESP+reclaim), ErrNoSpace)
 	}
 	return nil
 }
@@ -473,6 +491,10 @@ func (u *Updater) apply(ctx context.Context, o Options, p *Plan, files map[strin
 		return err
 	}
 	log.Info("payload downloaded and verified", "delta", p.Delta)
+	chain, err := u.loadBootChain(p, files)
+	if err != nil {
+		return err
+	}
 	if err := u.clearSlot(p.Target); err != nil {
 		return err
 	}
@@ -502,6 +524,9 @@ func (u *Updater) apply(ctx context.Context, o Options, p *Plan, files map[strin
 		return err
 	}
 	u.progress("install boot files", p.ESPBytes, p.ESPBytes)
+	if err := u.installBootChain(ctx, p, chain); err != nil {
+		return err
+	}
 	if err := u.commit(p); err != nil {
 		return err
 	}
@@ -556,7 +581,7 @@ func (u *Updater) download(ctx context.Context, p *Plan) (map[string]string, err
 	if p.Delta {
 		files, err := u.fetchDelta(ctx, p)
 		if err == nil {
-			return files, nil
+			return files, u.downloadBootChain(ctx, p, files)
 		}
 		if ctx.Err() != nil {
 			if !errors.Is(err, ctx.Err()) {
@@ -579,7 +604,7 @@ func (u *Updater) download(ctx context.Context, p *Plan) (map[string]string, err
 		}
 		files[name] = path
 	}
-	return files, nil
+	return files, u.downloadBootChain(ctx, p, files)
 }
 
 // clearSlot makes slot read as empty before its partitions change: a trial of

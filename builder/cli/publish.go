@@ -50,7 +50,8 @@ func newPublishCmd(d Deps) *cobra.Command {
 		Use: "publish --repo DIR [--channel stable] [--key FILE]... [--min-from VERSION] [--rollout DURATION] out/<name>\n" +
 			"  publish --repo DIR --refresh-timestamp [--key FILE]...",
 		Short: "Add a built version to an update repository and point a channel at it",
-		Long: "Copies the slot image, its verity hash tree, kernel and initrd of out/<name> into\n" +
+		Long: "Copies the slot image, its verity hash tree, kernel and initrd of out/<name> (and its boot\n" +
+			"chain, payload/bootchain/, as parts bootchain.<file>) into\n" +
 			"DIR/versions/<version>/ and signs them as TUF targets (DIR/tuf/): targets, snapshot\n" +
 			"and timestamp metadata are signed with those of the ed25519 keys (--key, repeatable,\n" +
 			"or $" + SigningKeyEnv + ") that the root metadata lists for each role. The first\n" +

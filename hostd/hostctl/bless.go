@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulkhead-os/bulkhead/updater"
+	"github.com/bulkhead-os/bulkhead/updater/bootchain"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 )
 
@@ -58,6 +59,15 @@ func newBlessCmd(d Deps) *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: slot %s healthy: %s\n", booted, outcome)
+			// The boot chain installed with the update booted this host
+			// (unless it was installed in this very boot): its previous
+			// files are no longer the way back. Keeping them a while
+			// longer harms nothing, so a failure does not fail the bless.
+			if dropped, err := bootchain.DropPrevious(h.ESP(), updater.BootID(d.Root)); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "bulkhead: keeping the previous boot chain: %v\n", err)
+			} else if dropped {
+				fmt.Fprintln(cmd.OutOrStdout(), "bulkhead: previous boot chain dropped")
+			}
 			return nil
 		},
 	}

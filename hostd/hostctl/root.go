@@ -43,6 +43,7 @@ func NewRootCmd(d Deps) *cobra.Command {
 		newUpgradeCmd(d),
 		newRollbackCmd(d),
 		newRepairBootCmd(d),
+		newBootloaderCmd(d),
 		newVerifyUsrCmd(d),
 		newIdentityCmd(d),
 		newUpdateCmd(d),

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-os/bulkhead/hostd/client"
 	storagesetup "github.com/bulkhead-os/bulkhead/storage-setup"
 	"github.com/bulkhead-os/bulkhead/updater"
+	"github.com/bulkhead-os/bulkhead/updater/bootchain"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
 )
 
@@ -25,8 +26,11 @@ import (
 type StatusReport struct {
 	Slots      *slots.Status `json:"slots,omitempty"`
 	SlotsError string        `json:"slotsError,omitempty"`
-	Hostd      *hostd.Info   `json:"hostd,omitempty"`
-	HostdError string        `json:"hostdError,omitempty"`
+	// BootChain is the installed boot chain (hostctl bootloader status).
+	BootChain      *bootchain.Status `json:"bootChain,omitempty"`
+	BootChainError string            `json:"bootChainError,omitempty"`
+	Hostd          *hostd.Info       `json:"hostd,omitempty"`
+	HostdError     string            `json:"hostdError,omitempty"`
 	// Update is the channel, the last check and /etc merge conflicts.
 	Update updater.UpdateStatus `json:"update"`
 	// Provision is what first-boot provisioning did, module by module.
@@ -70,6 +74,11 @@ func gatherStatus(ctx context.Context, d Deps) StatusReport {
 		rep.SlotsError = err.Error()
 	} else {
 		rep.Slots = &st
+	}
+	if bc, err := readBootChainStatus(d); err != nil {
+		rep.BootChainError = err.Error()
+	} else {
+		rep.BootChain = &bc
 	}
 	rep.Update = updater.ReadUpdateStatus(d.Root)
 	if r, err := cloudinit.LoadReport(d.Root); err != nil {
@@ -126,6 +135,11 @@ func printStatus(w io.Writer, rep StatusReport) {
 		}
 	} else {
 		fmt.Fprintf(w, "Slots:   unknown: %s\n", rep.SlotsError)
+	}
+	if rep.BootChain != nil {
+		fmt.Fprintf(w, "Boot chain: %s\n", bootChainLine(*rep.BootChain))
+	} else {
+		fmt.Fprintf(w, "Boot chain: unknown (%s)\n", rep.BootChainError)
 	}
 	rep.Update.Print(w)
 	switch {

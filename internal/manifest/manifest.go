@@ -24,7 +24,13 @@ const (
 	UsrVerity    = "payload/usr.verity" // its dm-verity hash tree (with superblock)
 	KernelImage  = "payload/vmlinuz"
 	InitrdImage  = "payload/initrd.img"
+	// BootChainDir holds the boot chain's files (bootabi.ChainFiles), each
+	// a part of the build manifest under bootabi.ChainPart(name).
+	BootChainDir = "payload/bootchain"
 )
+
+// BootChainFile is the output path of a boot chain file.
+func BootChainFile(name string) string { return BootChainDir + "/" + name }
 
 // Part keys in Manifest.Parts.
 const (

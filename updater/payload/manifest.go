@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 )
 
 // FormatVersion is the manifest format this code writes and reads.
@@ -119,6 +121,13 @@ func (m *Manifest) Validate() error {
 			add("parts.%s: missing", name)
 		}
 	}
+	if _, has := m.BootChain(); has {
+		for _, f := range bootabi.ChainFiles {
+			if _, ok := m.Parts[bootabi.ChainPart(f.Name)]; !ok {
+				add("parts.%s: missing (the boot chain is installed whole or not at all)", bootabi.ChainPart(f.Name))
+			}
+		}
+	}
 	names := make([]string, 0, len(m.Parts))
 	for n := range m.Parts {
 		names = append(names, n)
@@ -140,4 +149,32 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidManifest, strings.Join(p, "; "))
 	}
 	return nil
+}
+
+// BootChain returns the boot chain's parts by chain file name
+// (bootabi.ChainFiles), and whether the manifest carries a chain at all:
+// manifests published before boot chain updates have none. The chain parts
+// are optional for readers, so hosts that know none ignore them.
+func (m *Manifest) BootChain() (map[string]Part, bool) {
+	out := map[string]Part{}
+	for name, pt := range m.Parts {
+		if strings.HasPrefix(name, bootabi.ChainPartPrefix) {
+			out[strings.TrimPrefix(name, bootabi.ChainPartPrefix)] = pt
+		}
+	}
+	return out, len(out) > 0
+}
+
+// BootChainVersion is the version of the manifest's boot chain
+// (bootabi.ChainVersion of its files' sha256s), or "" when it has none.
+func (m *Manifest) BootChainVersion() string {
+	parts, ok := m.BootChain()
+	if !ok {
+		return ""
+	}
+	sums := map[string]string{}
+	for n, pt := range parts {
+		sums[n] = pt.SHA256
+	}
+	return bootabi.ChainVersion(sums)
 }

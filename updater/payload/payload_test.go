@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 )
 
 const sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -213,4 +215,40 @@ func FuzzVerify(f *testing.F) {
 			t.Error("a signature verified a message nobody signed")
 		}
 	})
+}
+
+// TestBootChainOptional: a manifest from before boot chain updates has no
+// chain and still parses; a complete chain parses with a version that
+// follows its files; a chain missing a file is refused by name.
+func TestBootChainOptional(t *testing.T) {
+	old := goodManifest()
+	b, _ := old.Marshal()
+	m, err := Parse(b)
+	if err != nil {
+		t.Fatalf("manifest without a boot chain: %v", err)
+	}
+	if _, ok := m.BootChain(); ok || m.BootChainVersion() != "" {
+		t.Errorf("a manifest without chain parts has a chain: version %q", m.BootChainVersion())
+	}
+	withChain := goodManifest()
+	for i, f := range bootabi.ChainFiles {
+		withChain.Parts[bootabi.ChainPart(f.Name)] = Part{File: bootabi.ChainPart(f.Name), Size: int64(100 + i), SHA256: sha}
+	}
+	b, _ = withChain.Marshal()
+	if m, err = Parse(b); err != nil {
+		t.Fatalf("manifest with a boot chain: %v", err)
+	}
+	v := m.BootChainVersion()
+	if len(v) != 16 {
+		t.Errorf("got chain version %q, want 16 hex digits", v)
+	}
+	changed := strings.Replace(sha, "0", "f", 1)
+	m.Parts[bootabi.ChainPart(bootabi.ChainGrubEFI)] = Part{File: bootabi.ChainPart(bootabi.ChainGrubEFI), Size: 100, SHA256: changed}
+	if m.BootChainVersion() == v {
+		t.Error("a changed grubx64.efi left the chain version as it was")
+	}
+	delete(m.Parts, bootabi.ChainPart(bootabi.ChainShim))
+	if err := m.Validate(); !errors.Is(err, ErrInvalidManifest) || !strings.Contains(err.Error(), "parts.bootchain.shimx64.efi: missing") {
+		t.Errorf("got %v, want the missing shim named", err)
+	}
 }

@@ -9,10 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
 	"github.com/bulkhead-os/bulkhead/updater/casync"
@@ -65,6 +69,29 @@ var buildParts = map[string]string{
 	payload.PartInitrd: manifest.PartInitrd,
 }
 
+// buildPart is the build-manifest part an update part comes from: the
+// chain's parts have the same names in both.
+func buildPart(name string) string {
+	if bp, ok := buildParts[name]; ok {
+		return bp
+	}
+	return name
+}
+
+// publishedParts are the update parts of a build: the required ones and,
+// when the build has it, the boot chain (builds from before it have none,
+// and publish as they did). Chain parts are published whole: they are
+// small, and a host installs them only from complete, verified files.
+func publishedParts(bm *manifest.Build) []string {
+	names := slices.Clone(payload.RequiredParts)
+	for _, f := range bootabi.ChainFiles {
+		if _, ok := bm.Parts[bootabi.ChainPart(f.Name)]; ok {
+			names = append(names, bootabi.ChainPart(f.Name))
+		}
+	}
+	return names
+}
+
 // Publish copies a build's payload into the repository, writes its signed
 // manifest and points the channel at it. Parts are hashed while copied and
 // must match the build manifest, so a damaged output is never signed. The
@@ -115,10 +142,11 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	// hold half of it, so a different build under its number is refused
 	// while every published file is still as it was.
 	src := map[string]string{}
-	for _, name := range payload.RequiredParts {
-		bp, ok := bm.Parts[buildParts[name]]
+	names := publishedParts(bm)
+	for _, name := range names {
+		bp, ok := bm.Parts[buildPart(name)]
 		if !ok {
-			return nil, fmt.Errorf("publishing %s: build manifest has no %q part", o.OutDir, buildParts[name])
+			return nil, fmt.Errorf("publishing %s: build manifest has no %q part", o.OutDir, buildPart(name))
 		}
 		src[name] = filepath.Join(o.OutDir, bp.File)
 		size, sum, err := manifest.HashFile(src[name])
@@ -129,7 +157,11 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 			return nil, fmt.Errorf("publishing %s: %s is %d bytes sha256 %s, the build manifest says %d bytes %s",
 				m.Version, bp.File, size, sum, bp.Size, bp.SHA256)
 		}
-		m.Parts[name] = payload.Part{File: filepath.Base(bp.File), Size: size, SHA256: sum}
+		file := filepath.Base(bp.File)
+		if strings.HasPrefix(name, bootabi.ChainPartPrefix) {
+			file = name // bootchain.grub.cfg: the chain's names alone are ambiguous
+		}
+		m.Parts[name] = payload.Part{File: file, Size: size, SHA256: sum}
 	}
 	// Chunk indexes are parts of the manifest, so they are signed with it
 	// and are TUF targets like the others. Made from the hashed files, in
@@ -188,7 +220,7 @@ func Publish(ctx context.Context, o PublishOptions) (*payload.Manifest, error) {
 	if err := tr.bumpTargets(); err != nil {
 		return nil, fmt.Errorf("publishing %s to %s: %w", m.Version, o.Repo, err)
 	}
-	for _, name := range payload.RequiredParts {
+	for _, name := range names {
 		pt := m.Parts[name]
 		dst := filepath.Join(verDir, pt.File)
 		if size, sum, err := manifest.HashFile(dst); err == nil && size == pt.Size && sum == pt.SHA256 {
@@ -293,7 +325,7 @@ func checkImmutable(verDir string, body []byte, m *payload.Manifest) error {
 	case !errors.Is(err, os.ErrNotExist):
 		return fmt.Errorf("reading the published manifest: %w", err)
 	}
-	for _, name := range payload.RequiredParts {
+	for _, name := range slices.Sorted(maps.Keys(m.Parts)) {
 		pt := m.Parts[name]
 		p := filepath.Join(verDir, pt.File)
 		size, sum, err := manifest.HashFile(p)

@@ -565,3 +565,45 @@ func TestPublishRefusesBadIndex(t *testing.T) {
 		t.Errorf("a version with a bad index was published: %v", err)
 	}
 }
+
+// TestPublishBootChain: a build's boot chain is published whole (no chunk
+// index) as parts bootchain.<file>, each a signed TUF target.
+func TestPublishBootChain(t *testing.T) {
+	dir := t.TempDir()
+	b := updatertest.MakeBuild(t, dir, "1.2.0", 40)
+	chain := updatertest.BootChain("new", 20)
+	updatertest.AddBootChain(t, b, chain)
+	key := updatertest.NewKey(t)
+	repoDir := filepath.Join(dir, "repo")
+	m, err := Publish(context.Background(), PublishOptions{Repo: repoDir, Channel: "stable", OutDir: b.Dir, Key: key.Private, Chunker: chunker.Chunker{}, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, ok := m.BootChain()
+	if !ok || len(parts) != len(chain) {
+		t.Fatalf("published chain parts %v, want %d", parts, len(chain))
+	}
+	for name, data := range chain {
+		pt := parts[name]
+		if pt.File != "bootchain."+name || pt.Size != int64(len(data)) {
+			t.Errorf("part %s: %+v", name, pt)
+		}
+		got, err := os.ReadFile(filepath.Join(repoDir, "versions/1.2.0", pt.File))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("published %s: %v", pt.File, err)
+		}
+		if _, err := os.Stat(filepath.Join(repoDir, "versions/1.2.0", pt.File+".caibx")); err == nil {
+			t.Errorf("%s was chunked", pt.File)
+		}
+	}
+	keys := t.TempDir()
+	updatertest.WriteFile(t, filepath.Join(keys, "k.pub"), key.PubFile)
+	rel, err := (&Client{Base: repoDir}).Resolve(context.Background(), ResolveRequest{Channel: "stable", Image: "default",
+		TrustedDir: t.TempDir(), KeysDir: keys, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel.Manifest.BootChainVersion() != m.BootChainVersion() || m.BootChainVersion() == "" {
+		t.Errorf("resolved chain %q, published %q", rel.Manifest.BootChainVersion(), m.BootChainVersion())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 	"github.com/bulkhead-os/bulkhead/internal/fsroot"
 	"github.com/bulkhead-os/bulkhead/internal/grubenv"
 	"github.com/bulkhead-os/bulkhead/internal/manifest"
@@ -231,4 +233,51 @@ func RandomBytes(seed uint64, n int) []byte {
 		b[i] = byte(r.Uint32())
 	}
 	return b
+}
+
+// BootChain is a synthetic boot chain, tagged: its files by chain file
+// name (bootabi.ChainFiles), with a BIOS core of coreSectors sectors whose
+// blocklist says so.
+func BootChain(tag string, coreSectors int) map[string][]byte {
+	core := bytes.Repeat([]byte("core "+tag+" "), coreSectors*512)[:coreSectors*512]
+	binary.LittleEndian.PutUint16(core[512-12+8:], uint16(coreSectors-1))
+	return map[string][]byte{
+		bootabi.ChainGrubEFI:  []byte("grub efi " + tag),
+		bootabi.ChainMM:       []byte("mok manager " + tag),
+		bootabi.ChainShim:     []byte("shim " + tag),
+		bootabi.ChainCore:     core,
+		bootabi.ChainBootImg:  bytes.Repeat([]byte{tag[0]}, 512),
+		bootabi.ChainGrubCfg:  []byte("# grub.cfg " + tag + "\n"),
+		bootabi.ChainPackages: []byte("shim-signed=15." + tag + "\ngrub-efi-amd64-signed=2.06." + tag + "\ngrub-pc-bin=2.06." + tag + "\n"),
+	}
+}
+
+// AddBootChain writes files into b's payload/bootchain/ and lists them in
+// its manifest.json, as builder build does.
+func AddBootChain(t testing.TB, b Build, files map[string][]byte) {
+	t.Helper()
+	p := filepath.Join(b.Dir, manifest.ManifestFile)
+	m, err := manifest.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range files {
+		file := manifest.BootChainFile(name)
+		WriteFile(t, filepath.Join(b.Dir, file), data)
+		sum := sha256.Sum256(data)
+		m.Parts[bootabi.ChainPart(name)] = manifest.Part{File: file, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	}
+	mb, _ := json.MarshalIndent(m, "", "  ")
+	WriteFile(t, p, mb)
+}
+
+// InstallESPChain puts a chain's ESP files on the host's ESP, as the
+// builder does (no record).
+func (h Host) InstallESPChain(t testing.TB, files map[string][]byte) {
+	t.Helper()
+	for _, f := range bootabi.ChainFiles {
+		if f.ESP != "" {
+			WriteFile(t, h.Root.Join("/efi", f.ESP), files[f.Name])
+		}
+	}
 }

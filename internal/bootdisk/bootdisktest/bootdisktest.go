@@ -6,6 +6,7 @@ package bootdisktest
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -65,4 +66,25 @@ func Layout(t testing.TB, root string, rootPart int, disks ...Disk) {
 		}
 	}
 	write("/proc/self/mountinfo", mi.String())
+}
+
+// Image writes a sparse disk image of size bytes at p and partitions it
+// with the real sfdisk from script (sfdisk's input format, e.g.
+// "label: gpt\nstart=2048, size=2048, type=..., name=bios\n").
+func Image(t testing.TB, p string, size int64, script string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, size); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sfdisk", "--quiet", p)
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk %s: %v: %s", p, err, out)
+	}
 }

@@ -1,4 +1,4 @@
-package builder
+package bootabi
 
 import (
 	"encoding/binary"
@@ -9,13 +9,17 @@ import (
 // boot.S and diskboot.S; include/grub/i386/pc/boot.h), as grub-bios-setup
 // (util/setup.c) patches them.
 const (
-	bootKernelSector = 0x5c  // GRUB_BOOT_MACHINE_KERNEL_SECTOR: LBA of core.img, 8 bytes LE
+	BootKernelSector = 0x5c  // GRUB_BOOT_MACHINE_KERNEL_SECTOR: LBA of core.img, 8 bytes LE
 	bootDriveCheck   = 0x66  // GRUB_BOOT_MACHINE_DRIVE_CHECK: 2-byte jmp made NOPs for hard disks
-	bootPartStart    = 0x1b8 // GRUB_BOOT_MACHINE_WINDOWS_NT_MAGIC: disk signature + partition table
+	BootPartStart    = 0x1b8 // GRUB_BOOT_MACHINE_WINDOWS_NT_MAGIC: disk signature + partition table
 	// The first sector of core.img (diskboot.img) ends with a blocklist entry
 	// {start uint64, len uint16, segment uint16} that loads the rest of it.
 	blocklistOffset = 512 - 12
 )
+
+// SectorSize is the only logical sector size BIOS boot works with: boot.img
+// and diskboot.img count in 512-byte sectors.
+const SectorSize = 512
 
 // PatchBootSectors makes the BIOS boot code for a disk whose core.img starts
 // at LBA coreLBA: sector 0 is boot.img's code with the disk's own partition
@@ -33,8 +37,8 @@ func PatchBootSectors(bootImg, mbr, coreImg []byte, coreLBA uint64) (sector0, co
 		return nil, nil, fmt.Errorf("patching boot sector: the disk's sector 0 has no MBR signature")
 	}
 	sector0 = append([]byte(nil), bootImg...)
-	copy(sector0[bootPartStart:], mbr[bootPartStart:])
-	binary.LittleEndian.PutUint64(sector0[bootKernelSector:], coreLBA)
+	copy(sector0[BootPartStart:], mbr[BootPartStart:])
+	binary.LittleEndian.PutUint64(sector0[BootKernelSector:], coreLBA)
 	sector0[bootDriveCheck], sector0[bootDriveCheck+1] = 0x90, 0x90
 
 	core = append([]byte(nil), coreImg...)
@@ -48,4 +52,23 @@ func PatchBootSectors(bootImg, mbr, coreImg []byte, coreLBA uint64) (sector0, co
 	}
 	binary.LittleEndian.PutUint64(bl[0:], coreLBA+1)
 	return sector0, core, nil
+}
+
+// CoreLBA is the LBA of the core image a sector 0 made by PatchBootSectors
+// loads.
+func CoreLBA(sector0 []byte) uint64 {
+	if len(sector0) < BootKernelSector+8 {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(sector0[BootKernelSector:])
+}
+
+// CoreSectors is how many sectors a core image spans, read from its first
+// sector's blocklist (the sectors that follow it, plus itself); 0 when the
+// sector is too short to hold one.
+func CoreSectors(first []byte) int {
+	if len(first) < 512 {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint16(first[blocklistOffset+8:])) + 1
 }

@@ -1,0 +1,281 @@
+package updater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
+	"github.com/bulkhead-os/bulkhead/internal/bootdisk"
+	"github.com/bulkhead-os/bulkhead/internal/fsroot"
+	"github.com/bulkhead-os/bulkhead/updater/bootchain"
+	"github.com/bulkhead-os/bulkhead/updater/payload"
+	"github.com/bulkhead-os/bulkhead/updater/repo"
+)
+
+// BootIDFile is the running kernel's boot ID.
+const BootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// BootID reads the running kernel's boot ID under root, "" when unknown.
+func BootID(root fsroot.Root) string {
+	b, _ := os.ReadFile(root.Join(BootIDFile))
+	return strings.TrimSpace(string(b))
+}
+
+// BootChainPlan says what an update does to the boot chain.
+type BootChainPlan struct {
+	From     string `json:"from"`               // the installed chain's version (bootchain.Unknown without a record)
+	FromNote string `json:"fromNote,omitempty"` // its package versions, for people
+	To       string `json:"to,omitempty"`       // the version's chain; "" when its manifest has none
+	ToNote   string `json:"toNote,omitempty"`   // the new chain's package versions, for people
+	Install  bool   `json:"install,omitempty"`  // To differs from From: installed before the trial is set
+	// ESPBytes is what installing it needs on the ESP: the new files and
+	// the .prev copies of the old ones.
+	ESPBytes int64 `json:"espBytes,omitempty"`
+}
+
+// planBootChain compares the installed chain with the manifest's.
+func (u *Updater) planBootChain(m *payload.Manifest) (*BootChainPlan, error) {
+	esp := u.host().ESP()
+	rec, err := bootchain.ReadRecord(esp)
+	if err != nil {
+		return nil, err
+	}
+	from := bootchain.Unknown
+	bp := &BootChainPlan{To: m.BootChainVersion()}
+	if rec != nil {
+		from, bp.FromNote = rec.Version, packagesNote(rec.Packages)
+	}
+	bp.From = from
+	parts, ok := m.BootChain()
+	if !ok {
+		return bp, nil
+	}
+	bp.Install = bp.To != from
+	for _, f := range bootabi.ChainFiles {
+		if f.ESP == "" {
+			continue
+		}
+		bp.ESPBytes += parts[f.Name].Size
+		if st, err := os.Stat(filepath.Join(esp, filepath.FromSlash(f.ESP))); err == nil {
+			bp.ESPBytes += st.Size()
+		}
+	}
+	return bp, nil
+}
+
+// planBootChainBytes plans the boot chain of p's manifest: its download
+// and its room on the ESP count with the slot's (DownloadBytes, ESPBytes).
+func (u *Updater) planBootChainBytes(ctx context.Context, p *Plan) error {
+	bp, err := u.planBootChain(p.Manifest)
+	if err != nil {
+		return err
+	}
+	p.BootChain = bp
+	if !bp.Install {
+		return nil
+	}
+	parts, _ := p.Manifest.BootChain()
+	// The package list is a few bytes, checked like every part; without
+	// it the plan only lacks the note.
+	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
+	if b, err := client.FetchPart(ctx, p.To, parts[bootabi.ChainPackages]); err == nil {
+		bp.ToNote = packagesNote(bootabi.ParseRelease(b))
+	} else {
+		u.log().Warn("reading the new boot chain's package list", "version", p.To, "err", err)
+	}
+	for _, pt := range parts {
+		if st, err := os.Stat(filepath.Join(p.DownloadDir, pt.File)); err != nil || st.Size() != pt.Size {
+			p.DownloadBytes += pt.Size
+		}
+	}
+	return nil
+}
+
+// Describe renders the change for people.
+func (bp *BootChainPlan) Describe() string {
+	switch {
+	case bp == nil:
+		return "unknown"
+	case bp.To == "":
+		return fmt.Sprintf("unchanged: %s (the new version carries no boot chain)", bp.From)
+	case !bp.Install:
+		return fmt.Sprintf("unchanged: %s", bp.From)
+	}
+	from, to := bp.From, bp.To
+	if bp.FromNote != "" {
+		from += " (" + bp.FromNote + ")"
+	}
+	if bp.ToNote != "" {
+		to += " (" + bp.ToNote + ")"
+	}
+	return fmt.Sprintf("%s\n        -> %s\n           installed before the trial is set; the old files are kept as .prev until a boot\n"+
+		"           through the new chain is blessed", from, to)
+}
+
+// downloadBootChain fetches the chain's files whole (they are small, and
+// never delta-chunked) into the download directory, each checked against
+// its size and sha256 in the verified manifest, and adds them to files by
+// part name.
+func (u *Updater) downloadBootChain(ctx context.Context, p *Plan, files map[string]string) error {
+	if p.BootChain == nil || !p.BootChain.Install {
+		return nil
+	}
+	parts, _ := p.Manifest.BootChain()
+	client := &repo.Client{Base: p.Source, HTTP: u.HTTP, Log: u.log()}
+	for _, f := range bootabi.ChainFiles {
+		name := bootabi.ChainPart(f.Name)
+		req := repo.DownloadRequest{Version: p.To, Name: name, Part: parts[f.Name], Dir: p.DownloadDir}
+		if u.Progress != nil {
+			req.Progress = func(part string, done, total int64) { u.Progress("download "+part, done, total) }
+		}
+		path, err := client.Download(ctx, req)
+		if err != nil {
+			return err
+		}
+		files[name] = path
+	}
+	return nil
+}
+
+// loadBootChain reads the downloaded chain and checks every file against
+// the manifest again, before anything is written; nil when the update
+// leaves the chain alone.
+func (u *Updater) loadBootChain(p *Plan, files map[string]string) (*bootchain.Chain, error) {
+	if p.BootChain == nil || !p.BootChain.Install {
+		return nil, nil
+	}
+	parts, _ := p.Manifest.BootChain()
+	paths := map[string]string{}
+	for _, f := range bootabi.ChainFiles {
+		paths[f.Name] = files[bootabi.ChainPart(f.Name)]
+	}
+	return bootchain.Load(paths, parts)
+}
+
+// BootChainTarget is where this host's boot chain goes: its ESP and, when
+// the boot disk has a BIOS boot partition ("bios"), the disk for the BIOS
+// boot code. A root that is not a running host (no mountinfo) has no boot
+// disk: only the ESP.
+func BootChainTarget(root fsroot.Root, esp string) (bootchain.Target, error) {
+	t := bootchain.Target{ESP: esp, BootID: BootID(root)}
+	d, err := bootdisk.Find(root)
+	switch {
+	case errors.Is(err, bootdisk.ErrNoMountinfo):
+		return t, nil
+	case err != nil:
+		return t, fmt.Errorf("finding the boot disk for the boot chain: %w", err)
+	}
+	if bp, ok := d.Part("bios"); ok {
+		t.Disk, t.BIOSPart = root.Join(d.Dev), bp.Num
+	}
+	return t, nil
+}
+
+// installBootChain installs the loaded chain (step 4b of Upgrade).
+func (u *Updater) installBootChain(ctx context.Context, p *Plan, c *bootchain.Chain) error {
+	if c == nil {
+		return nil
+	}
+	t, err := BootChainTarget(u.Root, u.host().ESP())
+	if err != nil {
+		return err
+	}
+	if t.Disk == "" {
+		u.log().Info("no BIOS boot partition on the boot disk: the BIOS boot code is left alone")
+	}
+	in := bootchain.Installer{Target: t, Log: u.log(), Progress: u.Progress}
+	if err := in.Install(ctx, c); err != nil {
+		return fmt.Errorf("updating to %s: %w", p.To, err)
+	}
+	return nil
+}
+
+// packagesNote renders a chain's package versions ("shim-signed 15.8, ...").
+func packagesNote(pkgs map[string]string) string {
+	d := bootabi.DescribeChain("", pkgs)
+	return strings.TrimSuffix(strings.TrimPrefix(d, " ("), ")")
+}
+
+// BootChainOptions select where `hostctl bootloader update` takes the
+// booted version's chain from.
+type BootChainOptions struct {
+	Source  string // repository URL or directory; "" for update.yaml's url
+	Channel string // "" for update.yaml's channel
+}
+
+// BootChainResult says what UpdateBootChain did.
+type BootChainResult struct {
+	Version string `json:"version"` // the booted version whose chain was installed
+	From    string `json:"from"`
+	To      string `json:"to"`
+	Changed bool   `json:"changed"` // a chain of another version was replaced
+}
+
+// ErrNoBootChain means the version was published without a boot chain.
+var ErrNoBootChain = errors.New("version published without a boot chain")
+
+// UpdateBootChain installs the boot chain of the booted version from the
+// repository, verified as an upgrade is (TUF metadata, the signed
+// manifest, each file's size and sha256), under the update lock. Run again
+// it repairs files that no longer match and writes nothing else.
+func (u *Updater) UpdateBootChain(ctx context.Context, o BootChainOptions) (*BootChainResult, error) {
+	h := u.host()
+	booted, err := h.Booted()
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Booted: booted}
+	if p.From, err = u.bootedVersion(booted); err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(u.Root)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.setSource(cfg, o.Source, o.Channel); err != nil {
+		return nil, err
+	}
+	image, err := u.bootedImage(booted)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := u.resolve(ctx, p, p.From, image)
+	if err != nil {
+		return nil, err
+	}
+	p.To, p.Manifest = p.From, rel.Manifest
+	if _, ok := p.Manifest.BootChain(); !ok {
+		return nil, fmt.Errorf("installing the boot chain of %s: %w", p.From, ErrNoBootChain)
+	}
+	res := &BootChainResult{Version: p.From, To: p.Manifest.BootChainVersion()}
+	if res.From, err = bootchain.InstalledVersion(h.ESP()); err != nil {
+		return nil, err
+	}
+	res.Changed = res.From != res.To
+	p.DownloadDir = u.Root.Join(DownloadDir, "bootchain-"+p.From)
+	p.BootChain = &BootChainPlan{From: res.From, To: res.To, Install: true}
+	files := map[string]string{}
+	if err := u.downloadBootChain(ctx, p, files); err != nil {
+		return nil, err
+	}
+	chain, err := u.loadBootChain(p, files)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := WaitLockFor(ctx, u.Root, DefaultLockWait)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	if err := u.installBootChain(ctx, p, chain); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(p.DownloadDir); err != nil {
+		u.log().Warn("removing downloads", "err", err)
+	}
+	return res, nil
+}
