@@ -281,9 +281,13 @@ var chainFromUsr = map[string]string{
 // grub-mkimage made it (the disk and the updater patch in its location),
 // the shared grub.cfg and the versions of the packages they come from. The
 // ESP and the disk's BIOS boot code are made from these files, and publish
-// signs each as a part of the version.
+// signs each as a part of the version. A copy goes into the tree's
+// bootabi.UsrChainDir, where the version finds its own chain once booted.
 func (s *buildState) bootChain(ctx context.Context) error {
-	usr := filepath.Join(s.work, "usr")
+	usr, err := s.inTree("usr")
+	if err != nil {
+		return err
+	}
 	for name, rel := range chainFromUsr {
 		src, err := inRoot(usr, rel)
 		if err != nil {
@@ -309,6 +313,18 @@ func (s *buildState) bootChain(ctx context.Context) error {
 	} {
 		if err := writeFile(s.path(manifest.BootChainFile(name)), data, 0o644); err != nil {
 			return fmt.Errorf("writing the boot chain: %w", err)
+		}
+	}
+	if err := mkdirTree(s.root(), bootabi.UsrChainDir, 0o755); err != nil {
+		return err
+	}
+	dir, err := s.inTree(bootabi.UsrChainDir)
+	if err != nil {
+		return err
+	}
+	for _, f := range bootabi.ChainFiles {
+		if err := copyFile(s.path(manifest.BootChainFile(f.Name)), filepath.Join(dir, f.Name), 0o644); err != nil {
+			return fmt.Errorf("copying the boot chain into the tree: %w", err)
 		}
 	}
 	return nil

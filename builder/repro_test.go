@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -126,7 +127,7 @@ func assemble(t *testing.T, dir string, reverse bool) map[string]string {
 			t.Fatal(err)
 		}
 	}
-	err = s.run(context.Background(), []phase{{"factory /etc", s.factoryEtc}, {"usr", s.usrImage}, {"root", s.rootImage}, {"boot chain", s.bootChain}, {"esp", s.esp}})
+	err = s.run(context.Background(), []phase{{"factory /etc", s.factoryEtc}, {"boot chain", s.bootChain}, {"usr", s.usrImage}, {"root", s.rootImage}, {"esp", s.esp}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +145,12 @@ func assemble(t *testing.T, dir string, reverse bool) map[string]string {
 			t.Fatalf("boot chain file %s: %v", f.Name, err)
 		}
 		sums[f.Name] = fmt.Sprintf("%x", sha256.Sum256(data))
+		// The /usr image carries the same chain, for the version to
+		// install once booted.
+		inUsr, err := os.ReadFile(filepath.Join(s.work, bootabi.UsrChainDir, f.Name))
+		if err != nil || !bytes.Equal(inUsr, data) {
+			t.Errorf("%s in the /usr image: %v, %d bytes, want the payload's %d", f.Name, err, len(inUsr), len(data))
+		}
 	}
 	return sums
 }

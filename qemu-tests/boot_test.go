@@ -162,6 +162,12 @@ func checkIdentity(t *testing.T, vm *VM, fw Firmware) {
 	t.Run("a second copy of the image attached: boots its own disk", func(t *testing.T) {
 		disk := vm.Cfg.Disk
 		rootFS := sh(t, vm, "blkid -s UUID -o value /dev/vda7")
+		// The next boot also goes through a boot chain written again on
+		// the ESP: shim, MokManager, GRUB and grub.cfg each by a new copy
+		// renamed over the old one.
+		if out := sh(t, vm, "hostctl bootloader update --force && hostctl bootloader status"); !strings.Contains(out, "EFI/BOOT/BOOTX64.EFI") || strings.Contains(out, "DAMAGED") {
+			t.Errorf("hostctl bootloader update --force:\n%s", out)
+		}
 		vm.Shutdown(2 * time.Minute)
 		twin := filepath.Join(t.TempDir(), "twin.qcow2")
 		if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
@@ -191,6 +197,9 @@ func checkIdentity(t *testing.T, vm *VM, fw Firmware) {
 		}
 		if out := sh(t, vm, "hostctl status"); !strings.Contains(out, "Disk:    /dev/vda (disk GUID "+guid+")") {
 			t.Errorf("hostctl status does not name /dev/vda:\n%s", out)
+		}
+		if out := sh(t, vm, "hostctl bootloader status; ls /efi/EFI/BOOT"); strings.Contains(out, "DAMAGED") || strings.Contains(out, ".new") {
+			t.Errorf("the boot chain after booting through the rewritten files:\n%s", out)
 		}
 	})
 }

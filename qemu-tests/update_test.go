@@ -23,6 +23,7 @@ import (
 
 	"github.com/bulkhead-os/bulkhead/images"
 	"github.com/bulkhead-os/bulkhead/updater/bootcfg"
+	"github.com/bulkhead-os/bulkhead/updater/bootchain"
 	"github.com/bulkhead-os/bulkhead/updater/guestcheck"
 	"github.com/bulkhead-os/bulkhead/updater/payload"
 )
@@ -356,6 +357,10 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 
+	var half int
+	if !t.Run("boot chain", func(t *testing.T) { half = checkBootChain(ctx, t, g, v1, bootchain.MarkMBR) }) {
+		return
+	}
 	if !t.Run("tampered payload refused", func(t *testing.T) {
 		if err := guestcheck.Refused(ctx, g, url+"/tampered", tamperedErr); err != nil {
 			t.Fatal(err)
@@ -369,6 +374,11 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 			t.Fatal(err)
 		}
 		consoleHas(t, vm, `Booting Bulkhead `+regexp.QuoteMeta(updateV2)+` from slot b`, mark)
+		// SeaBIOS loaded GRUB from the half the forced install left;
+		// v2's bless has dropped the copies kept since.
+		if bc := bootChainStatus(ctx, t, g); bc.BIOS == nil || bc.BIOS.Half != half || bc.PreviousKept || !bc.OK() {
+			t.Errorf("after booting v2: boot chain %+v, want the core in half %d, nothing kept, every file sound", bc, half)
+		}
 		st := status(t, vm)
 		if got := fmtSlots(st); !strings.Contains(got, "a=good("+v1+")") || !strings.Contains(got, "b=booted("+updateV2+")") {
 			t.Errorf("after the upgrade: slots %s, want a good (%s) and b booted (%s)", got, v1, updateV2)
@@ -433,6 +443,106 @@ func TestUpdateUpgradeRollback(t *testing.T) {
 			t.Errorf("after hostctl repair-boot: %v\n%s\nwant default b, no damage, the two copies equal", err, out)
 		}
 	})
+}
+
+// checkBootChain checks the boot chain of a booted, blessed host built with
+// boot chain updates: its first bless recorded the chain its /usr carries.
+// Made to look like a host from before (no record, an older grub.cfg), a
+// bless installs the /usr's chain again, keeping the older grub.cfg as
+// .prev. Then hostctl bootloader update --force, which writes every file
+// again and the BIOS core into the other half of its partition, is cut
+// (QEMU killed) when it reaches cut: the host boots, and the command run
+// again leaves a sound chain. It returns the half the BIOS core is in.
+func checkBootChain(ctx context.Context, t *testing.T, g *qemuGuest, v1, cut string) int {
+	bc := bootChainStatus(ctx, t, g)
+	if bc.Version == bootchain.Unknown || bc.OSVersion != v1 || !bc.OK() || bc.BIOS == nil || bc.BIOS.Half != 1 {
+		t.Fatalf("after the first boot: boot chain %+v; want v1's recorded, every file sound, the core in half 1", bc)
+	}
+	recorded := bc.Version
+	out, err := g.Run(ctx, "rm /efi/bootchain.json && echo '# an older grub.cfg' >>/efi/grub/grub.cfg && hostctl bless")
+	if err != nil || !strings.Contains(out, "boot chain of "+v1+" installed: "+bootchain.Unknown+" -> "+recorded) {
+		t.Errorf("bless on a chain it did not install: %v\n%s\nwant the /usr's chain installed", err, out)
+	}
+	if out, err := g.Run(ctx, "cmp /usr/lib/bulkhead/bootchain/grub.cfg /efi/grub/grub.cfg && tail -n1 /efi/grub/grub.cfg.prev"); err != nil || !strings.Contains(out, "an older grub.cfg") {
+		t.Errorf("grub.cfg after the bless: %v\n%s\nwant the /usr's, the older one kept as .prev", err, out)
+	}
+	return cutBootloaderUpdate(ctx, t, g, recorded, cut)
+}
+
+// cutBootloaderUpdate starts hostctl bootloader update --force, which
+// writes every file of the chain again and the BIOS core into the other
+// half of its partition, and cuts the power (kills QEMU) when it reaches
+// cut: the host must boot, and the command run again must leave the chain
+// (version want) whole. It returns the half the BIOS core is in then.
+func cutBootloaderUpdate(ctx context.Context, t *testing.T, g *qemuGuest, want, cut string) int {
+	vm := g.vm
+	mark := vm.Console().Len()
+	if out, err := g.Run(ctx, "systemd-run --unit=bulkhead-test-bootloader --property=StandardOutput=tty --property=StandardError=tty "+
+		"--property=TTYPath=/dev/ttyS0 hostctl bootloader update --force"); err != nil {
+		t.Fatalf("starting hostctl bootloader update --force: %v\n%s", err, out)
+	}
+	if _, _, err := vm.Console().Wait(ctx, regexp.MustCompile(regexp.QuoteMeta(cut)), mark); err != nil {
+		t.Fatalf("waiting for %q: %v", cut, err)
+	}
+	vm.Kill()
+	t.Logf("power cut at %q", cut)
+	g.mark = vm.Console().Len()
+	if err := vm.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WaitBoot(ctx); err != nil {
+		t.Fatalf("booting after a cut at %q: %v", cut, err)
+	}
+	if out, err := g.Run(ctx, "hostctl bootloader update --force"); err != nil {
+		t.Fatalf("hostctl bootloader update --force after the cut: %v\n%s", err, out)
+	}
+	bc := bootChainStatus(ctx, t, g)
+	if bc.Version != want || !bc.OK() || bc.BIOS == nil || !bc.BIOS.OK || bc.BIOS.Half == 0 {
+		t.Fatalf("after bootloader update --force, cut at %q and run again: boot chain %+v, want %s whole", cut, bc, want)
+	}
+	return bc.BIOS.Half
+}
+
+// TestBootChainPowerCut cuts the power at each write point of a boot chain
+// install (hostctl bootloader update --force, which passes them all: GRUB
+// EFI, MokManager, shim, the BIOS core, sector 0, grub.cfg, the record)
+// under SeaBIOS and under UEFI with Secure Boot: each time the host boots,
+// and the install run again finishes. Then it boots through the result.
+func TestBootChainPowerCut(t *testing.T) {
+	for _, fw := range []Firmware{BIOS, SecureBoot} {
+		for _, cut := range bootchain.Markers {
+			t.Run(string(fw)+"/"+cut, func(t *testing.T) {
+				vm := bootVM(t, BootOpts{Firmware: fw})
+				v1 := checkBooted(t, vm).Slots.Version
+				g := &qemuGuest{vm: vm}
+				ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+				defer cancel()
+				want := bootChainStatus(ctx, t, g).Version
+				cutBootloaderUpdate(ctx, t, g, want, cut)
+				out, err := g.Run(ctx, "systemctl reboot")
+				if err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+				if err := g.WaitBoot(ctx); err != nil {
+					t.Fatalf("booting through the reinstalled chain: %v", err)
+				}
+				if s, err := guestcheck.Status(ctx, g); err != nil || s.Booted != "a" {
+					t.Errorf("after the reboot: %+v, %v; want %s booted from slot a", s, err, v1)
+				}
+			})
+		}
+	}
+}
+
+// bootChainStatus is hostctl bootloader status --json in the guest.
+func bootChainStatus(ctx context.Context, t *testing.T, g *qemuGuest) bootchain.Status {
+	t.Helper()
+	out, err := g.Run(ctx, "hostctl bootloader status --json 2>/dev/null")
+	var st bootchain.Status
+	if jerr := json.Unmarshal([]byte(out), &st); jerr != nil {
+		t.Fatalf("hostctl bootloader status: %v, %v\n%s", err, jerr, out)
+	}
+	return st
 }
 
 // bootsOf matches one boot of version v from slot: the entry's echo, once

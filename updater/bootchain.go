@@ -153,7 +153,11 @@ func (u *Updater) loadBootChain(p *Plan, files map[string]string) (*bootchain.Ch
 	for _, f := range bootabi.ChainFiles {
 		paths[f.Name] = files[bootabi.ChainPart(f.Name)]
 	}
-	return bootchain.Load(paths, parts)
+	c, err := bootchain.Load(paths, parts)
+	if c != nil {
+		c.OSVersion = p.To
+	}
+	return c, err
 }
 
 // BootChainTarget is where this host's boot chain goes: its ESP and, when
@@ -180,6 +184,14 @@ func (u *Updater) installBootChain(ctx context.Context, p *Plan, c *bootchain.Ch
 	if c == nil {
 		return nil
 	}
+	if err := u.installChain(ctx, c, false); err != nil {
+		return fmt.Errorf("updating to %s: %w", p.To, err)
+	}
+	return nil
+}
+
+// installChain installs c on this host's ESP and BIOS boot code.
+func (u *Updater) installChain(ctx context.Context, c *bootchain.Chain, force bool) error {
 	t, err := BootChainTarget(u.Root, u.host().ESP())
 	if err != nil {
 		return err
@@ -187,11 +199,87 @@ func (u *Updater) installBootChain(ctx context.Context, p *Plan, c *bootchain.Ch
 	if t.Disk == "" {
 		u.log().Info("no BIOS boot partition on the boot disk: the BIOS boot code is left alone")
 	}
-	in := bootchain.Installer{Target: t, Log: u.log(), Progress: u.Progress}
-	if err := in.Install(ctx, c); err != nil {
-		return fmt.Errorf("updating to %s: %w", p.To, err)
+	in := bootchain.Installer{Target: t, Log: u.log(), Progress: u.Progress, Force: force}
+	return in.Install(ctx, c)
+}
+
+// InstallBootedChain installs the boot chain the booted /usr carries
+// (bootabi.UsrChainDir, vouched for by dm-verity), under the update lock:
+// `hostctl bootloader update` without a repository. Files that match are
+// not written again unless force.
+func (u *Updater) InstallBootedChain(ctx context.Context, force bool) (*BootChainResult, error) {
+	lock, err := WaitLockFor(ctx, u.Root, DefaultLockWait)
+	if err != nil {
+		return nil, err
 	}
-	return nil
+	defer lock.Unlock()
+	return u.installBootedChain(ctx, force)
+}
+
+// installBootedChain is InstallBootedChain for a caller holding the lock.
+func (u *Updater) installBootedChain(ctx context.Context, force bool) (*BootChainResult, error) {
+	h := u.host()
+	booted, err := h.Booted()
+	if err != nil {
+		return nil, err
+	}
+	version, err := u.bootedVersion(booted)
+	if err != nil {
+		return nil, err
+	}
+	c, err := bootchain.LoadDir(u.Root.Join(bootabi.UsrChainDir))
+	if err != nil {
+		return nil, fmt.Errorf("installing the boot chain of the booted %s: %w", version, err)
+	}
+	c.OSVersion = version
+	res := &BootChainResult{Version: version, To: c.Version}
+	if res.From, err = bootchain.InstalledVersion(h.ESP()); err != nil {
+		return nil, err
+	}
+	res.Changed = res.From != res.To
+	if err := u.installChain(ctx, c, force); err != nil {
+		return nil, fmt.Errorf("installing the boot chain of the booted %s: %w", version, err)
+	}
+	return res, nil
+}
+
+// BlessBootChain runs at a bless: a version that boots on a chain it did
+// not install installs its own from its /usr. That is how a host whose
+// updater predates boot chain updates (it staged this version and left the
+// chain alone) gets the chain with its next upgrade; it also records a
+// freshly built image's chain at its first boot. A chain recorded for a
+// newer version is never replaced (a rollback to an older slot keeps the
+// newer chain: its shim may have revoked the older GRUB), nor is one the
+// same version recorded. It returns what it did; nil when nothing. The
+// caller holds the update lock (bless does).
+func (u *Updater) BlessBootChain(ctx context.Context) (*BootChainResult, error) {
+	h := u.host()
+	booted, err := h.Booted()
+	if err != nil {
+		return nil, err
+	}
+	version, err := u.bootedVersion(booted)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := bootchain.ReadRecord(h.ESP())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(u.Root.Join(bootabi.UsrChainDir)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // a /usr from before boot chain updates: nothing to install
+	}
+	if rec != nil && (rec.OSVersion == "" || payload.CompareVersions(version, rec.OSVersion) <= 0) {
+		return nil, nil
+	}
+	c, err := bootchain.LoadDir(u.Root.Join(bootabi.UsrChainDir))
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && rec.Version == c.Version {
+		return nil, nil
+	}
+	return u.installBootedChain(ctx, false)
 }
 
 // packagesNote renders a chain's package versions ("shim-signed 15.8, ...").
@@ -205,6 +293,7 @@ func packagesNote(pkgs map[string]string) string {
 type BootChainOptions struct {
 	Source  string // repository URL or directory; "" for update.yaml's url
 	Channel string // "" for update.yaml's channel
+	Force   bool   // write every file and the BIOS core again, even where they match
 }
 
 // BootChainResult says what UpdateBootChain did.
@@ -271,8 +360,8 @@ func (u *Updater) UpdateBootChain(ctx context.Context, o BootChainOptions) (*Boo
 		return nil, err
 	}
 	defer lock.Unlock()
-	if err := u.installBootChain(ctx, p, chain); err != nil {
-		return nil, err
+	if err := u.installChain(ctx, chain, o.Force); err != nil {
+		return nil, fmt.Errorf("installing the boot chain of %s: %w", p.From, err)
 	}
 	if err := os.RemoveAll(p.DownloadDir); err != nil {
 		u.log().Warn("removing downloads", "err", err)

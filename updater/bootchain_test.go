@@ -3,6 +3,7 @@ package updater
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -176,4 +177,46 @@ func TestBootChainTarget(t *testing.T) {
 	if tg, err := BootChainTarget(fsroot.Root(root2), "/esp"); err != nil || tg.Disk != "" {
 		t.Errorf("a disk without a BIOS boot partition: got %+v, %v, want no disk", tg, err)
 	}
+}
+
+// TestBlessInstallsBootedChain: a version that boots on a chain its
+// updater did not install (a host built before boot chain updates) installs
+// the copy its /usr carries at its bless, recording its version; a chain
+// recorded for a newer version (after a rollback) or the same chain is left
+// alone, as is everything on a /usr without a copy.
+func TestBlessInstallsBootedChain(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	esp := e.host.Root.Join("/efi")
+	old, chain := updatertest.BootChain("old", 50), updatertest.BootChain("new", 60)
+	e.host.InstallESPChain(t, old)
+	if r, err := e.u.BlessBootChain(ctx); err != nil || r != nil {
+		t.Fatalf("a /usr without a chain: got %+v, %v; want nothing done", r, err)
+	}
+	for name, b := range chain {
+		updatertest.WriteFile(t, e.host.Root.Join(bootabi.UsrChainDir, name), b)
+	}
+	r, err := e.u.BlessBootChain(ctx)
+	if err != nil || r == nil || r.From != bootchain.Unknown || !r.Changed {
+		t.Fatalf("got %+v, %v; want the chain installed over the unrecorded one", r, err)
+	}
+	if got := e.espFile("EFI/BOOT/BOOTX64.EFI"); !bytes.Equal(got, chain[bootabi.ChainShim]) {
+		t.Errorf("shim holds %q, want the /usr copy's", got)
+	}
+	rec, err := bootchain.ReadRecord(esp)
+	if err != nil || rec == nil || rec.OSVersion != "1.0.0" || rec.Version != r.To {
+		t.Fatalf("record %+v, %v; want %s for 1.0.0", rec, err, r.To)
+	}
+	if r, err := e.u.BlessBootChain(ctx); err != nil || r != nil {
+		t.Errorf("the same chain again: got %+v, %v; want nothing done", r, err)
+	}
+	// A newer version's chain (the host rolled back to 1.0.0 since): kept.
+	rec.OSVersion, rec.Version = "2.0.0", "0123456789abcdef"
+	b, _ := json.Marshal(rec)
+	updatertest.WriteFile(t, filepath.Join(esp, bootchain.RecordFile), b)
+	before := e.host.Snapshot(t)
+	if r, err := e.u.BlessBootChain(ctx); err != nil || r != nil {
+		t.Errorf("under a newer version's chain: got %+v, %v; want nothing done", r, err)
+	}
+	updatertest.SameSnapshot(t, before, e.host.Snapshot(t))
 }

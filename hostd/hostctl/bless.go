@@ -68,6 +68,16 @@ func newBlessCmd(d Deps) *cobra.Command {
 			} else if dropped {
 				fmt.Fprintln(cmd.OutOrStdout(), "bulkhead: previous boot chain dropped")
 			}
+			// A version staged by an updater from before boot chain
+			// updates boots on the chain it left: this one installs its
+			// own (and a new image records its chain). The host is
+			// blessed either way; a failure is for the operator.
+			u := &updater.Updater{Root: d.Root, Runner: d.Runner, Log: d.Log}
+			if r, err := u.BlessBootChain(cmd.Context()); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "bulkhead: installing the booted version's boot chain: %v (hostctl bootloader update retries)\n", err)
+			} else if r != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "bulkhead: boot chain of %s installed: %s -> %s\n", r.Version, r.From, r.To)
+			}
 			return nil
 		},
 	}

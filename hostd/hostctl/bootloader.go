@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulkhead-os/bulkhead/internal/bootabi"
 	"github.com/bulkhead-os/bulkhead/updater"
 	"github.com/bulkhead-os/bulkhead/updater/bootchain"
 	"github.com/bulkhead-os/bulkhead/updater/slots"
@@ -72,6 +73,9 @@ func newBootloaderStatusCmd(d Deps) *cobra.Command {
 
 func printBootChain(w io.Writer, st bootchain.Status) {
 	fmt.Fprintf(w, "Boot chain: %s\n", st.Description)
+	if st.OSVersion != "" {
+		fmt.Fprintf(w, "From:       Bulkhead %s\n", st.OSVersion)
+	}
 	if st.Previous != "" {
 		fmt.Fprintf(w, "Previous:   %s", st.Previous)
 		if st.PreviousKept {
@@ -128,20 +132,28 @@ func bootChainLine(st bootchain.Status) string {
 func newBootloaderUpdateCmd(d Deps) *cobra.Command {
 	var o updater.BootChainOptions
 	cmd := &cobra.Command{
-		Use:   "update [--from URL|DIR] [--channel NAME]",
-		Short: "Install the boot chain of the booted version from the update repository",
-		Long: "Fetches the booted version's boot chain from the update repository (--from, or url in\n" +
-			"/etc/bulkhead/update.yaml), verified as an upgrade is (TUF metadata, the signed manifest,\n" +
-			"each file's size and sha256), and installs it: GRUB EFI before shim, each ESP file\n" +
+		Use:   "update [--from URL|DIR [--channel NAME]] [--force]",
+		Short: "Install the boot chain of the booted version: from its /usr, or from the update repository",
+		Long: "Installs the booted version's boot chain: the copy its /usr carries (" + bootabi.UsrChainDir + ",\n" +
+			"which dm-verity vouches for), or with --from the one published with it in the update\n" +
+			"repository, verified as an upgrade is (TUF metadata, the signed manifest, each file's\n" +
+			"size and sha256). GRUB EFI goes before shim, each ESP file\n" +
 			"replaced by rename with the old one kept as .prev, the BIOS core into the unused half\n" +
 			"of the BIOS boot partition before sector 0 points at it. A power cut at any point leaves\n" +
 			"a host that boots; run it again to finish. Files that already match are not rewritten,\n" +
-			"so it also repairs a damaged chain.",
+			"so it also repairs a damaged chain; --force writes them all again (the BIOS core into the\n" +
+			"other half of its partition).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			u := &updater.Updater{Root: d.Root, Runner: d.Runner, Log: d.Log, Progress: progressPrinter(cmd.ErrOrStderr()),
 				Notice: func(msg string) { fmt.Fprintln(cmd.ErrOrStderr(), msg) }}
-			r, err := u.UpdateBootChain(cmd.Context(), o)
+			var r *updater.BootChainResult
+			var err error
+			if o.Source == "" && o.Channel == "" {
+				r, err = u.InstallBootedChain(cmd.Context(), o.Force)
+			} else {
+				r, err = u.UpdateBootChain(cmd.Context(), o)
+			}
 			if err != nil {
 				return err
 			}
@@ -154,7 +166,8 @@ func newBootloaderUpdateCmd(d Deps) *cobra.Command {
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&o.Source, "from", "", "update repository: http(s)://, file:// or a directory (default: url in update.yaml)")
-	fl.StringVar(&o.Channel, "channel", "", "channel (default: channel in update.yaml, else stable)")
+	fl.StringVar(&o.Source, "from", "", "update repository: http(s)://, file:// or a directory (default: the booted /usr's copy)")
+	fl.StringVar(&o.Channel, "channel", "", "channel, with the repository (default: channel in update.yaml, else stable)")
+	fl.BoolVar(&o.Force, "force", false, "write every file and the BIOS core again, even where they match")
 	return cmd
 }

@@ -26,6 +26,14 @@ const (
 	ChainPackages = "packages"    // NAME=VERSION of the Debian packages the chain comes from
 )
 
+// UsrChainDir holds a copy of the chain's files in every /usr image the
+// builder makes (by chain file name): dm-verity vouches for them, so a
+// version that boots on a chain its updater did not install (a host built
+// before boot chain updates, whose old updater left the chain alone) can
+// install its own at its bless, and `hostctl bootloader update` can
+// reinstall it without a repository.
+const UsrChainDir = "/usr/lib/bulkhead/bootchain"
+
 // ChainFile is one file of the chain.
 type ChainFile struct {
 	Name string // file name in payload/bootchain/, and the part name after ChainPart

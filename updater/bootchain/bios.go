@@ -123,8 +123,9 @@ func (p biosPlan) halfStart(i int) uint64 { return p.part.Start + uint64(i)*p.ha
 // new core goes: the half sector 0 does not point into. It refuses a core
 // larger than half the partition, a partition that is not of the BIOS boot
 // type, and a core in use that spills into the half to be written (an
-// image made before the halves with a core over half the partition).
-func planBIOS(f *os.File, disk string, num int, bootImg, core []byte) (biosPlan, error) {
+// image made before the halves with a core over half the partition). With
+// force, a core already in place is written again, into the other half.
+func planBIOS(f *os.File, disk string, num int, bootImg, core []byte, force bool) (biosPlan, error) {
 	var p biosPlan
 	part, err := readGPTPart(f, num)
 	if err != nil {
@@ -164,7 +165,7 @@ func planBIOS(f *os.File, disk string, num int, bootImg, core []byte) (biosPlan,
 		p.prevCore = Core{LBA: p.inUse, Sectors: n, SHA256: hex.EncodeToString(sum[:])}
 		// Already installed: the core in use is this one, patched for
 		// where it is, and sector 0 is what this boot.img makes.
-		if s, c, err := bootabi.PatchBootSectors(bootImg, s0, core, p.inUse); err == nil &&
+		if s, c, err := bootabi.PatchBootSectors(bootImg, s0, core, p.inUse); err == nil && !force &&
 			(p.inUse == p.halfStart(0) || p.inUse == p.halfStart(1)) && bytes.Equal(s, s0) &&
 			uint64(len(c)) <= n*sector && bytes.Equal(c, cur[:len(c)]) {
 			p.done, p.target, p.sector0, p.core = true, p.inUse, s, c

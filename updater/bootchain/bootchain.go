@@ -65,10 +65,14 @@ var (
 // against the sizes and sha256s of the signed manifest before anything is
 // written: what is installed is what was checked.
 type Chain struct {
-	Version  string
-	Files    map[string][]byte // by bootabi chain file name
-	Sums     map[string]string // sha256 by name, as the manifest has them
-	Packages map[string]string // the packages file, NAME -> version
+	Version string
+	// OSVersion is the Bulkhead version the chain came with: the record
+	// keeps it, so that a bless never puts an older version's chain over a
+	// newer one.
+	OSVersion string
+	Files     map[string][]byte // by bootabi chain file name
+	Sums      map[string]string // sha256 by name, as the manifest has them
+	Packages  map[string]string // the packages file, NAME -> version
 }
 
 // Load reads the chain's files (paths by chain file name) and checks each
@@ -105,6 +109,24 @@ func Load(paths map[string]string, parts map[string]payload.Part) (*Chain, error
 	return c, nil
 }
 
+// LoadDir reads a chain from a directory holding its files by chain file
+// name (bootabi.UsrChainDir in a booted /usr, which dm-verity vouches for):
+// its version is the digest of the files as they are.
+func LoadDir(dir string) (*Chain, error) {
+	c := &Chain{Files: map[string][]byte{}, Sums: map[string]string{}}
+	for _, f := range bootabi.ChainFiles {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name))
+		if err != nil {
+			return nil, fmt.Errorf("loading the boot chain from %s: %w: %w", dir, ErrIncomplete, err)
+		}
+		sum := sha256.Sum256(b)
+		c.Files[f.Name], c.Sums[f.Name] = b, hex.EncodeToString(sum[:])
+	}
+	c.Version = bootabi.ChainVersion(c.Sums)
+	c.Packages = bootabi.ParseRelease(c.Files[bootabi.ChainPackages])
+	return c, nil
+}
+
 // Describe is the chain's version for people.
 func (c *Chain) Describe() string { return bootabi.DescribeChain(c.Version, c.Packages) }
 
@@ -117,9 +139,12 @@ type Core struct {
 
 // Record is RecordFile: the installed chain.
 type Record struct {
-	Version  string            `json:"version"`
-	Packages map[string]string `json:"packages,omitempty"`
-	Files    map[string]string `json:"files"` // sha256 by chain file name, as the manifest has them
+	Version string `json:"version"`
+	// OSVersion is the Bulkhead version whose chain this is ("" when an
+	// install did not say).
+	OSVersion string            `json:"osVersion,omitempty"`
+	Packages  map[string]string `json:"packages,omitempty"`
+	Files     map[string]string `json:"files"` // sha256 by chain file name, as the manifest has them
 	// Previous is the chain installed before, and PrevSector0 and PrevCore
 	// the BIOS boot code it had (for Restore); Unknown for the builder's.
 	Previous    string `json:"previous,omitempty"`
@@ -152,6 +177,10 @@ type Installer struct {
 	Log *slog.Logger
 	// Progress is told each write point (a Markers string) before its write.
 	Progress func(what string, done, total int64)
+	// Force writes every file and the BIOS core again even where they
+	// match (the core into the other half, and sector 0 pointing at it):
+	// `hostctl bootloader update --force`.
+	Force bool
 	// Hook, when set, runs at each write point before its write, and
 	// between the steps of one (a Markers string and ": new written",
 	// ": previous kept", ": written"); an error stops the install there,
@@ -257,10 +286,13 @@ func (in Installer) Install(ctx context.Context, c *Chain) error {
 	// keeps those, of the last chain a blessed boot ran, as the previous.
 	same := old != nil && old.Version == c.Version
 	kept := old != nil && !same && olderKept(in.ESP, old)
-	rec := &Record{Version: c.Version, Packages: c.Packages, Files: c.Sums, Previous: Unknown, BootID: in.BootID}
+	rec := &Record{Version: c.Version, OSVersion: c.OSVersion, Packages: c.Packages, Files: c.Sums, Previous: Unknown, BootID: in.BootID}
 	switch {
 	case same:
 		rec.Previous, rec.PrevSector0, rec.PrevCore, rec.BootID = old.Previous, old.PrevSector0, old.PrevCore, old.BootID
+		if rec.OSVersion == "" {
+			rec.OSVersion = old.OSVersion
+		}
 	case pending != nil:
 		rec.Previous, rec.PrevSector0, rec.PrevCore = pending.Previous, pending.PrevSector0, pending.PrevCore
 	case kept:
@@ -275,7 +307,7 @@ func (in Installer) Install(ctx context.Context, c *Chain) error {
 			return fmt.Errorf("opening boot disk %s for its BIOS boot code: %w", in.Disk, err)
 		}
 		defer disk.Close()
-		if bios, err = planBIOS(disk, in.Disk, in.BIOSPart, c.Files[bootabi.ChainBootImg], c.Files[bootabi.ChainCore]); err != nil {
+		if bios, err = planBIOS(disk, in.Disk, in.BIOSPart, c.Files[bootabi.ChainBootImg], c.Files[bootabi.ChainCore], in.Force); err != nil {
 			return err
 		}
 		if !same && pending == nil && !kept && !bios.done && bios.oldSector0OK {
@@ -354,7 +386,7 @@ func writeRecordFile(ctx context.Context, esp, name string, r *Record) error {
 // file is another chain's, to keep as .prev unless one is kept already.
 func (in Installer) installFile(ctx context.Context, f bootabi.ChainFile, c *Chain, keep bool) error {
 	dst := filepath.Join(in.ESP, filepath.FromSlash(f.ESP))
-	if sumFile(dst) == c.Sums[f.Name] {
+	if sumFile(dst) == c.Sums[f.Name] && !in.Force {
 		return nil
 	}
 	m := "install bootloader " + f.Name

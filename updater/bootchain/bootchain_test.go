@@ -551,3 +551,67 @@ func TestRestoreToRecordedChain(t *testing.T) {
 		t.Errorf("ESP after the restore\n%v\nwant\n%v", got, esp)
 	}
 }
+
+// TestInstallForceRewrites: the same chain again with Force writes the
+// BIOS core into the other half, points sector 0 at it and writes every
+// ESP file again (hostctl bootloader update --force); without Force the
+// rerun writes nothing.
+func TestInstallForceRewrites(t *testing.T) {
+	f := newFixture(t)
+	one := chainFiles("one", 500)
+	c := f.chain(one)
+	if err := f.installer("boot-1").Install(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	first := bootabi.CoreLBA(f.image())
+	in := f.installer("boot-2")
+	in.Force = true
+	var marks []string
+	in.Hook = func(m string) error { marks = append(marks, m); return nil }
+	before := f.image()
+	if err := in.Install(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	after := f.image()
+	second := bootabi.CoreLBA(after)
+	if second == first {
+		t.Fatalf("forced install left sector 0 at LBA %d", first)
+	}
+	want := patched(t, one, second)
+	checkDisk(t, before, after, second, len(want))
+	for _, m := range []string{MarkGrubEFI, MarkShim, MarkCore, MarkMBR, MarkGrubCfg} {
+		if !slices.Contains(marks, m) {
+			t.Errorf("forced install passed %q, want %s", marks, m)
+		}
+	}
+	for name, p := range esps {
+		if got := f.read(p); !bytes.Equal(got, one[name]) {
+			t.Errorf("%s holds %q after the forced install", p, got)
+		}
+	}
+	if rec, err := ReadRecord(f.esp); err != nil || rec.Core == nil || rec.Core.LBA != second {
+		t.Errorf("record %+v, %v: want the core at %d", rec, err, second)
+	}
+}
+
+// TestLoadDir: a chain read from a directory (the /usr copy) has the same
+// version as the one its manifest parts describe.
+func TestLoadDir(t *testing.T) {
+	f := newFixture(t)
+	files := chainFiles("one", 500)
+	dir := t.TempDir()
+	for name, b := range files {
+		writeFile(t, filepath.Join(dir, name), b)
+	}
+	c, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := f.chain(files); c.Version != want.Version || !bytes.Equal(c.Files[bootabi.ChainCore], files[bootabi.ChainCore]) {
+		t.Errorf("version %s, want %s", c.Version, want.Version)
+	}
+	os.Remove(filepath.Join(dir, bootabi.ChainShim))
+	if _, err := LoadDir(dir); !errors.Is(err, ErrIncomplete) {
+		t.Errorf("a directory without %s: got %v, want ErrIncomplete", bootabi.ChainShim, err)
+	}
+}

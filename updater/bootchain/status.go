@@ -33,7 +33,8 @@ type BIOSStatus struct {
 
 // Status is the installed chain, as `hostctl bootloader status` shows it.
 type Status struct {
-	Version      string            `json:"version"` // Unknown without a record
+	Version      string            `json:"version"`             // Unknown without a record
+	OSVersion    string            `json:"osVersion,omitempty"` // the Bulkhead version it came with
 	Description  string            `json:"description"`
 	Packages     map[string]string `json:"packages,omitempty"`
 	Previous     string            `json:"previous,omitempty"`
@@ -61,7 +62,7 @@ func ReadStatus(t Target) (Status, error) {
 		return s, err
 	}
 	if rec != nil {
-		s.Version, s.Packages, s.Previous = rec.Version, rec.Packages, rec.Previous
+		s.Version, s.OSVersion, s.Packages, s.Previous = rec.Version, rec.OSVersion, rec.Packages, rec.Previous
 		s.Description = bootabi.DescribeChain(rec.Version, rec.Packages)
 	}
 	for _, f := range bootabi.ChainFiles {

@@ -125,7 +125,7 @@ func (p *Plan) cachePath(id casync.ChunkID) string {
 
 // Fetchers is how many chunks Fetch downloads at once: chunks are small,
 // so one at a time would leave a link idle for a round trip per chunk.
-const Fetchers = 4
+const Fetchers = 8
 
 // Fetch downloads every missing chunk into the cache, checking each; its
 // progress is "download <name>", the step a full download reports. The

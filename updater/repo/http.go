@@ -84,6 +84,10 @@ func (c *Client) httpClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DialContext = (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext
 	tr.TLSHandshakeTimeout = connect
+	// A delta update fetches its chunks delta.Fetchers at a time: keep
+	// that many connections open between them rather than the default 2,
+	// which made every other chunk pay a new connection.
+	tr.MaxIdleConnsPerHost = 16
 	hc := &http.Client{Transport: tr}
 	defaultHTTP[connect] = hc
 	return hc
