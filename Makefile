@@ -82,7 +82,7 @@ test-unit: deps
 # TestBootCounterFallsBack), and TestVagrantUp (Debian's vagrant and vagrant-libvirt
 # on a libvirtd the test starts: box add, up, ssh, destroy under TCG), which has no
 # stand-in. The Makefile selects them; no test skips itself.
-LONG_TESTS := TestDiskFormatsMatrix|TestBootChainPowerCut|TestUpdateBootPathCorruption|TestCloudInitSeedMatrix|TestBootCounterFallsBack|TestStorageSetupMatrix|TestUpdatePowerCut|TestUpdateTrialEmergency|TestUpdateFailedTrial|TestVagrantUp
+LONG_TESTS := TestDiskFormatsMatrix|TestBootChainPowerCut|TestBootChainFromOldImage|TestUpdateBootPathCorruption|TestCloudInitSeedMatrix|TestBootCounterFallsBack|TestStorageSetupMatrix|TestUpdatePowerCut|TestUpdateTrialEmergency|TestUpdateFailedTrial|TestVagrantUp
 
 test-qemu: image
 	$(GO) test -count=1 -timeout 80m -v -skip '^($(LONG_TESTS))$$' ./qemu-tests/ -args -image $(CURDIR)/out/default

@@ -506,29 +506,21 @@ func cutBootloaderUpdate(ctx context.Context, t *testing.T, g *qemuGuest, want, 
 // TestBootChainPowerCut cuts the power at each write point of a boot chain
 // install (hostctl bootloader update --force, which passes them all: GRUB
 // EFI, MokManager, shim, the BIOS core, sector 0, grub.cfg, the record)
-// under SeaBIOS and under UEFI with Secure Boot: each time the host boots,
-// and the install run again finishes. Then it boots through the result.
+// under SeaBIOS and under UEFI with Secure Boot: each time the host boots
+// and is blessed, and the install run again leaves the chain whole. (Booting
+// through a finished install is TestUpdateUpgradeRollback's, under SeaBIOS,
+// and TestBootUEFI's.)
 func TestBootChainPowerCut(t *testing.T) {
 	for _, fw := range []Firmware{BIOS, SecureBoot} {
 		for _, cut := range bootchain.Markers {
 			t.Run(string(fw)+"/"+cut, func(t *testing.T) {
 				vm := bootVM(t, BootOpts{Firmware: fw})
-				v1 := checkBooted(t, vm).Slots.Version
+				checkBooted(t, vm)
 				g := &qemuGuest{vm: vm}
 				ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 				defer cancel()
-				want := bootChainStatus(ctx, t, g).Version
-				cutBootloaderUpdate(ctx, t, g, want, cut)
-				out, err := g.Run(ctx, "systemctl reboot")
-				if err != nil {
-					t.Fatalf("%v: %s", err, out)
-				}
-				if err := g.WaitBoot(ctx); err != nil {
-					t.Fatalf("booting through the reinstalled chain: %v", err)
-				}
-				if s, err := guestcheck.Status(ctx, g); err != nil || s.Booted != "a" {
-					t.Errorf("after the reboot: %+v, %v; want %s booted from slot a", s, err, v1)
-				}
+				half := cutBootloaderUpdate(ctx, t, g, bootChainStatus(ctx, t, g).Version, cut)
+				t.Logf("cut at %q under %s: booted and blessed; run again, the BIOS core is in half %d", cut, fw, half)
 			})
 		}
 	}
@@ -739,4 +731,88 @@ func TestUpdateTrialEmergency(t *testing.T) {
 		mark = end
 	}
 	checkBooted(t, vm)
+}
+
+// oldImageCommit is the last commit whose image knows nothing of boot chain
+// updates: its builder writes no record and no /usr copy of the chain, and
+// its updater leaves the chain alone.
+const oldImageCommit = "823c17657bf9fb2078f6b9d620cc4be0926161a8"
+
+// oldImage builds images/default.yaml as it was at oldImageCommit, with
+// that commit's builder and binaries, into out/old-image (reused once
+// built). The sources come from the repository's history (git archive), so
+// this needs a clone with history; the image trusts this checkout's
+// images/keys/dev.pub, like the update repositories' signatures.
+func oldImage(t *testing.T) string {
+	t.Helper()
+	top, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(top, "out/old-image")
+	if _, err := os.Stat(filepath.Join(out, "manifest.json")); err == nil {
+		return out
+	}
+	src := filepath.Join(top, "out/old-image-src")
+	if err := os.RemoveAll(src); err != nil {
+		t.Fatal(err)
+	}
+	steps := [][]string{
+		{"mkdir", "-p", src},
+		{"sh", "-c", "git -C " + top + " archive " + oldImageCommit + " | tar -x -C " + src},
+		{"cp", "-a", filepath.Join(top, "images/keys/."), filepath.Join(src, "images/keys/")},
+		{"make", "-C", src, "bin"},
+		{filepath.Join(src, "out/bin/builder"), "build", "--out", out, filepath.Join(src, "images/default.yaml")},
+	}
+	for _, s := range steps {
+		cmd := exec.Command(s[0], s[1:]...)
+		cmd.Dir = src
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building the image of %s: %v: %v\n%s", oldImageCommit, s, err, b)
+		}
+	}
+	return out
+}
+
+// TestBootChainFromOldImage boots an image built before boot chain updates
+// (oldImageCommit) under SeaBIOS, whose updater stages v2 and leaves the
+// chain alone; v2 boots on the old chain and, at its bless, installs the
+// chain its /usr carries: the record names it, and every file and the BIOS
+// core check out. Then it boots through that chain again.
+func TestBootChainFromOldImage(t *testing.T) {
+	old := oldImage(t)
+	f := updateRepos(t)
+	url := serveRepo(t, f.repos)
+	body, err := os.ReadFile(filepath.Join(f.repos, "v2/versions", updateV2, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := payload.Parse(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := bootVM(t, BootOpts{Firmware: BIOS, Base: filepath.Join(old, "disk.qcow2")})
+	checkBooted(t, vm)
+	g := &qemuGuest{vm: vm}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	if out, err := g.Run(ctx, "ls /efi/bootchain.json /usr/lib/bulkhead/bootchain"); err == nil {
+		t.Fatalf("the image of %s has boot chain files:\n%s", oldImageCommit, out)
+	}
+	if err := guestcheck.Upgrade(ctx, g, url+"/v2", updateV2); err != nil {
+		t.Fatal(err)
+	}
+	bc := bootChainStatus(ctx, t, g)
+	if bc.Version != m.BootChainVersion() || bc.OSVersion != updateV2 || !bc.OK() || bc.BIOS == nil || !bc.BIOS.OK {
+		t.Fatalf("after v2's bless: boot chain %+v, want %s of %s, whole", bc, m.BootChainVersion(), updateV2)
+	}
+	if out, err := g.Run(ctx, "systemctl reboot"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := g.WaitBoot(ctx); err != nil {
+		t.Fatalf("booting through v2's chain: %v", err)
+	}
+	if v := status(t, vm).Slots.Version; v != updateV2 {
+		t.Errorf("after the reboot: %s booted, want %s", v, updateV2)
+	}
 }
