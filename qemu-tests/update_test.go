@@ -493,6 +493,12 @@ func cutBootloaderUpdate(ctx context.Context, t *testing.T, g *qemuGuest, want, 
 	if err := g.WaitBoot(ctx); err != nil {
 		t.Fatalf("booting after a cut at %q: %v", cut, err)
 	}
+	// A boot after a cut reads /usr whole in the background, then writes
+	// the GRUB environment: let it finish before anything else looks.
+	if out, err := g.Run(ctx, "until systemctl is-active -q bulkhead-verify-usr.service; do "+
+		"systemctl is-failed -q bulkhead-verify-usr.service && exit 1; sleep 2; done"); err != nil {
+		t.Fatalf("the /usr check after the cut: %v\n%s", err, out)
+	}
 	if out, err := g.Run(ctx, "hostctl bootloader update --force"); err != nil {
 		t.Fatalf("hostctl bootloader update --force after the cut: %v\n%s", err, out)
 	}

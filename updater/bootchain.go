@@ -208,32 +208,47 @@ func (u *Updater) installChain(ctx context.Context, c *bootchain.Chain, force bo
 // `hostctl bootloader update` without a repository. Files that match are
 // not written again unless force.
 func (u *Updater) InstallBootedChain(ctx context.Context, force bool) (*BootChainResult, error) {
+	version, c, err := u.bootedChain()
+	if err != nil {
+		return nil, err
+	}
 	lock, err := WaitLockFor(ctx, u.Root, DefaultLockWait)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
-	return u.installBootedChain(ctx, force)
+	return u.installBootedChain(ctx, version, c, force)
 }
 
-// installBootedChain is InstallBootedChain for a caller holding the lock.
-func (u *Updater) installBootedChain(ctx context.Context, force bool) (*BootChainResult, error) {
-	h := u.host()
-	booted, err := h.Booted()
+// bootedChain is the booted version and the chain its /usr carries; a nil
+// chain for a /usr from before boot chain updates.
+func (u *Updater) bootedChain() (string, *bootchain.Chain, error) {
+	booted, err := u.host().Booted()
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	version, err := u.bootedVersion(booted)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	c, err := bootchain.LoadDir(u.Root.Join(bootabi.UsrChainDir))
+	dir := u.Root.Join(bootabi.UsrChainDir)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return version, nil, fmt.Errorf("the booted %s carries no boot chain in %s: %w", version, bootabi.UsrChainDir, ErrNoBootChain)
+	}
+	c, err := bootchain.LoadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("installing the boot chain of the booted %s: %w", version, err)
+		return version, nil, fmt.Errorf("the boot chain of the booted %s: %w", version, err)
 	}
 	c.OSVersion = version
+	return version, c, nil
+}
+
+// installBootedChain installs c, the booted version's chain, for a caller
+// holding the update lock.
+func (u *Updater) installBootedChain(ctx context.Context, version string, c *bootchain.Chain, force bool) (*BootChainResult, error) {
 	res := &BootChainResult{Version: version, To: c.Version}
-	if res.From, err = bootchain.InstalledVersion(h.ESP()); err != nil {
+	var err error
+	if res.From, err = bootchain.InstalledVersion(u.host().ESP()); err != nil {
 		return nil, err
 	}
 	res.Changed = res.From != res.To
@@ -253,33 +268,21 @@ func (u *Updater) installBootedChain(ctx context.Context, force bool) (*BootChai
 // same version recorded. It returns what it did; nil when nothing. The
 // caller holds the update lock (bless does).
 func (u *Updater) BlessBootChain(ctx context.Context) (*BootChainResult, error) {
-	h := u.host()
-	booted, err := h.Booted()
-	if err != nil {
-		return nil, err
-	}
-	version, err := u.bootedVersion(booted)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := bootchain.ReadRecord(h.ESP())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(u.Root.Join(bootabi.UsrChainDir)); errors.Is(err, os.ErrNotExist) {
+	version, c, err := u.bootedChain()
+	if errors.Is(err, ErrNoBootChain) {
 		return nil, nil // a /usr from before boot chain updates: nothing to install
 	}
-	if rec != nil && (rec.OSVersion == "" || payload.CompareVersions(version, rec.OSVersion) <= 0) {
-		return nil, nil
-	}
-	c, err := bootchain.LoadDir(u.Root.Join(bootabi.UsrChainDir))
 	if err != nil {
 		return nil, err
 	}
-	if rec != nil && rec.Version == c.Version {
+	rec, err := bootchain.ReadRecord(u.host().ESP())
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && (rec.OSVersion == "" || payload.CompareVersions(version, rec.OSVersion) <= 0 || rec.Version == c.Version) {
 		return nil, nil
 	}
-	return u.installBootedChain(ctx, false)
+	return u.installBootedChain(ctx, version, c, false)
 }
 
 // packagesNote renders a chain's package versions ("shim-signed 15.8, ...").
