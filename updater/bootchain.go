@@ -87,12 +87,24 @@ func (u *Updater) planBootChainBytes(ctx context.Context, p *Plan) error {
 	} else {
 		u.log().Warn("reading the new boot chain's package list", "version", p.To, "err", err)
 	}
+	p.DownloadBytes += p.bootChainToFetch()
+	return nil
+}
+
+// bootChainToFetch is how many bytes of the new boot chain are still to
+// download: its files are fetched whole, on the delta path too.
+func (p *Plan) bootChainToFetch() int64 {
+	if p.BootChain == nil || !p.BootChain.Install {
+		return 0
+	}
+	parts, _ := p.Manifest.BootChain()
+	var n int64
 	for _, pt := range parts {
 		if st, err := os.Stat(filepath.Join(p.DownloadDir, pt.File)); err != nil || st.Size() != pt.Size {
-			p.DownloadBytes += pt.Size
+			n += pt.Size
 		}
 	}
-	return nil
+	return n
 }
 
 // Describe renders the change for people.

@@ -146,6 +146,19 @@ func TestDeltaUpgradeFetchesBootChainWhole(t *testing.T) {
 	if _, err := repo.Publish(context.Background(), repo.PublishOptions{Repo: e.repoDir, Channel: "stable", OutDir: b.Dir, Key: e.key.Private, Chunker: testChunks, Log: quiet}); err != nil {
 		t.Fatal(err)
 	}
+	// The dry run counts the chain's files, fetched whole, with the
+	// indexes and the chunks the booted slot lacks.
+	dry := e.dryRun()
+	want := int64(0)
+	for _, data := range chain {
+		want += int64(len(data))
+	}
+	for name, dp := range dry.deltas {
+		want += int64(len(dry.indexes[name])) + dp.Stats.MissingBytes
+	}
+	if !dry.Delta || dry.DownloadBytes != want {
+		t.Errorf("dry run: delta %v, %d bytes to download, want %d (the chain's files included)", dry.Delta, dry.DownloadBytes, want)
+	}
 	p := e.upgradeDelta(b)
 	for _, f := range bootabi.ChainFiles {
 		if n, reqs := e.srv.ServedExactly("/versions/1.1.0/" + bootabi.ChainPart(f.Name)); reqs == 0 || n == 0 {

@@ -98,7 +98,7 @@ func (u *Updater) tryPlanDelta(ctx context.Context, p *Plan) error {
 		plans[name] = dp
 		bytes += dp.Stats.MissingBytes
 	}
-	p.Delta, p.deltas, p.DownloadBytes = true, plans, bytes
+	p.Delta, p.deltas, p.DownloadBytes = true, plans, bytes+p.bootChainToFetch()
 	return nil
 }
 
