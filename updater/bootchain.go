@@ -232,31 +232,42 @@ func (u *Updater) InstallBootedChain(ctx context.Context, force bool) (*BootChai
 	return u.installBootedChain(ctx, version, c, force)
 }
 
-// bootedChain is the booted version and the chain its /usr carries; a nil
-// chain for a /usr from before boot chain updates.
+// bootedChain is the booted version and the chain its /usr carries.
 func (u *Updater) bootedChain() (string, *bootchain.Chain, error) {
+	version, err := u.runningVersion()
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := u.usrChain(version)
+	return version, c, err
+}
+
+// runningVersion is the version of the booted slot.
+func (u *Updater) runningVersion() (string, error) {
 	booted, err := u.host().Booted()
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	version, err := u.bootedVersion(booted)
-	if err != nil {
-		return "", nil, err
-	}
+	return u.bootedVersion(booted)
+}
+
+// usrChain loads the chain the booted /usr (version) carries;
+// ErrNoBootChain for a /usr from before boot chain updates.
+func (u *Updater) usrChain(version string) (*bootchain.Chain, error) {
 	dir := u.Root.Join(bootabi.UsrChainDir)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		return version, nil, fmt.Errorf("the booted %s carries no boot chain in %s: %w", version, bootabi.UsrChainDir, ErrNoBootChain)
+		return nil, fmt.Errorf("the booted %s carries no boot chain in %s: %w", version, bootabi.UsrChainDir, ErrNoBootChain)
 	}
 	c, err := bootchain.LoadDir(dir)
 	if err != nil {
-		return version, nil, fmt.Errorf("the boot chain of the booted %s: %w", version, err)
+		return nil, fmt.Errorf("the boot chain of the booted %s: %w", version, err)
 	}
 	c.OSVersion = version
-	return version, c, nil
+	return c, nil
 }
 
-// installBootedChain installs c, the booted version's chain, for a caller
-// holding the update lock.
+// installBootedChain installs c, the booted version's chain (from its /usr
+// or from the repository), for a caller holding the update lock.
 func (u *Updater) installBootedChain(ctx context.Context, version string, c *bootchain.Chain, force bool) (*BootChainResult, error) {
 	res := &BootChainResult{Version: version, To: c.Version}
 	var err error
@@ -280,10 +291,7 @@ func (u *Updater) installBootedChain(ctx context.Context, version string, c *boo
 // same version recorded. It returns what it did; nil when nothing. The
 // caller holds the update lock (bless does).
 func (u *Updater) BlessBootChain(ctx context.Context) (*BootChainResult, error) {
-	version, c, err := u.bootedChain()
-	if errors.Is(err, ErrNoBootChain) {
-		return nil, nil // a /usr from before boot chain updates: nothing to install
-	}
+	version, err := u.runningVersion()
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +299,19 @@ func (u *Updater) BlessBootChain(ctx context.Context) (*BootChainResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	if rec != nil && (rec.OSVersion == "" || payload.CompareVersions(version, rec.OSVersion) <= 0 || rec.Version == c.Version) {
+	// Decided from the record alone on most boots: the chain is read and
+	// hashed only when this version may install it.
+	if rec != nil && (rec.OSVersion == "" || payload.CompareVersions(version, rec.OSVersion) <= 0) {
+		return nil, nil
+	}
+	c, err := u.usrChain(version)
+	if errors.Is(err, ErrNoBootChain) {
+		return nil, nil // a /usr from before boot chain updates: nothing to install
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec != nil && rec.Version == c.Version {
 		return nil, nil
 	}
 	return u.installBootedChain(ctx, version, c, false)
@@ -355,13 +375,12 @@ func (u *Updater) UpdateBootChain(ctx context.Context, o BootChainOptions) (*Boo
 	if _, ok := p.Manifest.BootChain(); !ok {
 		return nil, fmt.Errorf("installing the boot chain of %s: %w", p.From, ErrNoBootChain)
 	}
-	res := &BootChainResult{Version: p.From, To: p.Manifest.BootChainVersion()}
-	if res.From, err = bootchain.InstalledVersion(h.ESP()); err != nil {
+	from, err := bootchain.InstalledVersion(h.ESP())
+	if err != nil {
 		return nil, err
 	}
-	res.Changed = res.From != res.To
 	p.DownloadDir = u.Root.Join(DownloadDir, "bootchain-"+p.From)
-	p.BootChain = &BootChainPlan{From: res.From, To: res.To, Install: true}
+	p.BootChain = &BootChainPlan{From: from, To: p.Manifest.BootChainVersion(), Install: true}
 	files := map[string]string{}
 	if err := u.downloadBootChain(ctx, p, files); err != nil {
 		return nil, err
@@ -375,8 +394,9 @@ func (u *Updater) UpdateBootChain(ctx context.Context, o BootChainOptions) (*Boo
 		return nil, err
 	}
 	defer lock.Unlock()
-	if err := u.installChain(ctx, chain, o.Force); err != nil {
-		return nil, fmt.Errorf("installing the boot chain of %s: %w", p.From, err)
+	res, err := u.installBootedChain(ctx, p.From, chain, o.Force)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.RemoveAll(p.DownloadDir); err != nil {
 		u.log().Warn("removing downloads", "err", err)
